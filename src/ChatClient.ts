@@ -1,0 +1,263 @@
+/**
+ * The chat-completions client: a service that sends one request and returns a typed completion or a
+ * typed `ChatError`, over a connection pool it owns.
+ *
+ * ```ts
+ * const program = Effect.gen(function* () {
+ *   const chat = yield* ChatClient.ChatClient
+ *   const completion = yield* chat.create({ model: "gpt-4.1-mini", messages: [{ role: "user", content: "Hi" }] })
+ *   console.log(completion.choices[0]?.message.content)
+ * })
+ * program.pipe(Effect.provide(ChatClient.layerConfig()), NodeRuntime.runMain)
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { Agent } from "undici"
+import type * as ChatError from "./ChatError.js"
+import { TimeoutError } from "./ChatError.js"
+import type * as ChatSchema from "./ChatSchema.js"
+import * as Classify from "./internal/classify.js"
+import { VERSION } from "./internal/version.js"
+
+/** The OpenAI API; the only base URL for which an API key is required. */
+export const DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+/** Client options. Every default is in {@link defaults}; `layerConfig` reads the environment variable named on each. */
+export interface Options {
+  /** Bearer token. Required for the default OpenAI base URL, optional elsewhere (vLLM often needs none). Env `OPENAI_API_KEY`. */
+  readonly apiKey: Redacted.Redacted<string> | undefined
+  /** Base URL, usually ending in `/v1`. @default "https://api.openai.com/v1" Env `OPENAI_BASE_URL`. */
+  readonly baseUrl: string
+  /** Most TCP connections kept to the origin; requests beyond it queue in the pool. @default 256 Env `SHEPHERD_CONNECTIONS`. */
+  readonly connections: number
+  /** How long an idle keep-alive connection is kept. @default "30 seconds" */
+  readonly keepAliveTimeout: Duration.DurationInput
+  /** Deadline for establishing a connection. @default "10 seconds" Env `SHEPHERD_CONNECT_TIMEOUT`. */
+  readonly connectTimeout: Duration.DurationInput
+  /** Deadline for one attempt: headers and the whole body. @default "60 seconds" Env `SHEPHERD_TIMEOUT`. */
+  readonly timeout: Duration.DurationInput
+  /** Extra headers sent with every request (e.g. `OpenAI-Organization`). @default {} */
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** Options as given: any may be left out (or `undefined`) to take its default. */
+export type Overrides = { readonly [K in keyof Options]?: Options[K] | undefined }
+
+/** The defaults of every option. */
+export const defaults: Options = {
+  apiKey: undefined,
+  baseUrl: DEFAULT_BASE_URL,
+  connections: 256,
+  keepAliveTimeout: "30 seconds",
+  connectTimeout: "10 seconds",
+  timeout: "60 seconds",
+  headers: {}
+}
+
+/** A completion with what the transport saw. */
+export interface ChatResult {
+  readonly completion: ChatSchema.ChatCompletion
+  /** The provider's `x-request-id`, to quote in support requests. */
+  readonly requestId: string | undefined
+  readonly status: number
+  /** Attempts made, the first included. */
+  readonly attempts: number
+  /** From sending the first attempt to the decoded completion, in milliseconds. */
+  readonly latencyMillis: number
+  /** Response headers, lower-cased. */
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** The client service. */
+export interface Service {
+  /** Sends one chat-completion request (`stream` is forced off) and decodes the answer. */
+  readonly create: (request: ChatSchema.ChatCompletionRequest) => Effect.Effect<ChatSchema.ChatCompletion, ChatError.ChatError>
+  /** As `create`, with the request id, status, attempts, latency and headers. */
+  readonly createWithMetadata: (request: ChatSchema.ChatCompletionRequest) => Effect.Effect<ChatResult, ChatError.ChatError>
+  /** The resolved options, the key still `Redacted`. */
+  readonly options: Options
+}
+
+/** The `ChatClient` service tag. */
+export class ChatClient extends Context.Tag("effect-shepherd/ChatClient")<ChatClient, Service>() {}
+
+const positive = (name: string, value: number, integer: boolean): Effect.Effect<void, ConfigError.ConfigError> =>
+  Number.isFinite(value) && value > 0 && (!integer || Number.isInteger(value))
+    ? Effect.void
+    : Effect.fail(ConfigError.InvalidData([name], `${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`))
+
+const positiveDuration = (name: string, value: Duration.DurationInput): Effect.Effect<Duration.Duration, ConfigError.ConfigError> =>
+  Option.match(Duration.decodeUnknown(value), {
+    onNone: () => Effect.fail(ConfigError.InvalidData([name], `${name} is not a duration: ${String(value)}`)),
+    onSome: (d) =>
+      Duration.greaterThan(d, Duration.zero) && Duration.isFinite(d)
+        ? Effect.succeed(d)
+        : Effect.fail(ConfigError.InvalidData([name], `${name} must be a positive finite duration, got ${Duration.format(d)}`))
+  })
+
+/** Checks options and fills in defaults; fails with a `ConfigError` that names the bad option. */
+export const resolveOptions = (options: Overrides): Effect.Effect<Options, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const resolved: Options = { ...defaults, ...withoutUndefined(options) }
+    const url = URL.canParse(resolved.baseUrl) ? new URL(resolved.baseUrl) : undefined
+    if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
+      return yield* Effect.fail(
+        ConfigError.InvalidData(["baseUrl"], `baseUrl must be an http(s) URL such as ${DEFAULT_BASE_URL}, got ${JSON.stringify(resolved.baseUrl)}`)
+      )
+    }
+    if (resolved.apiKey === undefined && url.hostname === "api.openai.com") {
+      return yield* Effect.fail(
+        ConfigError.MissingData(
+          ["OPENAI_API_KEY"],
+          "an API key is required for api.openai.com: set OPENAI_API_KEY, or set OPENAI_BASE_URL to a server that needs none"
+        )
+      )
+    }
+    yield* positive("connections", resolved.connections, true)
+    yield* positiveDuration("keepAliveTimeout", resolved.keepAliveTimeout)
+    yield* positiveDuration("connectTimeout", resolved.connectTimeout)
+    yield* positiveDuration("timeout", resolved.timeout)
+    return resolved
+  })
+
+const withoutUndefined = (options: Overrides): Partial<Options> =>
+  Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<Options>
+
+/**
+ * Builds the service over whatever `HttpClient` the context has (a stub in tests, or your own
+ * client with middleware).
+ */
+export const make = (options: Overrides): Effect.Effect<Service, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Effect.gen(function* () {
+    const resolved = yield* resolveOptions(options)
+    const http = yield* HttpClient.HttpClient
+    const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
+    const scrub = Classify.makeScrub(secret)
+    const timeoutMillis = Duration.toMillis(resolved.timeout)
+    const connectTimeoutMillis = Duration.toMillis(resolved.connectTimeout)
+    const base = HttpClientRequest.post(resolved.baseUrl.replace(/\/+$/, "") + "/chat/completions", {
+      headers: {
+        ...resolved.headers,
+        "user-agent": `effect-shepherd/${VERSION}`,
+        accept: "application/json",
+        ...(secret === undefined ? {} : { authorization: `Bearer ${secret}` })
+      }
+    })
+
+    /** One attempt: send, read the whole body, classify. Interrupting it aborts the request. */
+    const attempt = (body: string, attempts: number): Effect.Effect<
+      { completion: ChatSchema.ChatCompletion; status: number; headers: Record<string, string> },
+      ChatError.ChatError
+    > =>
+      http.execute(HttpClientRequest.setBody(base, HttpBody.text(body, "application/json"))).pipe(
+        Effect.flatMap((response) =>
+          Effect.map(response.text, (text) => ({ status: response.status, headers: response.headers, text }))
+        ),
+        Effect.catchAll((error) => Effect.fail(Classify.transportError(error, attempts, connectTimeoutMillis, scrub))),
+        Effect.flatMap(({ headers, status, text }) =>
+          Effect.flatMap(Clock.currentTimeMillis, (nowMillis) =>
+            Either.match(Classify.classify({ status, headers, body: text, nowMillis, attempts }, scrub), {
+              onLeft: Effect.fail,
+              onRight: (completion) => Effect.succeed({ completion, status, headers })
+            })
+          )
+        ),
+        Effect.timeoutFail({
+          duration: resolved.timeout,
+          onTimeout: () => new TimeoutError({ phase: "attempt", timeoutMillis, attempts })
+        })
+      )
+
+    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
+      Effect.gen(function* () {
+        const body = JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request)
+        const start = yield* Clock.currentTimeMillis
+        const result = yield* attempt(body, 1)
+        const end = yield* Clock.currentTimeMillis
+        return {
+          completion: result.completion,
+          requestId: result.headers["x-request-id"],
+          status: result.status,
+          attempts: 1,
+          latencyMillis: end - start,
+          headers: result.headers
+        }
+      })
+
+    return ChatClient.of({
+      create: (request) => Effect.map(createWithMetadata(request), (result) => result.completion),
+      createWithMetadata,
+      options: resolved
+    })
+  })
+
+/** The service over an `HttpClient` you provide (your own middleware, proxy or test stub). */
+export const layerWithoutHttpClient = (
+  options: Overrides = {}
+): Layer.Layer<ChatClient, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.effect(ChatClient, make(options))
+
+/**
+ * A scoped undici `Agent` (keep-alive, `connections` per origin, connect timeout), destroyed when the
+ * layer's scope closes: open sockets are closed and requests still in flight are aborted.
+ */
+export const dispatcherLayer = (options: Overrides = {}): Layer.Layer<NodeHttpClient.Dispatcher, ConfigError.ConfigError> =>
+  Layer.scoped(
+    NodeHttpClient.Dispatcher,
+    Effect.flatMap(resolveOptions(options), (resolved) =>
+      Effect.acquireRelease(
+        Effect.sync(() =>
+          new Agent({
+            connections: resolved.connections,
+            keepAliveTimeout: Duration.toMillis(resolved.keepAliveTimeout),
+            connect: { timeout: Duration.toMillis(resolved.connectTimeout) }
+          })
+        ),
+        (agent) => Effect.promise(() => agent.destroy())
+      )
+    )
+  )
+
+/** The client over its own scoped undici connection pool. */
+export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
+  layerWithoutHttpClient(options).pipe(
+    Layer.provide(NodeHttpClient.layerUndiciWithoutDispatcher),
+    Layer.provide(dispatcherLayer(options))
+  )
+
+/** Reads the options from the environment (see {@link Options}); `overrides` win over the environment. */
+export const optionsConfig: Config.Config<Overrides> = Config.all({
+  apiKey: Config.option(Config.redacted("OPENAI_API_KEY")),
+  baseUrl: Config.option(Config.string("OPENAI_BASE_URL")),
+  connections: Config.option(Config.integer("SHEPHERD_CONNECTIONS")),
+  timeout: Config.option(Config.duration("SHEPHERD_TIMEOUT")),
+  connectTimeout: Config.option(Config.duration("SHEPHERD_CONNECT_TIMEOUT"))
+}).pipe(
+  Config.map((env) => ({
+    apiKey: Option.getOrUndefined(Option.filter(env.apiKey, (key) => Redacted.value(key).trim() !== "")),
+    baseUrl: Option.getOrUndefined(Option.filter(env.baseUrl, (url) => url.trim() !== "")),
+    connections: Option.getOrUndefined(env.connections),
+    timeout: Option.getOrUndefined(env.timeout),
+    connectTimeout: Option.getOrUndefined(env.connectTimeout)
+  }))
+)
+
+/** The client configured from `OPENAI_API_KEY`, `OPENAI_BASE_URL` and `SHEPHERD_*`, over its own pool. */
+export const layerConfig = (overrides: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(
+    Effect.map(optionsConfig, (env) => layer({ ...withoutUndefined(env), ...withoutUndefined(overrides) }))
+  )

@@ -1,0 +1,343 @@
+/**
+ * Wire formats of the OpenAI-compatible chat-completions API, as `Schema`s.
+ *
+ * Requests and responses are plain JSON objects (the `Type` and the `Encoded` side of every schema
+ * here are the same), so a request can be sent with `JSON.stringify` and a response decoded without
+ * transformation. Fields a provider adds that are not listed here are kept: requests carry an index
+ * signature, and responses are decoded with `onExcessProperty: "preserve"`.
+ *
+ * Checked against `CreateChatCompletionRequest`, `CreateChatCompletionResponse` and `ErrorResponse` of
+ * the OpenAI OpenAPI document by test/ChatSchema.test.ts.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+const Finite = Schema.Number.pipe(Schema.finite())
+const nullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optional(Schema.NullOr(schema))
+
+/** A JSON object whose shape the API does not constrain (function parameters, a JSON Schema). */
+export const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+// ---------------------------------------------------------------------------------------------
+// Request content parts
+// ---------------------------------------------------------------------------------------------
+
+/** `{ type: "text", text }` */
+export const TextContentPart = Schema.Struct({
+  type: Schema.Literal("text"),
+  text: Schema.String
+})
+export type TextContentPart = typeof TextContentPart.Type
+
+/** `{ type: "image_url", image_url: { url, detail? } }` */
+export const ImageContentPart = Schema.Struct({
+  type: Schema.Literal("image_url"),
+  image_url: Schema.Struct({
+    url: Schema.String,
+    detail: Schema.optional(Schema.Literal("auto", "low", "high"))
+  })
+})
+export type ImageContentPart = typeof ImageContentPart.Type
+
+/** `{ type: "input_audio", input_audio: { data, format } }` (base64 audio) */
+export const AudioContentPart = Schema.Struct({
+  type: Schema.Literal("input_audio"),
+  input_audio: Schema.Struct({ data: Schema.String, format: Schema.Literal("wav", "mp3") })
+})
+export type AudioContentPart = typeof AudioContentPart.Type
+
+/** `{ type: "file", file: { file_id?, file_data?, filename? } }` */
+export const FileContentPart = Schema.Struct({
+  type: Schema.Literal("file"),
+  file: Schema.Struct({
+    file_id: Schema.optional(Schema.String),
+    file_data: Schema.optional(Schema.String),
+    filename: Schema.optional(Schema.String)
+  })
+})
+export type FileContentPart = typeof FileContentPart.Type
+
+/** `{ type: "refusal", refusal }`, in an assistant message sent back to the model. */
+export const RefusalContentPart = Schema.Struct({
+  type: Schema.Literal("refusal"),
+  refusal: Schema.String
+})
+export type RefusalContentPart = typeof RefusalContentPart.Type
+
+/** A user message's content part. */
+export const UserContentPart = Schema.Union(TextContentPart, ImageContentPart, AudioContentPart, FileContentPart)
+export type UserContentPart = typeof UserContentPart.Type
+
+const textContent = Schema.Union(Schema.String, Schema.NonEmptyArray(TextContentPart))
+
+// ---------------------------------------------------------------------------------------------
+// Tool calls
+// ---------------------------------------------------------------------------------------------
+
+/** A function call the model asked for: `arguments` is the JSON text the model wrote. */
+export const FunctionToolCall = Schema.Struct({
+  id: Schema.String,
+  type: Schema.Literal("function"),
+  function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
+})
+export type FunctionToolCall = typeof FunctionToolCall.Type
+
+/** A call of a custom (free-form input) tool. */
+export const CustomToolCall = Schema.Struct({
+  id: Schema.String,
+  type: Schema.Literal("custom"),
+  custom: Schema.Struct({ name: Schema.String, input: Schema.String })
+})
+export type CustomToolCall = typeof CustomToolCall.Type
+
+/** Any tool call. */
+export const ToolCall = Schema.Union(FunctionToolCall, CustomToolCall)
+export type ToolCall = typeof ToolCall.Type
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------------
+
+/** `role: "system"` */
+export const SystemMessage = Schema.Struct({
+  role: Schema.Literal("system"),
+  content: textContent,
+  name: Schema.optional(Schema.String)
+})
+export type SystemMessage = typeof SystemMessage.Type
+
+/** `role: "developer"` (replaces system for reasoning models). */
+export const DeveloperMessage = Schema.Struct({
+  role: Schema.Literal("developer"),
+  content: textContent,
+  name: Schema.optional(Schema.String)
+})
+export type DeveloperMessage = typeof DeveloperMessage.Type
+
+/** `role: "user"`: text, or parts (text, image, audio, file). */
+export const UserMessage = Schema.Struct({
+  role: Schema.Literal("user"),
+  content: Schema.Union(Schema.String, Schema.NonEmptyArray(UserContentPart)),
+  name: Schema.optional(Schema.String)
+})
+export type UserMessage = typeof UserMessage.Type
+
+/** `role: "assistant"`: an earlier answer of the model, possibly with the tool calls it made. */
+export const AssistantMessage = Schema.Struct({
+  role: Schema.Literal("assistant"),
+  content: Schema.optional(
+    Schema.NullOr(Schema.Union(Schema.String, Schema.NonEmptyArray(Schema.Union(TextContentPart, RefusalContentPart))))
+  ),
+  refusal: nullable(Schema.String),
+  name: Schema.optional(Schema.String),
+  tool_calls: Schema.optional(Schema.Array(ToolCall))
+})
+export type AssistantMessage = typeof AssistantMessage.Type
+
+/** `role: "tool"`: the result of a tool call, answering `tool_call_id`. */
+export const ToolMessage = Schema.Struct({
+  role: Schema.Literal("tool"),
+  content: textContent,
+  tool_call_id: Schema.String
+})
+export type ToolMessage = typeof ToolMessage.Type
+
+/** Any message of a conversation. */
+export const ChatMessage = Schema.Union(SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage)
+export type ChatMessage = typeof ChatMessage.Type
+
+// ---------------------------------------------------------------------------------------------
+// Request options
+// ---------------------------------------------------------------------------------------------
+
+/** `response_format`: free text, any JSON object, or JSON matching a JSON Schema. */
+export const ResponseFormat = Schema.Union(
+  Schema.Struct({ type: Schema.Literal("text") }),
+  Schema.Struct({ type: Schema.Literal("json_object") }),
+  Schema.Struct({
+    type: Schema.Literal("json_schema"),
+    json_schema: Schema.Struct({
+      name: Schema.String,
+      description: Schema.optional(Schema.String),
+      schema: Schema.optional(JsonObject),
+      strict: nullable(Schema.Boolean)
+    })
+  })
+)
+export type ResponseFormat = typeof ResponseFormat.Type
+
+/** A function tool the model may call. */
+export const FunctionTool = Schema.Struct({
+  type: Schema.Literal("function"),
+  function: Schema.Struct({
+    name: Schema.String,
+    description: Schema.optional(Schema.String),
+    parameters: Schema.optional(JsonObject),
+    strict: nullable(Schema.Boolean)
+  })
+})
+export type FunctionTool = typeof FunctionTool.Type
+
+/** `tool_choice`: a mode, or one named function. */
+export const ToolChoice = Schema.Union(
+  Schema.Literal("none", "auto", "required"),
+  Schema.Struct({ type: Schema.Literal("function"), function: Schema.Struct({ name: Schema.String }) })
+)
+export type ToolChoice = typeof ToolChoice.Type
+
+/** `stream_options` (used with `stream: true`). */
+export const StreamOptions = Schema.Struct({
+  include_usage: Schema.optional(Schema.Boolean)
+})
+export type StreamOptions = typeof StreamOptions.Type
+
+/** The named fields of a chat-completion request; see {@link ChatCompletionRequest}. */
+export const ChatCompletionRequestFields = {
+  model: Schema.String,
+  messages: Schema.NonEmptyArray(ChatMessage),
+  temperature: nullable(Finite.pipe(Schema.between(0, 2))),
+  top_p: nullable(Finite.pipe(Schema.between(0, 1))),
+  max_tokens: nullable(Schema.Int),
+  max_completion_tokens: nullable(Schema.Int),
+  n: nullable(Schema.Int.pipe(Schema.between(1, 128))),
+  stop: nullable(Schema.Union(Schema.String, Schema.Array(Schema.String).pipe(Schema.minItems(1), Schema.maxItems(4)))),
+  seed: nullable(Schema.Int),
+  user: Schema.optional(Schema.String),
+  frequency_penalty: nullable(Finite.pipe(Schema.between(-2, 2))),
+  presence_penalty: nullable(Finite.pipe(Schema.between(-2, 2))),
+  logprobs: nullable(Schema.Boolean),
+  top_logprobs: nullable(Schema.Int.pipe(Schema.between(0, 20))),
+  response_format: Schema.optional(ResponseFormat),
+  tools: Schema.optional(Schema.Array(FunctionTool)),
+  tool_choice: Schema.optional(ToolChoice),
+  parallel_tool_calls: Schema.optional(Schema.Boolean),
+  stream: nullable(Schema.Boolean),
+  stream_options: nullable(StreamOptions)
+}
+
+/**
+ * A chat-completion request. Every field the API documents that Shepherd uses is typed; any other
+ * field (`reasoning_effort`, a provider's own `top_k`, ...) is accepted and sent untouched.
+ */
+export const ChatCompletionRequest = Schema.Struct(
+  ChatCompletionRequestFields,
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+)
+export type ChatCompletionRequest = typeof ChatCompletionRequest.Type
+
+// ---------------------------------------------------------------------------------------------
+// Response
+// ---------------------------------------------------------------------------------------------
+
+/** Token counts of one call. Providers that omit the details objects are accepted. */
+export const CompletionUsage = Schema.Struct({
+  prompt_tokens: Schema.Number,
+  completion_tokens: Schema.Number,
+  total_tokens: Schema.Number,
+  prompt_tokens_details: nullable(
+    Schema.Struct({
+      cached_tokens: Schema.optional(Schema.Number),
+      audio_tokens: Schema.optional(Schema.Number)
+    })
+  ),
+  completion_tokens_details: nullable(
+    Schema.Struct({
+      reasoning_tokens: Schema.optional(Schema.Number),
+      audio_tokens: Schema.optional(Schema.Number),
+      accepted_prediction_tokens: Schema.optional(Schema.Number),
+      rejected_prediction_tokens: Schema.optional(Schema.Number)
+    })
+  )
+})
+export type CompletionUsage = typeof CompletionUsage.Type
+
+const TopLogprob = Schema.Struct({
+  token: Schema.String,
+  logprob: Schema.Number,
+  bytes: Schema.NullOr(Schema.Array(Schema.Number))
+})
+
+/** One token's log probability, with its alternatives. */
+export const TokenLogprob = Schema.Struct({
+  ...TopLogprob.fields,
+  top_logprobs: Schema.Array(TopLogprob)
+})
+export type TokenLogprob = typeof TokenLogprob.Type
+
+/** The assistant's answer in a choice. `content` is null when the model only called tools. */
+export const ResponseMessage = Schema.Struct({
+  role: Schema.Literal("assistant"),
+  content: Schema.NullOr(Schema.String),
+  refusal: nullable(Schema.String),
+  tool_calls: nullable(Schema.Array(ToolCall))
+})
+export type ResponseMessage = typeof ResponseMessage.Type
+
+/** One of the `n` answers. `finish_reason` is a string: providers add their own reasons. */
+export const Choice = Schema.Struct({
+  index: Schema.Number,
+  message: ResponseMessage,
+  finish_reason: Schema.NullOr(Schema.String),
+  logprobs: nullable(
+    Schema.Struct({
+      content: Schema.NullOr(Schema.Array(TokenLogprob)),
+      refusal: nullable(Schema.Array(TokenLogprob))
+    })
+  )
+})
+export type Choice = typeof Choice.Type
+
+/** A chat completion (`object: "chat.completion"`). */
+export const ChatCompletion = Schema.Struct({
+  id: Schema.String,
+  object: Schema.String,
+  created: Schema.Number,
+  model: Schema.String,
+  choices: Schema.Array(Choice),
+  usage: nullable(CompletionUsage),
+  system_fingerprint: nullable(Schema.String),
+  service_tier: nullable(Schema.String)
+})
+export type ChatCompletion = typeof ChatCompletion.Type
+
+/** The body of an error answer: `{ error: { message, type, param, code } }`. */
+export const ErrorResponse = Schema.Struct({
+  error: Schema.Struct({
+    message: Schema.String,
+    type: Schema.optional(Schema.NullOr(Schema.String)),
+    param: Schema.optional(Schema.NullOr(Schema.String)),
+    code: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Number)))
+  })
+})
+export type ErrorResponse = typeof ErrorResponse.Type
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings and models (served by MockServer; used by the batch runner)
+// ---------------------------------------------------------------------------------------------
+
+/** An embeddings request. */
+export const EmbeddingRequest = Schema.Struct({
+  model: Schema.String,
+  input: Schema.Union(
+    Schema.String,
+    Schema.Array(Schema.String).pipe(Schema.minItems(1), Schema.maxItems(2048)),
+    Schema.Array(Schema.Int).pipe(Schema.minItems(1), Schema.maxItems(2048)),
+    Schema.Array(Schema.NonEmptyArray(Schema.Int)).pipe(Schema.minItems(1), Schema.maxItems(2048))
+  ),
+  encoding_format: Schema.optional(Schema.Literal("float", "base64")),
+  dimensions: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
+  user: Schema.optional(Schema.String)
+})
+export type EmbeddingRequest = typeof EmbeddingRequest.Type
+
+/** An embeddings response. */
+export const EmbeddingResponse = Schema.Struct({
+  object: Schema.Literal("list"),
+  model: Schema.String,
+  data: Schema.Array(
+    Schema.Struct({ object: Schema.Literal("embedding"), index: Schema.Number, embedding: Schema.Array(Schema.Number) })
+  ),
+  usage: Schema.Struct({ prompt_tokens: Schema.Number, total_tokens: Schema.Number })
+})
+export type EmbeddingResponse = typeof EmbeddingResponse.Type

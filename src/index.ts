@@ -1,0 +1,9 @@
+/**
+ * Shepherd: a typed, Effect-based client for sending large numbers of concurrent requests to
+ * OpenAI-compatible chat-completion APIs.
+ *
+ * @since 0.1.0
+ */
+export * as ChatClient from "./ChatClient.js"
+export * as ChatError from "./ChatError.js"
+export * as ChatSchema from "./ChatSchema.js"

@@ -1,0 +1,139 @@
+/**
+ * Turns what the HTTP layer produced (a status, headers and body text, or an `HttpClientError`) into a
+ * completion or a typed `ChatError`. Pure functions: no I/O, so every case is unit-tested directly.
+ * @internal
+ */
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as ChatError from "../ChatError.js"
+import * as ChatSchema from "../ChatSchema.js"
+import { parseRetryAfter } from "./retryAfter.js"
+
+/** Largest piece of a non-JSON body kept in an error (an HTML 502 page from a proxy). */
+export const MAX_BODY_EXCERPT = 2048
+
+/** Replaces every occurrence of the secret in `text`; identity when there is no secret. */
+export type Scrub = (text: string) => string
+
+export const makeScrub = (secret: string | undefined): Scrub => {
+  if (secret === undefined || secret.length === 0) return (text) => text
+  return (text) => (text.includes(secret) ? text.split(secret).join("[REDACTED]") : text)
+}
+
+export const excerpt = (text: string, scrub: Scrub): string => {
+  const clean = scrub(text)
+  return clean.length <= MAX_BODY_EXCERPT ? clean : clean.slice(0, MAX_BODY_EXCERPT) + "…"
+}
+
+const decodeCompletion = Schema.decodeUnknownEither(ChatSchema.ChatCompletion, { onExcessProperty: "preserve" })
+const decodeErrorBody = Schema.decodeUnknownEither(ChatSchema.ErrorResponse, { onExcessProperty: "ignore" })
+
+export interface Received {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly body: string
+  readonly nowMillis: number
+  readonly attempts: number
+}
+
+const parseJson = (text: string): Either.Either<unknown, string> => {
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (e) {
+    return Either.left(e instanceof Error ? e.message : String(e))
+  }
+}
+
+/** A 2xx body: the decoded completion, or `ResponseDecodeError`. */
+export const decodeSuccess = (
+  received: Received,
+  scrub: Scrub
+): Either.Either<ChatSchema.ChatCompletion, ChatError.ResponseDecodeError> => {
+  const fail = (detail: string) =>
+    Either.left(
+      new ChatError.ResponseDecodeError({
+        status: received.status,
+        detail: scrub(detail),
+        bodyExcerpt: excerpt(received.body, scrub),
+        requestId: received.headers["x-request-id"],
+        attempts: received.attempts
+      })
+    )
+  const json = parseJson(received.body)
+  if (Either.isLeft(json)) return fail(`invalid JSON (${json.left})`)
+  const decoded = decodeCompletion(json.right)
+  if (Either.isLeft(decoded)) return fail(ParseResult.TreeFormatter.formatErrorSync(decoded.left).slice(0, 1000))
+  return Either.right(decoded.right)
+}
+
+/** A non-2xx answer: `RateLimitError` for 429, `ApiError` otherwise. */
+export const statusError = (received: Received, scrub: Scrub): ChatError.RateLimitError | ChatError.ApiError => {
+  const json = parseJson(received.body)
+  const body = Either.isRight(json) ? decodeErrorBody(json.right) : undefined
+  const error = body !== undefined && Either.isRight(body) ? body.right.error : undefined
+  const requestId = received.headers["x-request-id"]
+  const code = error?.code === undefined || error.code === null ? undefined : String(error.code)
+  if (received.status === 429) {
+    return new ChatError.RateLimitError({
+      retryAfterMillis: parseRetryAfter(received.headers, received.nowMillis),
+      detail: error === undefined ? undefined : scrub(error.message),
+      code,
+      requestId,
+      attempts: received.attempts
+    })
+  }
+  return new ChatError.ApiError({
+    status: received.status,
+    type: error?.type ?? undefined,
+    code,
+    param: error?.param ?? undefined,
+    detail: error === undefined ? (received.body === "" ? "(empty body)" : excerpt(received.body, scrub)) : scrub(error.message),
+    requestId,
+    attempts: received.attempts
+  })
+}
+
+const CONNECT_TIMEOUT_CODES = new Set(["UND_ERR_CONNECT_TIMEOUT"])
+
+/** The first `code` and the innermost message along an error's `cause` chain. */
+const describeCause = (cause: unknown): { code: string | undefined; detail: string } => {
+  let code: string | undefined
+  let detail = "unknown transport failure"
+  let current: unknown = cause
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
+    if (typeof current === "object") {
+      const c = current as { code?: unknown; message?: unknown; cause?: unknown }
+      if (code === undefined && typeof c.code === "string") code = c.code
+      if (typeof c.message === "string" && c.message !== "") detail = c.message
+      current = c.cause
+    } else {
+      detail = String(current)
+      break
+    }
+  }
+  return { code, detail }
+}
+
+/** An `HttpClientError` (no usable response): `TransportError`, or `TimeoutError{phase: "connect"}`. */
+export const transportError = (
+  error: HttpClientError.HttpClientError,
+  attempts: number,
+  connectTimeoutMillis: number,
+  scrub: Scrub
+): ChatError.TransportError | ChatError.TimeoutError => {
+  const { code, detail } = describeCause(error.cause)
+  if (code !== undefined && CONNECT_TIMEOUT_CODES.has(code)) {
+    return new ChatError.TimeoutError({ phase: "connect", timeoutMillis: connectTimeoutMillis, attempts })
+  }
+  const what = error._tag === "RequestError" && error.reason === "InvalidUrl" ? "invalid URL" : detail
+  return new ChatError.TransportError({ code, detail: scrub(what), attempts })
+}
+
+/** Any answer that arrived whole: the completion for a decodable 2xx, else the typed error. */
+export const classify = (
+  received: Received,
+  scrub: Scrub
+): Either.Either<ChatSchema.ChatCompletion, ChatError.RateLimitError | ChatError.ApiError | ChatError.ResponseDecodeError> =>
+  received.status >= 200 && received.status < 300 ? decodeSuccess(received, scrub) : Either.left(statusError(received, scrub))

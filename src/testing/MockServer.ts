@@ -1,0 +1,374 @@
+/**
+ * An OpenAI-compatible HTTP server on loopback for tests, benchmarks and the demo: deterministic
+ * replies, configurable latency, scripted or random faults, a journal of what it received.
+ *
+ * ```ts
+ * const program = Effect.gen(function* () {
+ *   const server = yield* MockServer.MockServer
+ *   console.log(server.url) // http://127.0.0.1:54321/v1
+ * }).pipe(Effect.provide(MockServer.layer({ latency: "50 millis" })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import * as ChatSchema from "../ChatSchema.js"
+import * as Content from "./internal/content.js"
+
+/** Response delay before each answer. A duration is fixed; the others draw from the seeded generator. */
+export type Latency =
+  | Duration.DurationInput
+  | { readonly uniform: readonly [Duration.DurationInput, Duration.DurationInput] }
+  | { readonly logNormal: { readonly median: Duration.DurationInput; readonly sigma: number } }
+
+/** A fault the server can answer with instead of a completion. */
+export type Fault =
+  /** 429 with `retry-after` (seconds) and/or `retry-after-ms`, and an OpenAI `rate_limit_exceeded` body. */
+  | { readonly type: "rate_limit"; readonly retryAfterSeconds?: number; readonly retryAfterMillis?: number }
+  /** 500, 502 or 503 with an HTML body, as a proxy sends. @default status 502 */
+  | { readonly type: "server_error"; readonly status?: 500 | 502 | 503 }
+  /** 400 with an OpenAI `invalid_request_error` body. */
+  | { readonly type: "bad_request" }
+  /** The connection is destroyed before anything is sent. */
+  | { readonly type: "reset" }
+  /** Nothing is ever sent; the connection stays open until the client gives up. */
+  | { readonly type: "hang" }
+  /** 200 whose body is not JSON. */
+  | { readonly type: "malformed_json" }
+  /** 200 whose body stops halfway, shorter than its `content-length`, then the connection closes. */
+  | { readonly type: "truncated_body" }
+
+/** How the assistant content is written when JSON content is on (the defects models produce). */
+export interface JsonContentOptions {
+  /** Wrap in a ```json fence. @default false */
+  readonly fence?: boolean
+  /** Surround with a sentence before and after. @default false */
+  readonly prose?: boolean
+  /** Add a trailing comma before every `}` and `]`. @default false */
+  readonly trailingComma?: boolean
+  /** Cut the text at 60% of its length (as at `max_tokens`). @default false */
+  readonly truncate?: boolean
+}
+
+/** Server options. Every default is in {@link defaults}. */
+export interface Options {
+  /** TCP port; 0 picks a free one. @default 0 */
+  readonly port: number
+  /** Interface to listen on. @default "127.0.0.1" */
+  readonly host: string
+  /** Delay before every answer. @default 0 */
+  readonly latency: Latency
+  /** Seed of the generator behind random latency and random faults. @default 1 */
+  readonly seed: number
+  /** Share of POST requests answered with a fault drawn from `faults`, 0 to 1. @default 0 */
+  readonly faultRate: number
+  /** The faults drawn (uniformly) when `faultRate` hits. @default rate_limit (1 s) and server_error */
+  readonly faults: ReadonlyArray<Fault>
+  /** Answers for the first POST requests, in order ("ok" for a normal answer); random faults apply after it runs out. @default [] */
+  readonly script: ReadonlyArray<Fault | "ok">
+  /** When set, any other bearer token gets 401. @default undefined (no auth) */
+  readonly apiKey: string | undefined
+  /** Always answer with JSON content written like this; requests with a JSON `response_format` get clean JSON when unset. @default undefined */
+  readonly jsonContent: JsonContentOptions | undefined
+  /** Check request bodies against the chat-completion schema and answer 400 like OpenAI. @default true */
+  readonly validate: boolean
+  /** Most journal entries kept (the newest). @default 10000 */
+  readonly journalLimit: number
+}
+
+export const defaults: Options = {
+  port: 0,
+  host: "127.0.0.1",
+  latency: 0,
+  seed: 1,
+  faultRate: 0,
+  faults: [{ type: "rate_limit", retryAfterSeconds: 1 }, { type: "server_error", status: 502 }],
+  script: [],
+  apiKey: undefined,
+  jsonContent: undefined,
+  validate: true,
+  journalLimit: 10_000
+}
+
+/** What the server received, one entry per request. */
+export interface JournalEntry {
+  /** 1, 2, 3, ... in order of arrival. */
+  readonly seq: number
+  readonly method: string
+  readonly path: string
+  /** Request headers, lower-cased, without `authorization`. */
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  /** The parsed JSON body (or the raw text when it is not JSON; undefined when empty). */
+  readonly body: unknown
+  /** Wall-clock arrival time, epoch milliseconds. */
+  readonly receivedAtMillis: number
+  /** The status sent, once sent (undefined for a hang, a reset, or a client that left first). */
+  status: number | undefined
+  /** The fault answered, if any. */
+  fault: Fault["type"] | undefined
+  /** The client closed the connection before the answer was complete. */
+  hungUp: boolean
+}
+
+/** Counters since start (or the last `reset`). */
+export interface Stats {
+  readonly requests: number
+  readonly byStatus: Readonly<Record<string, number>>
+  readonly faults: Readonly<Record<string, number>>
+  readonly hungUp: number
+}
+
+/** A running server. */
+export interface Service {
+  /** The base URL clients use, ending in `/v1`. */
+  readonly url: string
+  readonly port: number
+  /** The newest `journalLimit` entries, oldest first. */
+  readonly journal: Effect.Effect<ReadonlyArray<JournalEntry>>
+  readonly stats: Effect.Effect<Stats>
+  /** Replace the script (the answers of the next POST requests). */
+  readonly setScript: (script: ReadonlyArray<Fault | "ok">) => Effect.Effect<void>
+  /** Clear the journal and the counters. */
+  readonly reset: Effect.Effect<void>
+}
+
+export class MockServer extends Context.Tag("effect-shepherd/testing/MockServer")<MockServer, Service>() {}
+
+/** The server could not start (port taken, bad host). */
+export class MockServerError extends Schema.TaggedError<MockServerError>()("MockServerError", {
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `the mock server could not start: ${this.detail}. Pick another port (0 picks a free one).`
+  }
+}
+
+const decodeChatRequest = Schema.decodeUnknownEither(ChatSchema.ChatCompletionRequest, { errors: "first" })
+const decodeEmbeddingRequest = Schema.decodeUnknownEither(ChatSchema.EmbeddingRequest, { onExcessProperty: "error" })
+
+const latencySampler = (latency: Latency, random: () => number): (() => number) => {
+  if (typeof latency === "object" && latency !== null && "uniform" in latency) {
+    const lo = Duration.toMillis(latency.uniform[0])
+    const hi = Duration.toMillis(latency.uniform[1])
+    return () => lo + (hi - lo) * random()
+  }
+  if (typeof latency === "object" && latency !== null && "logNormal" in latency) {
+    const median = Duration.toMillis(latency.logNormal.median)
+    const sigma = latency.logNormal.sigma
+    return () => {
+      // Box-Muller: a standard normal from two uniforms.
+      const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+      return median * Math.exp(sigma * z)
+    }
+  }
+  const fixed = Duration.toMillis(latency as Duration.DurationInput)
+  return () => fixed
+}
+
+const errorBody = (message: string, type: string, param: string | null, code: string | null) =>
+  JSON.stringify({ error: { message, type, param, code } })
+
+const issuePath = (error: ParseResult.ParseError): string | null => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const first = issues[0]
+  return first === undefined || first.path.length === 0 ? null : first.path.map(String).join(".")
+}
+
+/** Starts the server; it closes (and drops open connections) when the scope closes. */
+export const make = (options: Partial<Options> = {}): Effect.Effect<Service, MockServerError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const config: Options = { ...defaults, ...options }
+    const random = Content.mulberry32(config.seed)
+    const sampleLatency = latencySampler(config.latency, random)
+    let script = [...config.script]
+    let journal: Array<JournalEntry> = []
+    let seq = 0
+    let stats = { requests: 0, byStatus: {} as Record<string, number>, faults: {} as Record<string, number>, hungUp: 0 }
+    const timers = new Set<NodeJS.Timeout>()
+
+    const nextFault = (): Fault | undefined => {
+      const scripted = script.shift()
+      if (scripted !== undefined) return scripted === "ok" ? undefined : scripted
+      if (config.faultRate > 0 && config.faults.length > 0 && random() < config.faultRate) {
+        return config.faults[Math.floor(random() * config.faults.length)]
+      }
+      return undefined
+    }
+
+    const send = (entry: JournalEntry, res: Http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
+      entry.status = status
+      stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1
+      res.writeHead(status, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+        "x-request-id": `req_mock_${entry.seq}`,
+        ...headers
+      })
+      res.end(body)
+    }
+
+    const answerFault = (fault: Fault, entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse) => {
+      entry.fault = fault.type
+      stats.faults[fault.type] = (stats.faults[fault.type] ?? 0) + 1
+      switch (fault.type) {
+        case "rate_limit": {
+          const headers: Record<string, string> = {}
+          if (fault.retryAfterSeconds !== undefined) headers["retry-after"] = String(fault.retryAfterSeconds)
+          if (fault.retryAfterMillis !== undefined) headers["retry-after-ms"] = String(fault.retryAfterMillis)
+          return send(entry, res, 429, errorBody("Rate limit reached for requests (mock). Please try again later.", "requests", null, "rate_limit_exceeded"), headers)
+        }
+        case "server_error": {
+          const status = fault.status ?? 502
+          const html = `<html><head><title>${status} Bad Gateway</title></head><body><center><h1>${status}</h1></center><hr><center>mock-proxy</center></body></html>`
+          return send(entry, res, status, html, { "content-type": "text/html" })
+        }
+        case "bad_request":
+          return send(entry, res, 400, errorBody("Invalid request (mock fault).", "invalid_request_error", "messages", "invalid_value"))
+        case "reset":
+          return req.socket.destroy()
+        case "hang":
+          return
+        case "malformed_json":
+          return send(entry, res, 200, `{"id":"chatcmpl-mock","object":"chat.completion","choices":[{"index":0,,}`)
+        case "truncated_body": {
+          const body = JSON.stringify({ id: "chatcmpl-mock-truncated", object: "chat.completion", created: 0, model: "mock", choices: [] })
+          entry.status = 200
+          stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1
+          res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
+          res.write(body.slice(0, Math.floor(body.length / 2)))
+          // Let the partial body reach the client before closing.
+          return setImmediate(() => req.socket.destroy())
+        }
+      }
+    }
+
+    const answer = (entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse, body: unknown) => {
+      const path = entry.path
+      if (path === "/v1/chat/completions") {
+        const decoded = config.validate ? decodeChatRequest(body) : Either.right(body as ChatSchema.ChatCompletionRequest)
+        if (Either.isLeft(decoded)) {
+          const message = ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+          return send(entry, res, 400, errorBody(`Invalid request body: ${message}`, "invalid_request_error", issuePath(decoded.left), null))
+        }
+        const fault = nextFault()
+        if (fault !== undefined) return answerFault(fault, entry, req, res)
+        return send(entry, res, 200, JSON.stringify(Content.completion(decoded.right, config.jsonContent, entry.seq)))
+      }
+      if (path === "/v1/embeddings") {
+        const decoded = config.validate ? decodeEmbeddingRequest(body) : Either.right(body as ChatSchema.EmbeddingRequest)
+        if (Either.isLeft(decoded)) {
+          return send(entry, res, 400, errorBody(`Invalid request body: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`, "invalid_request_error", issuePath(decoded.left), null))
+        }
+        const fault = nextFault()
+        if (fault !== undefined) return answerFault(fault, entry, req, res)
+        return send(entry, res, 200, JSON.stringify(Content.embeddings(decoded.right)))
+      }
+      return send(entry, res, 404, errorBody(`Unknown request URL: ${req.method} ${path}.`, "invalid_request_error", null, "unknown_url"))
+    }
+
+    const handle = (req: Http.IncomingMessage, res: Http.ServerResponse, raw: string) => {
+      const { authorization, ...headers } = req.headers
+      const path = (req.url ?? "/").split("?")[0] ?? "/"
+      let body: unknown = undefined
+      let bodyIsJson = raw === ""
+      if (raw !== "") {
+        try {
+          body = JSON.parse(raw)
+          bodyIsJson = true
+        } catch {
+          body = raw
+        }
+      }
+      const entry: JournalEntry = {
+        seq: ++seq,
+        method: req.method ?? "GET",
+        path,
+        headers,
+        body,
+        receivedAtMillis: Date.now(),
+        status: undefined,
+        fault: undefined,
+        hungUp: false
+      }
+      stats.requests++
+      journal.push(entry)
+      if (journal.length > config.journalLimit * 2) journal = journal.slice(-config.journalLimit)
+      res.on("close", () => {
+        if (!res.writableFinished) {
+          entry.hungUp = true
+          stats.hungUp++
+        }
+      })
+
+      if (config.apiKey !== undefined && authorization !== `Bearer ${config.apiKey}`) {
+        return send(entry, res, 401, errorBody("Incorrect API key provided. You can find your API key at your provider's dashboard.", "invalid_request_error", null, "invalid_api_key"))
+      }
+      if (req.method === "GET" && path === "/v1/models") {
+        return send(entry, res, 200, JSON.stringify(Content.models))
+      }
+      if (req.method !== "POST") {
+        return send(entry, res, 405, errorBody(`Method ${req.method} is not allowed for ${path}.`, "invalid_request_error", null, null))
+      }
+      if (!bodyIsJson || raw === "") {
+        return send(entry, res, 400, errorBody("We could not parse the JSON body of your request.", "invalid_request_error", null, null))
+      }
+      const delay = sampleLatency()
+      if (delay <= 0) return answer(entry, req, res, body)
+      const timer = setTimeout(() => {
+        timers.delete(timer)
+        if (!res.destroyed) answer(entry, req, res, body)
+      }, delay)
+      timers.add(timer)
+    }
+
+    const server = Http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+      const chunks: Array<Buffer> = []
+      req.on("data", (chunk: Buffer) => chunks.push(chunk))
+      req.on("end", () => handle(req, res, chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")))
+      req.on("error", () => req.socket.destroy())
+    })
+
+    const port = yield* Effect.acquireRelease(
+      Effect.async<number, MockServerError>((resume) => {
+        const onError = (error: Error) => resume(Effect.fail(new MockServerError({ detail: error.message })))
+        server.once("error", onError)
+        server.listen(config.port, config.host, () => {
+          server.off("error", onError)
+          resume(Effect.succeed((server.address() as AddressInfo).port))
+        })
+      }),
+      () =>
+        Effect.async<void>((resume) => {
+          for (const timer of timers) clearTimeout(timer)
+          timers.clear()
+          server.close(() => resume(Effect.void))
+          server.closeAllConnections()
+        })
+    )
+
+    const host = config.host.includes(":") ? `[${config.host}]` : config.host
+    return MockServer.of({
+      url: `http://${host}:${port}/v1`,
+      port,
+      journal: Effect.sync(() => journal.slice(-config.journalLimit)),
+      stats: Effect.sync(() => ({ ...stats, byStatus: { ...stats.byStatus }, faults: { ...stats.faults } })),
+      setScript: (next) => Effect.sync(() => { script = [...next] }),
+      reset: Effect.sync(() => {
+        journal = []
+        stats = { requests: 0, byStatus: {}, faults: {}, hungUp: 0 }
+      })
+    })
+  })
+
+/** The server as a layer: started when the layer is built, closed with its scope. */
+export const layer = (options: Partial<Options> = {}): Layer.Layer<MockServer, MockServerError> =>
+  Layer.scoped(MockServer, make(options))

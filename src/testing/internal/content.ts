@@ -1,0 +1,144 @@
+/**
+ * The mock server's replies: pure, deterministic functions of the request.
+ * @internal
+ */
+import type * as ChatSchema from "../../ChatSchema.js"
+import type { JsonContentOptions } from "../MockServer.js"
+
+/** A small seeded generator (mulberry32): uniform in [0, 1). */
+export const mulberry32 = (seed: number): (() => number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** FNV-1a, 32 bits. */
+export const hash = (text: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+/** A rough token count (about 4 characters a token, as OpenAI's rule of thumb). */
+export const countTokens = (text: string): number => (text.length === 0 ? 0 : Math.ceil(text.length / 4))
+
+const contentText = (content: ChatSchema.ChatMessage["content"]): string => {
+  if (content === undefined || content === null) return ""
+  if (typeof content === "string") return content
+  return content.map((part) => (part.type === "text" ? part.text : part.type === "refusal" ? part.refusal : "")).join(" ")
+}
+
+const lastUserText = (messages: ReadonlyArray<ChatSchema.ChatMessage>): string => {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const message = messages[i]!
+    if (message.role === "user") return contentText(message.content)
+  }
+  return ""
+}
+
+const words = (text: string): Array<string> => text.toLowerCase().match(/[a-z0-9]+/g) ?? []
+
+/** The JSON object the mock "model" answers with, built from the prompt. */
+export const jsonAnswer = (prompt: string, h: number) => {
+  const w = words(prompt)
+  return {
+    answer_id: h.toString(16).padStart(8, "0"),
+    summary: w.slice(0, 8).join(" "),
+    keywords: [...new Set(w.filter((x) => x.length > 3))].slice(0, 3),
+    sentiment: ["positive", "neutral", "negative"][h % 3],
+    score: (h % 100) / 100
+  }
+}
+
+/** Writes JSON text with the defects asked for. */
+export const writeJson = (value: unknown, options: JsonContentOptions): string => {
+  let text = JSON.stringify(value, null, 2)
+  if (options.trailingComma === true) text = text.replace(/(\S)(\n\s*[}\]])/g, "$1,$2")
+  if (options.truncate === true) text = text.slice(0, Math.floor(text.length * 0.6))
+  if (options.fence === true) text = "```json\n" + text + (options.truncate === true ? "" : "\n```")
+  if (options.prose === true) text = "Here is the JSON you asked for:\n" + text + (options.truncate === true ? "" : "\nLet me know if you need anything else.")
+  return text
+}
+
+const wantsJson = (request: ChatSchema.ChatCompletionRequest): boolean =>
+  request.response_format?.type === "json_object" || request.response_format?.type === "json_schema"
+
+/** A chat completion answering the request; the same request gives the same content. */
+export const completion = (
+  request: ChatSchema.ChatCompletionRequest,
+  jsonContent: JsonContentOptions | undefined,
+  seq: number
+): ChatSchema.ChatCompletion => {
+  const prompt = lastUserText(request.messages)
+  const h = hash(request.model + "\u0000" + JSON.stringify(request.messages))
+  const promptTokens = request.messages.reduce((sum, m) => sum + 4 + countTokens(contentText(m.content)), 3)
+  const limit = request.max_completion_tokens ?? request.max_tokens ?? undefined
+  const n = request.n ?? 1
+  const choices: Array<ChatSchema.Choice> = []
+  let completionTokens = 0
+  for (let index = 0; index < n; index++) {
+    const hi = index === 0 ? h : hash(`${h}:${index}`)
+    let text = jsonContent !== undefined || wantsJson(request)
+      ? writeJson(jsonAnswer(prompt, hi), jsonContent ?? {})
+      : `Mock answer ${hi.toString(16).padStart(8, "0")}: you said "${prompt.slice(0, 80)}". ` +
+        "Shepherd's mock server repeats the gist of the prompt so that tests can check what was sent."
+    let finish = "stop"
+    if (limit !== undefined && limit !== null && countTokens(text) > limit) {
+      text = text.slice(0, Math.max(0, limit * 4))
+      finish = "length"
+    }
+    completionTokens += countTokens(text)
+    choices.push({ index, message: { role: "assistant", content: text, refusal: null }, finish_reason: finish, logprobs: null })
+  }
+  return {
+    id: `chatcmpl-mock-${seq}`,
+    object: "chat.completion",
+    created: 1_700_000_000 + seq,
+    model: request.model,
+    choices,
+    usage: {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 }
+    },
+    system_fingerprint: "fp_mock",
+    service_tier: "default"
+  }
+}
+
+/** Deterministic unit-length vectors, one per input. */
+export const embeddings = (request: ChatSchema.EmbeddingRequest): ChatSchema.EmbeddingResponse => {
+  const inputs: ReadonlyArray<unknown> = typeof request.input === "string" ? [request.input] : request.input
+  const dimensions = request.dimensions ?? 16
+  let tokens = 0
+  const data = inputs.map((input, index) => {
+    const text = typeof input === "string" ? input : JSON.stringify(input)
+    tokens += typeof input === "string" ? countTokens(input) : Array.isArray(input) ? input.length : 1
+    const next = mulberry32(hash(text))
+    const raw = Array.from({ length: dimensions }, () => next() * 2 - 1)
+    const norm = Math.sqrt(raw.reduce((s, x) => s + x * x, 0)) || 1
+    return { object: "embedding" as const, index, embedding: raw.map((x) => x / norm) }
+  })
+  return { object: "list", model: request.model, data, usage: { prompt_tokens: tokens, total_tokens: tokens } }
+}
+
+/** What `GET /v1/models` lists. */
+export const models = {
+  object: "list",
+  data: ["gpt-4.1", "gpt-4.1-mini", "gpt-4o", "gpt-4o-mini", "text-embedding-3-small"].map((id) => ({
+    id,
+    object: "model",
+    created: 1_700_000_000,
+    owned_by: "mock"
+  }))
+}
