@@ -27,11 +27,13 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
 import { Agent } from "undici"
 import type * as ChatError from "./ChatError.js"
 import { TimeoutError } from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
 import * as Classify from "./internal/classify.js"
+import * as Deadlines from "./internal/deadlines.js"
 import { VERSION } from "./internal/version.js"
 
 /** The OpenAI API; the only base URL for which an API key is required. */
@@ -142,10 +144,15 @@ const withoutUndefined = (options: Overrides): Partial<Options> =>
  * Builds the service over whatever `HttpClient` the context has (a stub in tests, or your own
  * client with middleware).
  */
-export const make = (options: Overrides): Effect.Effect<Service, ConfigError.ConfigError, HttpClient.HttpClient> =>
+export const make = (
+  options: Overrides
+): Effect.Effect<Service, ConfigError.ConfigError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function* () {
     const resolved = yield* resolveOptions(options)
-    const http = yield* HttpClient.HttpClient
+    // The platform's span per request cost about 100 µs of CPU per call (bench/throughput); Shepherd's
+    // own span per request arrives with the observability work, with a switch to turn it off.
+    const http = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withScope)
+    const deadlines = yield* Deadlines.make
     const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
     const scrub = Classify.makeScrub(secret)
     const timeoutMillis = Duration.toMillis(resolved.timeout)
@@ -159,45 +166,46 @@ export const make = (options: Overrides): Effect.Effect<Service, ConfigError.Con
       }
     })
 
-    /** One attempt: send, read the whole body, classify. Interrupting it aborts the request. */
-    const attempt = (body: string, attempts: number): Effect.Effect<
-      { completion: ChatSchema.ChatCompletion; status: number; headers: Record<string, string> },
-      ChatError.ChatError
-    > =>
-      http.execute(HttpClientRequest.setBody(base, HttpBody.text(body, "application/json"))).pipe(
-        Effect.flatMap((response) =>
-          Effect.map(response.text, (text) => ({ status: response.status, headers: response.headers, text }))
-        ),
-        Effect.catchAll((error) => Effect.fail(Classify.transportError(error, attempts, connectTimeoutMillis, scrub))),
-        Effect.flatMap(({ headers, status, text }) =>
-          Effect.flatMap(Clock.currentTimeMillis, (nowMillis) =>
-            Either.match(Classify.classify({ status, headers, body: text, nowMillis, attempts }, scrub), {
-              onLeft: Effect.fail,
-              onRight: (completion) => Effect.succeed({ completion, status, headers })
-            })
+    /**
+     * One attempt: send, read the whole body, classify. The request is bound to the deadline's scope:
+     * closing it (the deadline passed, or the fiber was interrupted) aborts the request.
+     */
+    const attempt = (body: string, attempts: number): Effect.Effect<ChatResult, ChatError.ChatError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (start) =>
+        deadlines.run(timeoutMillis, (scope, deadline) =>
+          http.execute(HttpClientRequest.setBody(base, HttpBody.text(body, "application/json"))).pipe(
+            Effect.flatMap((response) => Effect.map(response.text, (text) => [response, text] as const)),
+            Scope.extend(scope),
+            Effect.catchAll((error) =>
+              Effect.fail(
+                deadline.expired
+                  ? new TimeoutError({ phase: "attempt", timeoutMillis, attempts })
+                  : Classify.transportError(error, attempts, connectTimeoutMillis, scrub)
+              )
+            ),
+            Effect.flatMap(([response, text]) =>
+              Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                const headers = response.headers
+                const status = response.status
+                const classified = Classify.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
+                return Either.isLeft(classified)
+                  ? Effect.fail(classified.left)
+                  : Effect.succeed<ChatResult>({
+                    completion: classified.right,
+                    requestId: headers["x-request-id"],
+                    status,
+                    attempts,
+                    latencyMillis: now - start,
+                    headers
+                  })
+              })
+            )
           )
-        ),
-        Effect.timeoutFail({
-          duration: resolved.timeout,
-          onTimeout: () => new TimeoutError({ phase: "attempt", timeoutMillis, attempts })
-        })
+        )
       )
 
     const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
-      Effect.gen(function* () {
-        const body = JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request)
-        const start = yield* Clock.currentTimeMillis
-        const result = yield* attempt(body, 1)
-        const end = yield* Clock.currentTimeMillis
-        return {
-          completion: result.completion,
-          requestId: result.headers["x-request-id"],
-          status: result.status,
-          attempts: 1,
-          latencyMillis: end - start,
-          headers: result.headers
-        }
-      })
+      attempt(JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request), 1)
 
     return ChatClient.of({
       create: (request) => Effect.map(createWithMetadata(request), (result) => result.completion),
@@ -209,7 +217,7 @@ export const make = (options: Overrides): Effect.Effect<Service, ConfigError.Con
 /** The service over an `HttpClient` you provide (your own middleware, proxy or test stub). */
 export const layerWithoutHttpClient = (
   options: Overrides = {}
-): Layer.Layer<ChatClient, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.effect(ChatClient, make(options))
+): Layer.Layer<ChatClient, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.scoped(ChatClient, make(options))
 
 /**
  * A scoped undici `Agent` (keep-alive, `connections` per origin, connect timeout), destroyed when the

@@ -207,7 +207,7 @@ export const ChatCompletionRequestFields = {
   frequency_penalty: nullable(Finite.pipe(Schema.between(-2, 2))),
   presence_penalty: nullable(Finite.pipe(Schema.between(-2, 2))),
   logprobs: nullable(Schema.Boolean),
-  top_logprobs: nullable(Schema.Int.pipe(Schema.between(0, 20))),
+  top_logprobs: Schema.optional(Schema.Int.pipe(Schema.between(0, 20))),
   response_format: Schema.optional(ResponseFormat),
   tools: Schema.optional(Schema.Array(FunctionTool)),
   tool_choice: Schema.optional(ToolChoice),

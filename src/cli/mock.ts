@@ -1,0 +1,101 @@
+/**
+ * `shepherd mock`: MockServer as a process of its own. The base URL is printed alone on the first
+ * line of stdout (for scripts); the server runs until SIGINT or SIGTERM.
+ * @internal
+ */
+import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { parseDuration } from "../internal/durationText.js"
+import * as MockServer from "../testing/MockServer.js"
+
+const FAULT_TYPES = ["rate_limit", "server_error", "bad_request", "reset", "hang", "malformed_json", "truncated_body"] as const
+
+const invalid = (e: unknown) => HelpDoc.p(e instanceof Error ? e.message : String(e))
+
+/** `50ms` (fixed), `20ms..80ms` (uniform) or `lognormal:50ms:0.5` (median and sigma). */
+export const parseLatency = (text: string): MockServer.Latency => {
+  const range = /^(.+)\.\.(.+)$/.exec(text)
+  if (range !== null) return { uniform: [parseDuration(range[1]!), parseDuration(range[2]!)] }
+  const logNormal = /^lognormal:([^:]+):([\d.]+)$/.exec(text)
+  if (logNormal !== null) return { logNormal: { median: parseDuration(logNormal[1]!), sigma: Number(logNormal[2]) } }
+  return parseDuration(text)
+}
+
+export const parseFaults = (text: string, retryAfterSeconds: number): Array<MockServer.Fault> =>
+  text.split(",").map((name) => name.trim()).filter((name) => name !== "").map((name): MockServer.Fault => {
+    switch (name) {
+      case "rate_limit":
+        return { type: "rate_limit", retryAfterSeconds }
+      case "server_error":
+      case "bad_request":
+      case "reset":
+      case "hang":
+      case "malformed_json":
+      case "truncated_body":
+        return { type: name }
+      default:
+        throw new Error(`unknown fault ${JSON.stringify(name)}; choose from ${FAULT_TYPES.join(", ")}`)
+    }
+  })
+
+export const parseJsonContent = (text: string): MockServer.JsonContentOptions => {
+  const flags = new Set(text.split(",").map((x) => x.trim()))
+  for (const flag of flags) {
+    if (!["clean", "fence", "prose", "trailing-comma", "truncate"].includes(flag)) {
+      throw new Error(`unknown JSON content defect ${JSON.stringify(flag)}; choose from clean, fence, prose, trailing-comma, truncate`)
+    }
+  }
+  return { fence: flags.has("fence"), prose: flags.has("prose"), trailingComma: flags.has("trailing-comma"), truncate: flags.has("truncate") }
+}
+
+const options = {
+  port: Options.integer("port").pipe(Options.withDefault(0), Options.withDescription("TCP port; 0 picks a free one")),
+  host: Options.text("host").pipe(Options.withDefault("127.0.0.1")),
+  latency: Options.text("latency").pipe(
+    Options.withDefault("0ms"),
+    Options.withDescription("50ms fixed, 20ms..80ms uniform, or lognormal:50ms:0.5"),
+    Options.mapTryCatch(parseLatency, invalid)
+  ),
+  seed: Options.integer("seed").pipe(Options.withDefault(1)),
+  faultRate: Options.float("fault-rate").pipe(Options.withDefault(0), Options.withDescription("share of requests answered with a fault, 0 to 1")),
+  faults: Options.text("faults").pipe(
+    Options.withDefault("rate_limit,server_error"),
+    Options.withDescription(`comma-separated: ${FAULT_TYPES.join(", ")}`)
+  ),
+  retryAfter: Options.integer("retry-after").pipe(Options.withDefault(1), Options.withDescription("seconds, sent with rate_limit faults")),
+  jsonContent: Options.text("json-content").pipe(
+    Options.optional,
+    Options.withDescription("answer with JSON content: clean, or defects fence,prose,trailing-comma,truncate")
+  ),
+  apiKeyEnv: Options.text("api-key-env").pipe(Options.optional, Options.withDescription("require the bearer token held in this environment variable")),
+  noValidate: Options.boolean("no-validate").pipe(Options.withDescription("accept request bodies without checking them"))
+}
+
+export const mockCommand = Command.make("mock", options, (o) =>
+  Effect.gen(function* () {
+    const faults = yield* Effect.try({ try: () => parseFaults(o.faults, o.retryAfter), catch: (e) => e as Error })
+    const jsonContent = yield* Effect.try({ try: () => Option.map(o.jsonContent, parseJsonContent), catch: (e) => e as Error })
+    const apiKey = Option.flatMap(o.apiKeyEnv, (name) => Option.fromNullable(process.env[name]))
+    if (Option.isSome(o.apiKeyEnv) && Option.isNone(apiKey)) {
+      return yield* Effect.fail(new Error(`--api-key-env names ${o.apiKeyEnv.value}, which is not set`))
+    }
+    const server = yield* MockServer.make({
+      port: o.port,
+      host: o.host,
+      latency: o.latency,
+      seed: o.seed,
+      faultRate: o.faultRate,
+      faults,
+      jsonContent: Option.getOrUndefined(jsonContent),
+      apiKey: Option.getOrUndefined(apiKey),
+      validate: !o.noValidate
+    })
+    yield* Console.log(server.url)
+    yield* Console.error(`shepherd mock: listening on ${server.url} (Ctrl-C to stop)`)
+    return yield* Effect.never
+  }).pipe(Effect.scoped)
+).pipe(Command.withDescription("Run the OpenAI-compatible mock server"))

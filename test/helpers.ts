@@ -1,0 +1,86 @@
+/** Shared test helpers: a stub HttpClient, the OpenAPI validator. */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import Ajv2020 from "ajv/dist/2020.js"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+
+/** A recorded request: what the client put on the wire. */
+export interface Sent {
+  readonly url: string
+  readonly method: string
+  readonly headers: Record<string, string>
+  readonly body: string
+}
+
+/** What the stub answers: a response, a transport failure, or nothing until aborted. */
+export type StubReply =
+  | { readonly status: number; readonly body: string; readonly headers?: Record<string, string> }
+  | { readonly transport: unknown }
+  | "hang"
+
+const bodyText = (request: HttpClientRequest.HttpClientRequest): string =>
+  request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
+
+/**
+ * An `HttpClient` that answers from `replies` in order (the last one repeats) and records what it
+ * was sent. Like the real clients, a hanging request ends when its abort signal fires.
+ */
+export const stubClient = (replies: ReadonlyArray<StubReply>) => {
+  const sent: Array<Sent> = []
+  const client = HttpClient.make((request, url, signal) => {
+    sent.push({ url: url.toString(), method: request.method, headers: { ...request.headers }, body: bodyText(request) })
+    const reply = replies[Math.min(sent.length - 1, replies.length - 1)]!
+    if (reply === "hang") {
+      return Effect.async<never, HttpClientError.HttpClientError>((resume) => {
+        const onAbort = () => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: signal.reason })))
+        if (signal.aborted) onAbort()
+        else signal.addEventListener("abort", onAbort, { once: true })
+      })
+    }
+    if ("transport" in reply) {
+      return Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: reply.transport }))
+    }
+    return Effect.succeed(
+      HttpClientResponse.fromWeb(request, new Response(reply.body, { status: reply.status, headers: reply.headers ?? { "content-type": "application/json" } }))
+    )
+  })
+  return { sent, layer: Layer.succeed(HttpClient.HttpClient, client) }
+}
+
+const specPath = fileURLToPath(new URL("../../shared/data/openai-chat-schemas.json", import.meta.url))
+/** The OpenAI OpenAPI excerpt from ../shared/data. */
+export const spec = JSON.parse(readFileSync(specPath, "utf8")) as { components: { schemas: Record<string, unknown> } }
+
+/**
+ * An ajv validator for one component of the spec. OpenAPI 3.0's `nullable` is honoured; the
+ * `discriminator` hint is dropped (the `oneOf` it annotates is still checked); formats are not.
+ */
+export const validatorFor = (() => {
+  const ajv = new Ajv2020.default({ strict: false, allErrors: false, validateFormats: false })
+  const rewrite = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(rewrite)
+    if (node === null || typeof node !== "object") return node
+    const out: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "discriminator") continue
+      out[key] = key === "$ref" && typeof value === "string" ? value.replace("#/components/schemas/", "spec#/$defs/") : rewrite(value)
+    }
+    // OpenAPI 3.0 `nullable: true` means "or null".
+    if (out["nullable"] === true) {
+      delete out["nullable"]
+      return { anyOf: [out, { type: "null" }] }
+    }
+    return out
+  }
+  ajv.addSchema({ $id: "spec", $defs: rewrite(spec.components.schemas) })
+  return (name: string) => {
+    const validate = ajv.getSchema(`spec#/$defs/${name}`)
+    if (validate === undefined) throw new Error(`no schema ${name} in the spec`)
+    return (value: unknown): string | undefined => (validate(value) ? undefined : ajv.errorsText(validate.errors))
+  }
+})()
