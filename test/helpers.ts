@@ -32,12 +32,17 @@ const bodyText = (request: HttpClientRequest.HttpClientRequest): string =>
  */
 export const stubClient = (replies: ReadonlyArray<StubReply>) => {
   const sent: Array<Sent> = []
+  /** How many requests saw their abort signal fire. */
+  const aborted = { count: 0 }
   const client = HttpClient.make((request, url, signal) => {
     sent.push({ url: url.toString(), method: request.method, headers: { ...request.headers }, body: bodyText(request) })
     const reply = replies[Math.min(sent.length - 1, replies.length - 1)]!
     if (reply === "hang") {
       return Effect.async<never, HttpClientError.HttpClientError>((resume) => {
-        const onAbort = () => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: signal.reason })))
+        const onAbort = () => {
+          aborted.count++
+          resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: signal.reason })))
+        }
         if (signal.aborted) onAbort()
         else signal.addEventListener("abort", onAbort, { once: true })
       })
@@ -49,7 +54,7 @@ export const stubClient = (replies: ReadonlyArray<StubReply>) => {
       HttpClientResponse.fromWeb(request, new Response(reply.body, { status: reply.status, headers: reply.headers ?? { "content-type": "application/json" } }))
     )
   })
-  return { sent, layer: Layer.succeed(HttpClient.HttpClient, client) }
+  return { sent, aborted, layer: Layer.succeed(HttpClient.HttpClient, client) }
 }
 
 const specPath = fileURLToPath(new URL("../../shared/data/openai-chat-schemas.json", import.meta.url))
