@@ -155,32 +155,15 @@ export class MockServerError extends Schema.TaggedError<MockServerError>()("Mock
 const decodeChatRequest = Schema.decodeUnknownEither(ChatSchema.ChatCompletionRequest, { errors: "first" })
 const decodeEmbeddingRequest = Schema.decodeUnknownEither(ChatSchema.EmbeddingRequest, { onExcessProperty: "error" })
 
-const latencySampler = (latency: Latency, random: () => number): (() => number) => {
-  if (typeof latency === "object" && latency !== null && "uniform" in latency) {
-    const lo = Duration.toMillis(latency.uniform[0])
-    const hi = Duration.toMillis(latency.uniform[1])
-    return () => lo + (hi - lo) * random()
-  }
-  if (typeof latency === "object" && latency !== null && "logNormal" in latency) {
-    const median = Duration.toMillis(latency.logNormal.median)
-    const sigma = latency.logNormal.sigma
-    return () => {
-      // Box-Muller: a standard normal from two uniforms.
-      const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
-      return median * Math.exp(sigma * z)
-    }
-  }
-  const fixed = Duration.toMillis(latency as Duration.DurationInput)
-  return () => fixed
-}
-
 const errorBody = (message: string, type: string, param: string | null, code: string | null) =>
   JSON.stringify({ error: { message, type, param, code } })
 
 const issuePath = (error: ParseResult.ParseError): string | null => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
   const first = issues[0]
-  return first === undefined || first.path.length === 0 ? null : first.path.map(String).join(".")
+  if (first === undefined || first.path.length === 0) return null
+  // OpenAI writes paths as messages[0].content
+  return first.path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join("")
 }
 
 /** Starts the server; it closes (and drops open connections) when the scope closes. */
@@ -188,7 +171,7 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
   Effect.gen(function* () {
     const config: Options = { ...defaults, ...options }
     const random = Content.mulberry32(config.seed)
-    const sampleLatency = latencySampler(config.latency, random)
+    const sampleLatency = Content.latencySampler(config.latency, random)
     let script = [...config.script]
     let journal: Array<JournalEntry> = []
     let seq = 0

@@ -3,7 +3,8 @@
  * @internal
  */
 import type * as ChatSchema from "../../ChatSchema.js"
-import type { JsonContentOptions } from "../MockServer.js"
+import * as Duration from "effect/Duration"
+import type { JsonContentOptions, Latency } from "../MockServer.js"
 
 /** A small seeded generator (mulberry32): uniform in [0, 1). */
 export const mulberry32 = (seed: number): (() => number) => {
@@ -15,6 +16,26 @@ export const mulberry32 = (seed: number): (() => number) => {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
+}
+
+/** Draws a delay in milliseconds for each request. */
+export const latencySampler = (latency: Latency, random: () => number): (() => number) => {
+  if (typeof latency === "object" && latency !== null && "uniform" in latency) {
+    const lo = Duration.toMillis(latency.uniform[0])
+    const hi = Duration.toMillis(latency.uniform[1])
+    return () => lo + (hi - lo) * random()
+  }
+  if (typeof latency === "object" && latency !== null && "logNormal" in latency) {
+    const median = Duration.toMillis(latency.logNormal.median)
+    const sigma = latency.logNormal.sigma
+    return () => {
+      // Box-Muller: a standard normal from two uniforms.
+      const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+      return median * Math.exp(sigma * z)
+    }
+  }
+  const fixed = Duration.toMillis(latency as Duration.DurationInput)
+  return () => fixed
 }
 
 /** FNV-1a, 32 bits. */
