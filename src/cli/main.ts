@@ -4,9 +4,13 @@
  * @internal
  */
 import * as Command from "@effect/cli/Command"
+import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { VERSION } from "../internal/version.js"
 import { demoCommand } from "./demo.js"
 import { mockCommand } from "./mock.js"
@@ -18,4 +22,22 @@ const shepherd = Command.make("shepherd").pipe(
 
 const cli = Command.run(shepherd, { name: "shepherd", version: VERSION })
 
-cli(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain({ disableErrorReporting: false }))
+/** Exit codes: 0 done, 1 failed, 2 bad usage (already explained by @effect/cli), 130 interrupted. */
+let exitCode = 0
+
+cli(process.argv).pipe(
+  Effect.catchAll((error) => {
+    if (ValidationError.isValidationError(error)) {
+      exitCode = 2
+      return Effect.void
+    }
+    exitCode = 1
+    return Console.error(`shepherd: ${error instanceof Error ? error.message : String(error)}`)
+  }),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({
+    disableErrorReporting: false,
+    teardown: (exit, onExit) =>
+      onExit(Exit.isSuccess(exit) ? exitCode : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+  })
+)

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { parseDuration } from "../internal/durationText.js"
 import * as MockServer from "../testing/MockServer.js"
+import { CliError } from "./error.js"
 
 const FAULT_TYPES = ["rate_limit", "server_error", "bad_request", "reset", "hang", "malformed_json", "truncated_body"] as const
 
@@ -64,12 +65,14 @@ const options = {
   faultRate: Options.float("fault-rate").pipe(Options.withDefault(0), Options.withDescription("share of requests answered with a fault, 0 to 1")),
   faults: Options.text("faults").pipe(
     Options.withDefault("rate_limit,server_error"),
-    Options.withDescription(`comma-separated: ${FAULT_TYPES.join(", ")}`)
+    Options.withDescription(`comma-separated: ${FAULT_TYPES.join(", ")}`),
+    Options.mapTryCatch((text) => { parseFaults(text, 1); return text }, invalid)
   ),
   retryAfter: Options.integer("retry-after").pipe(Options.withDefault(1), Options.withDescription("seconds, sent with rate_limit faults")),
   jsonContent: Options.text("json-content").pipe(
-    Options.optional,
-    Options.withDescription("answer with JSON content: clean, or defects fence,prose,trailing-comma,truncate")
+    Options.withDescription("answer with JSON content: clean, or defects fence,prose,trailing-comma,truncate"),
+    Options.mapTryCatch(parseJsonContent, invalid),
+    Options.optional
   ),
   apiKeyEnv: Options.text("api-key-env").pipe(Options.optional, Options.withDescription("require the bearer token held in this environment variable")),
   noValidate: Options.boolean("no-validate").pipe(Options.withDescription("accept request bodies without checking them"))
@@ -77,11 +80,10 @@ const options = {
 
 export const mockCommand = Command.make("mock", options, (o) =>
   Effect.gen(function* () {
-    const faults = yield* Effect.try({ try: () => parseFaults(o.faults, o.retryAfter), catch: (e) => e as Error })
-    const jsonContent = yield* Effect.try({ try: () => Option.map(o.jsonContent, parseJsonContent), catch: (e) => e as Error })
+    const faults = parseFaults(o.faults, o.retryAfter)
     const apiKey = Option.flatMap(o.apiKeyEnv, (name) => Option.fromNullable(process.env[name]))
     if (Option.isSome(o.apiKeyEnv) && Option.isNone(apiKey)) {
-      return yield* Effect.fail(new Error(`--api-key-env names ${o.apiKeyEnv.value}, which is not set`))
+      return yield* new CliError({ detail: `--api-key-env names ${o.apiKeyEnv.value}, which is not set: export it first` })
     }
     const server = yield* MockServer.make({
       port: o.port,
@@ -90,7 +92,7 @@ export const mockCommand = Command.make("mock", options, (o) =>
       seed: o.seed,
       faultRate: o.faultRate,
       faults,
-      jsonContent: Option.getOrUndefined(jsonContent),
+      jsonContent: Option.getOrUndefined(o.jsonContent),
       apiKey: Option.getOrUndefined(apiKey),
       validate: !o.noValidate
     })

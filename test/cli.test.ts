@@ -1,0 +1,74 @@
+/** The `shepherd` command, run as users run it: the built CLI in a child process. */
+import { describe, expect, it } from "@effect/vitest"
+import { spawn, spawnSync } from "node:child_process"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+
+const cli = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url))
+
+const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 60_000, env: { ...process.env, OPENAI_BASE_URL: "", ...env } })
+
+describe("shepherd mock", () => {
+  it("prints its base URL first, serves completions, and stops on SIGTERM", async () => {
+    const child = spawn(process.execPath, [cli, "mock", "--latency", "5ms", "--seed", "3"], { stdio: ["ignore", "pipe", "pipe"] })
+    const url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once("line", resolve)
+      child.once("exit", (code) => reject(new Error(`exited ${code}`)))
+    })
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/)
+    const res = await fetch(`${url}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hello" }] })
+    })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { object: string }).object).toBe("chat.completion")
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+    child.kill("SIGTERM")
+    await exited
+    await expect(fetch(`${url}/models`)).rejects.toThrow()
+  })
+
+  it("rejects an unknown fault with the list of known ones", () => {
+    const result = run(["mock", "--faults", "rate_limit,meteor"])
+    expect(result.status).toBe(2)
+    expect(result.stderr).toContain("unknown fault \"meteor\"")
+    expect(result.stderr).toContain("truncated_body")
+  })
+
+  it("rejects a latency it cannot read", () => {
+    const result = run(["mock", "--latency", "fast"])
+    expect(result.status).toBe(2)
+    expect(result.stderr).toContain("not a duration")
+  })
+
+  it("names an unset --api-key-env variable in one line and exits 1", () => {
+    const result = run(["mock", "--api-key-env", "SHEPHERD_TEST_UNSET_VARIABLE"])
+    expect(result.status).toBe(1)
+    expect(result.stderr.trim()).toBe("shepherd: --api-key-env names SHEPHERD_TEST_UNSET_VARIABLE, which is not set: export it first")
+  })
+})
+
+describe("shepherd demo", () => {
+  it("runs the throughput table against the embedded mock server", () => {
+    const result = run(["demo"])
+    expect(result.stderr).toBe("")
+    expect(result.status).toBe(0)
+    expect(result.stdout).toContain("embedded mock server")
+    const rows = result.stdout.split("\n").filter((line) => /^\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+\d+%$/.test(line))
+    expect(rows.map((r) => Number(r.trim().split(/\s+/)[0]))).toEqual([1, 10, 50, 200])
+    for (const row of rows) {
+      const [, requests, ok, failed] = row.trim().split(/\s+/).map(Number)
+      expect(ok! + failed!).toBe(requests)
+    }
+    expect(result.stdout).toMatch(/answered \d+x as many requests per second/)
+  }, 120_000)
+})
+
+describe("shepherd --version", () => {
+  it("prints the package version", () => {
+    const result = run(["--version"])
+    expect(result.stdout.trim()).toContain("0.1.0")
+  })
+})
