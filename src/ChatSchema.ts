@@ -195,7 +195,9 @@ export type StreamOptions = typeof StreamOptions.Type
 /** The named fields of a chat-completion request; see {@link ChatCompletionRequest}. */
 export const ChatCompletionRequestFields = {
   model: Schema.String,
-  messages: Schema.NonEmptyArray(ChatMessage),
+  // An array with at least one message (not a non-empty tuple type: a message list built in a
+  // variable must be accepted as it is).
+  messages: Schema.Array(ChatMessage).pipe(Schema.minItems(1)),
   temperature: nullable(Finite.pipe(Schema.between(0, 2))),
   top_p: nullable(Finite.pipe(Schema.between(0, 1))),
   max_tokens: nullable(Schema.Int),
