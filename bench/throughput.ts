@@ -4,7 +4,10 @@
  * (a separate process with fixed latency).
  *
  *   npm run build && node dist/bench/throughput.js [--latency 50] [--concurrency 1,10,20,50,200]
- *       [--requests 20000] [--seconds 8] [--rounds 3] [--clients shepherd,undici,openai]
+ *       [--requests 20000] [--seconds 8] [--rounds 3] [--clients shepherd,shepherd-platform,undici,openai]
+ *
+ * `shepherd` is `ChatClient.layer`'s default (its undici Agent called directly); `shepherd-platform` is
+ * the same client with `transport: "platform"` (the Agent through @effect/platform's HttpClient).
  *
  * Each cell sends min(--requests, concurrency x (1000 / latency) x --seconds) requests after a warm-up
  * of `concurrency` requests; rounds are interleaved (every client once per round) and the table shows
@@ -26,7 +29,7 @@ const levels = (args.get("concurrency") ?? "1,10,20,50,200").split(",").map(Numb
 const maxRequests = Number(args.get("requests") ?? 20_000)
 const seconds = Number(args.get("seconds") ?? 8)
 const rounds = Number(args.get("rounds") ?? 3)
-const clients = (args.get("clients") ?? "shepherd,undici,openai").split(",")
+const clients = (args.get("clients") ?? "shepherd,shepherd-platform,undici,openai").split(",")
 
 const body: ChatSchema.ChatCompletionRequest = {
   model: "gpt-4.1-mini",
@@ -50,10 +53,11 @@ interface Contender {
   readonly setup: (url: string, concurrency: number) => Promise<{ run: (n: number) => Promise<number>; close: () => Promise<void> }>
 }
 
-const shepherd: Contender = {
-  name: "shepherd",
+/** Shepherd's `ChatClient.create` under `Effect.forEach({ concurrency })`, with either transport. */
+const shepherdWith = (name: string, transport: ChatClient.Options["transport"]): Contender => ({
+  name,
   setup: async (url, concurrency) => {
-    const runtime = ManagedRuntime.make(ChatClient.layer({ baseUrl: url, connections: Math.max(concurrency, 1) }).pipe(Layer.orDie))
+    const runtime = ManagedRuntime.make(ChatClient.layer({ baseUrl: url, connections: Math.max(concurrency, 1), transport }).pipe(Layer.orDie))
     const run = (n: number) =>
       runtime.runPromise(
         Effect.flatMap(ChatClient.ChatClient, (chat) => {
@@ -67,7 +71,9 @@ const shepherd: Contender = {
       )
     return { run, close: () => runtime.dispose() }
   }
-}
+})
+const shepherd = shepherdWith("shepherd", "undici")
+const shepherdPlatform = shepherdWith("shepherd-platform", "platform")
 
 const undici: Contender = {
   name: "undici",
@@ -110,7 +116,7 @@ const openai: Contender = {
   }
 }
 
-const contenders = [shepherd, undici, openai].filter((c) => clients.includes(c.name))
+const contenders = [shepherd, shepherdPlatform, undici, openai].filter((c) => clients.includes(c.name))
 
 const measure = async (contender: Contender, url: string, concurrency: number, n: number): Promise<Cell> => {
   const client = await contender.setup(url, concurrency)

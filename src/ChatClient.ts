@@ -13,11 +13,8 @@
  *
  * @since 0.1.0
  */
-import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -30,10 +27,10 @@ import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import { Agent } from "undici"
 import type * as ChatError from "./ChatError.js"
-import { TimeoutError } from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
 import * as Classify from "./internal/classify.js"
 import * as Deadlines from "./internal/deadlines.js"
+import * as Transport from "./internal/transport.js"
 import { VERSION } from "./internal/version.js"
 
 /** The OpenAI API; the only base URL for which an API key is required. */
@@ -55,6 +52,12 @@ export interface Options {
   readonly timeout: Duration.DurationInput
   /** Extra headers sent with every request (e.g. `OpenAI-Organization`). @default {} */
   readonly headers: Readonly<Record<string, string>>
+  /**
+   * How `layer` sends: `"undici"` calls its Agent directly; `"platform"` goes through
+   * `@effect/platform`'s `HttpClient` over the same Agent (about twice the client CPU per request,
+   * bench/throughput). `layerWithoutHttpClient` always uses the `HttpClient` it is given. @default "undici"
+   */
+  readonly transport: "undici" | "platform"
 }
 
 /** Options as given: any may be left out (or `undefined`) to take its default. */
@@ -68,7 +71,8 @@ export const defaults: Options = {
   keepAliveTimeout: "30 seconds",
   connectTimeout: "10 seconds",
   timeout: "60 seconds",
-  headers: {}
+  headers: {},
+  transport: "undici"
 }
 
 /** A completion with what the transport saw. */
@@ -134,75 +138,58 @@ export const resolveOptions = (options: Overrides): Effect.Effect<Options, Confi
     yield* positiveDuration("keepAliveTimeout", resolved.keepAliveTimeout)
     yield* positiveDuration("connectTimeout", resolved.connectTimeout)
     yield* positiveDuration("timeout", resolved.timeout)
+    if (resolved.transport !== "undici" && resolved.transport !== "platform") {
+      return yield* Effect.fail(ConfigError.InvalidData(["transport"], `transport must be "undici" or "platform", got ${JSON.stringify(resolved.transport)}`))
+    }
     return resolved
   })
 
 const withoutUndefined = (options: Overrides): Partial<Options> =>
   Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<Options>
 
-/**
- * Builds the service over whatever `HttpClient` the context has (a stub in tests, or your own
- * client with middleware).
- */
-export const make = (
-  options: Overrides
-): Effect.Effect<Service, ConfigError.ConfigError, HttpClient.HttpClient | Scope.Scope> =>
+/** Builds the service from resolved options and a way to send. */
+const makeWith = (
+  resolved: Options,
+  transport: (settings: Transport.Settings) => Transport.Send
+): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const resolved = yield* resolveOptions(options)
-    // The platform's span per request cost about 100 µs of CPU per call (bench/throughput); Shepherd's
-    // own span per request arrives with the observability work, with a switch to turn it off.
-    const http = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withScope)
+    const clock = yield* Effect.clock
     const deadlines = yield* Deadlines.make
     const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
     const scrub = Classify.makeScrub(secret)
-    const timeoutMillis = Duration.toMillis(resolved.timeout)
-    const connectTimeoutMillis = Duration.toMillis(resolved.connectTimeout)
-    const base = HttpClientRequest.post(resolved.baseUrl.replace(/\/+$/, "") + "/chat/completions", {
+    const send = transport({
+      url: new URL(resolved.baseUrl.replace(/\/+$/, "") + "/chat/completions"),
       headers: {
         ...resolved.headers,
         "user-agent": `effect-shepherd/${VERSION}`,
         accept: "application/json",
         ...(secret === undefined ? {} : { authorization: `Bearer ${secret}` })
-      }
+      },
+      timeoutMillis: Duration.toMillis(resolved.timeout),
+      connectTimeoutMillis: Duration.toMillis(resolved.connectTimeout),
+      deadlines,
+      scrub
     })
 
-    /**
-     * One attempt: send, read the whole body, classify. The request is bound to the deadline's scope:
-     * closing it (the deadline passed, or the fiber was interrupted) aborts the request.
-     */
+    /** One attempt: send, then classify the answer (decode a 2xx, type the error of any other). */
     const attempt = (body: string, attempts: number): Effect.Effect<ChatResult, ChatError.ChatError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (start) =>
-        deadlines.run(timeoutMillis, (scope, deadline) =>
-          http.execute(HttpClientRequest.setBody(base, HttpBody.text(body, "application/json"))).pipe(
-            Effect.flatMap((response) => Effect.map(response.text, (text) => [response, text] as const)),
-            Scope.extend(scope),
-            Effect.catchAll((error) =>
-              Effect.fail(
-                deadline.expired
-                  ? new TimeoutError({ phase: "attempt", timeoutMillis, attempts })
-                  : Classify.transportError(error, attempts, connectTimeoutMillis, scrub)
-              )
-            ),
-            Effect.flatMap(([response, text]) =>
-              Effect.flatMap(Clock.currentTimeMillis, (now) => {
-                const headers = response.headers
-                const status = response.status
-                const classified = Classify.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
-                return Either.isLeft(classified)
-                  ? Effect.fail(classified.left)
-                  : Effect.succeed<ChatResult>({
-                    completion: classified.right,
-                    requestId: headers["x-request-id"],
-                    status,
-                    attempts,
-                    latencyMillis: now - start,
-                    headers
-                  })
-              })
-            )
-          )
-        )
-      )
+      Effect.suspend(() => {
+        const start = clock.unsafeCurrentTimeMillis()
+        return Effect.flatMap(send(body, attempts), ({ headers, status, text }) => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const classified = Classify.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
+          return Either.isLeft(classified)
+            ? Effect.fail(classified.left)
+            : Effect.succeed<ChatResult>({
+              completion: classified.right,
+              requestId: headers["x-request-id"],
+              status,
+              attempts,
+              latencyMillis: now - start,
+              headers
+            })
+        })
+      })
 
     const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
       attempt(JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request), 1)
@@ -214,20 +201,34 @@ export const make = (
     })
   })
 
+/**
+ * Builds the service over whatever `HttpClient` the context has: a stub in tests, or your own client
+ * with middleware. The client must honour the request's `AbortSignal` (the platform's clients do):
+ * deadlines and interruption abort through it.
+ */
+export const make = (
+  options: Overrides
+): Effect.Effect<Service, ConfigError.ConfigError, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.flatMap(Effect.zip(resolveOptions(options), HttpClient.HttpClient), ([resolved, http]) =>
+    makeWith(resolved, (settings) => Transport.viaHttpClient(http, settings)))
+
 /** The service over an `HttpClient` you provide (your own middleware, proxy or test stub). */
 export const layerWithoutHttpClient = (
   options: Overrides = {}
 ): Layer.Layer<ChatClient, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.scoped(ChatClient, make(options))
 
 /**
- * A scoped undici `Agent` (keep-alive, `connections` per origin, connect timeout), destroyed when the
- * layer's scope closes: open sockets are closed and requests still in flight are aborted.
+ * The client over its own undici `Agent` (keep-alive, at most `connections` sockets, connect
+ * timeout), destroyed when the layer's scope closes: open sockets close and requests in flight are
+ * aborted. With `transport: "platform"` the Agent is used through `@effect/platform-node`'s
+ * `NodeHttpClient.layerUndiciWithoutDispatcher` instead of directly.
  */
-export const dispatcherLayer = (options: Overrides = {}): Layer.Layer<NodeHttpClient.Dispatcher, ConfigError.ConfigError> =>
+export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
   Layer.scoped(
-    NodeHttpClient.Dispatcher,
-    Effect.flatMap(resolveOptions(options), (resolved) =>
-      Effect.acquireRelease(
+    ChatClient,
+    Effect.gen(function* () {
+      const resolved = yield* resolveOptions(options)
+      const agent = yield* Effect.acquireRelease(
         Effect.sync(() =>
           new Agent({
             connections: resolved.connections,
@@ -237,14 +238,13 @@ export const dispatcherLayer = (options: Overrides = {}): Layer.Layer<NodeHttpCl
         ),
         (agent) => Effect.promise(() => agent.destroy())
       )
-    )
-  )
-
-/** The client over its own scoped undici connection pool. */
-export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
-  layerWithoutHttpClient(options).pipe(
-    Layer.provide(NodeHttpClient.layerUndiciWithoutDispatcher),
-    Layer.provide(dispatcherLayer(options))
+      if (resolved.transport === "undici") return yield* makeWith(resolved, (settings) => Transport.viaUndici(agent, settings))
+      const platform = yield* Layer.build(
+        NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Layer.succeed(NodeHttpClient.Dispatcher, agent)))
+      )
+      const http = Context.get(platform, HttpClient.HttpClient)
+      return yield* makeWith(resolved, (settings) => Transport.viaHttpClient(http, settings))
+    })
   )
 
 /** Reads the options from the environment (see {@link Options}); `overrides` win over the environment. */

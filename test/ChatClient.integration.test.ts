@@ -16,10 +16,10 @@ const KEY = "sk-integration-9d8c7b6a5f4e3d2c1b0a"
 const request: ChatSchema.ChatCompletionRequest = { model: "gpt-4.1-mini", messages: [{ role: "user", content: "Where is my order 42?" }] }
 
 /** A server and a client on it, both closed with the test's scope. */
-const setup = (server: Partial<MockServer.Options> = {}, client: ChatClient.Overrides = {}) =>
+const setup = (transport: ChatClient.Options["transport"], server: Partial<MockServer.Options> = {}, client: ChatClient.Overrides = {}) =>
   Effect.gen(function* () {
     const mock = yield* MockServer.make({ apiKey: KEY, ...server })
-    const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY), ...client }))
+    const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY), transport, ...client }))
     return { mock, chat: Context.get(context, ChatClient.ChatClient) }
   })
 
@@ -29,10 +29,11 @@ const onStray = (e: unknown) => { stray.push(e) }
 beforeAll(() => { process.on("unhandledRejection", onStray); process.on("uncaughtException", onStray) })
 afterAll(() => { process.off("unhandledRejection", onStray); process.off("uncaughtException", onStray) })
 
-describe("ChatClient against MockServer", () => {
+// Both ways `ChatClient.layer` can send: straight onto undici, and through the platform's HttpClient.
+for (const transport of ["undici", "platform"] as const) describe(`ChatClient against MockServer (transport: ${transport})`, () => {
   it.scopedLive("answers with a decoded completion and its metadata; the body it sent is spec-valid", () =>
     Effect.gen(function* () {
-      const { chat, mock } = yield* setup()
+      const { chat, mock } = yield* setup(transport)
       const result = yield* chat.createWithMetadata(request)
       expect(result.completion.choices[0]!.message.content).toContain("Where is my order 42?")
       expect(result.requestId).toBe("req_mock_1")
@@ -46,7 +47,7 @@ describe("ChatClient against MockServer", () => {
 
   it.scopedLive("every fault kind gives its typed error", () =>
     Effect.gen(function* () {
-      const { chat, mock } = yield* setup({}, { timeout: "300 millis" })
+      const { chat, mock } = yield* setup(transport, {}, { timeout: "300 millis" })
       const cases: ReadonlyArray<readonly [MockServer.Fault, string, Record<string, unknown>]> = [
         [{ type: "rate_limit", retryAfterSeconds: 3 }, "RateLimitError", { retryAfterMillis: 3000, code: "rate_limit_exceeded", requestId: "req_mock_1" }],
         [{ type: "rate_limit", retryAfterMillis: 250 }, "RateLimitError", { retryAfterMillis: 250 }],
@@ -74,7 +75,7 @@ describe("ChatClient against MockServer", () => {
   it.scopedLive("a wrong key gets 401 as ApiError with advice, and the key is not in it", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ apiKey: KEY })
-      const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make("sk-wrong-key-000") }))
+      const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make("sk-wrong-key-000"), transport }))
       const error = yield* Effect.flip(Context.get(context, ChatClient.ChatClient).create(request))
       expect(error).toMatchObject({ _tag: "ApiError", status: 401, code: "invalid_api_key" })
       expect(error.message).toContain("OPENAI_API_KEY")
@@ -82,14 +83,14 @@ describe("ChatClient against MockServer", () => {
 
   it.scopedLive("an invalid request is answered 400 by the server's schema check", () =>
     Effect.gen(function* () {
-      const { chat } = yield* setup()
+      const { chat } = yield* setup(transport)
       const error = yield* Effect.flip(chat.create({ model: "m", messages: [{ role: "user", content: "x" }], temperature: 9 }))
       expect(error).toMatchObject({ _tag: "ApiError", status: 400, type: "invalid_request_error", param: "temperature" })
     }))
 
   it.scopedLive("interrupting create aborts the request: the journal shows the client hung up", () =>
     Effect.gen(function* () {
-      const { chat, mock } = yield* setup({ script: [{ type: "hang" }] })
+      const { chat, mock } = yield* setup(transport, { script: [{ type: "hang" }] })
       const fiber = yield* Effect.fork(chat.create(request))
       yield* Effect.retry(Effect.flatMap(mock.journal, (j) => (j.length === 1 ? Effect.void : Effect.fail("not yet"))), Schedule.spaced("5 millis"))
       yield* Fiber.interrupt(fiber)
@@ -104,7 +105,7 @@ describe("ChatClient against MockServer", () => {
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ latency: "2 seconds" })
       const fiber = yield* Effect.fork(
-        Effect.scoped(Effect.flatMap(Layer.build(ChatClient.layer({ baseUrl: mock.url })), (ctx) => Context.get(ctx, ChatClient.ChatClient).create(request)))
+        Effect.scoped(Effect.flatMap(Layer.build(ChatClient.layer({ baseUrl: mock.url, transport })), (ctx) => Context.get(ctx, ChatClient.ChatClient).create(request)))
       )
       yield* Effect.retry(Effect.flatMap(mock.journal, (j) => (j.length === 1 ? Effect.void : Effect.fail("not yet"))), Schedule.spaced("5 millis"))
       yield* Fiber.interrupt(fiber)
@@ -119,7 +120,7 @@ describe("ChatClient against MockServer", () => {
     Effect.gen(function* () {
       const lines: Array<string> = []
       const logger = Logger.make(({ message }) => { lines.push(JSON.stringify(message)) })
-      const { chat, mock } = yield* setup({ faultRate: 1, faults: [{ type: "rate_limit", retryAfterSeconds: 1 }, { type: "server_error" }, { type: "bad_request" }, { type: "malformed_json" }, { type: "reset" }] }, { timeout: "2 seconds" })
+      const { chat, mock } = yield* setup(transport, { faultRate: 1, faults: [{ type: "rate_limit", retryAfterSeconds: 1 }, { type: "server_error" }, { type: "bad_request" }, { type: "malformed_json" }, { type: "reset" }] }, { timeout: "2 seconds" })
       const errors = yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i), () =>
         Effect.flip(chat.create(request)).pipe(Effect.tap((e) => Effect.logError("call failed", e))),
       { concurrency: 5 }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))

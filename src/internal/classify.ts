@@ -120,20 +120,33 @@ const describeCause = (cause: unknown): { code: string | undefined; detail: stri
   return { code, detail }
 }
 
-/** An `HttpClientError` (no usable response): `TransportError`, or `TimeoutError{phase: "connect"}`. */
+/**
+ * A failure before a whole answer arrived (refused, reset, closed early, a truncated body), given as
+ * the error undici or the `HttpClient` raised: `TransportError`, or `TimeoutError{phase: "connect"}`.
+ */
 export const transportError = (
-  error: HttpClientError.HttpClientError,
+  cause: unknown,
   attempts: number,
   connectTimeoutMillis: number,
   scrub: Scrub
 ): ChatError.TransportError | ChatError.TimeoutError => {
-  const { code, detail } = describeCause(error.cause)
+  const { code, detail } = describeCause(cause)
   if (code !== undefined && CONNECT_TIMEOUT_CODES.has(code)) {
     return new ChatError.TimeoutError({ phase: "connect", timeoutMillis: connectTimeoutMillis, attempts })
   }
-  const what = error._tag === "RequestError" && error.reason === "InvalidUrl" ? "invalid URL" : detail
-  return new ChatError.TransportError({ code, detail: scrub(what), attempts })
+  return new ChatError.TransportError({ code, detail: scrub(detail), attempts })
 }
+
+/** `transportError` for an `HttpClientError`, whose `cause` holds the transport's own error. */
+export const httpClientError = (
+  error: HttpClientError.HttpClientError,
+  attempts: number,
+  connectTimeoutMillis: number,
+  scrub: Scrub
+): ChatError.TransportError | ChatError.TimeoutError =>
+  error._tag === "RequestError" && error.reason === "InvalidUrl"
+    ? new ChatError.TransportError({ code: "INVALID_URL", detail: "invalid URL", attempts })
+    : transportError(error.cause, attempts, connectTimeoutMillis, scrub)
 
 /** Any answer that arrived whole: the completion for a decodable 2xx, else the typed error. */
 export const classify = (

@@ -5,8 +5,8 @@
  * 280 µs of CPU per request (bench/throughput at concurrency 200), more than the HTTP call itself.
  * Here one manager fiber per client sleeps (with `Clock`, so `TestClock` drives it) until the earliest
  * deadline; an attempt only links a node into a list sorted by deadline and unlinks it when done.
- * When a deadline passes, the manager closes the attempt's `Scope`, which aborts the HTTP request
- * bound to it (`HttpClient.withScope`); the attempt then sees `expired` and reports a timeout.
+ * When a deadline passes, the manager marks the node expired and calls its `onExpire` (which aborts
+ * the request); the attempt then sees `expired` and reports a timeout.
  * @internal
  */
 import * as Clock from "effect/Clock"
@@ -14,11 +14,11 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 
-/** What an attempt can ask of its deadline. */
+/** A registered deadline. */
 export interface Deadline {
-  /** True once the deadline passed and the scope was closed by the manager. */
+  /** True once the deadline passed (and `onExpire` was called). */
   readonly expired: boolean
 }
 
@@ -27,23 +27,19 @@ class Node implements Deadline {
   next: Node | undefined = undefined
   expired = false
   linked = false
-  constructor(readonly at: number, readonly scope: Scope.CloseableScope) {}
+  constructor(readonly at: number, readonly onExpire: () => void) {}
 }
 
 export interface Deadlines {
-  /**
-   * Runs `use` with a fresh scope that is closed when `use` fails or is interrupted or, if `millis`
-   * pass first, by the manager (then `deadline.expired` is true). Whatever `use` binds to the scope is
-   * aborted with it. After a success the scope is dropped unclosed: nothing is left to abort.
-   */
-  readonly run: <A, E, R>(
-    millis: number,
-    use: (scope: Scope.Scope, deadline: Deadline) => Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E, R>
+  /** Calls `onExpire` once `millis` have passed (on the client's `Clock`), unless `cancel`led first. */
+  readonly register: (millis: number, onExpire: () => void) => Deadline
+  /** Forgets a deadline; harmless when it already expired or was cancelled. */
+  readonly cancel: (deadline: Deadline) => void
 }
 
 /** Starts the manager fiber in the current scope. */
 export const make: Effect.Effect<Deadlines, never, Scope.Scope> = Effect.gen(function* () {
+  const clock = yield* Effect.clock
   let head: Node | undefined
   let tail: Node | undefined
   /** When the manager will next look; +Infinity while it waits for work. */
@@ -81,7 +77,7 @@ export const make: Effect.Effect<Deadlines, never, Scope.Scope> = Effect.gen(fun
         const node = head
         unlink(node)
         node.expired = true
-        yield* Scope.close(node.scope, Exit.void)
+        node.onExpire()
       }
       wake = Deferred.unsafeMake<void>(FiberId.none)
       if (head === undefined) {
@@ -95,20 +91,12 @@ export const make: Effect.Effect<Deadlines, never, Scope.Scope> = Effect.gen(fun
   })
   yield* Effect.forkScoped(Effect.interruptible(manager))
 
-  const run: Deadlines["run"] = (millis, use) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.acquireUseRelease(
-        Scope.make(),
-        (scope) => {
-          const node = new Node(now + millis, scope)
-          link(node)
-          return Effect.ensuring(use(scope, node), Effect.sync(() => unlink(node)))
-        },
-        // After a success nothing is left to abort: skip the close, whose AbortController.abort()
-        // builds a DOMException with a stack trace (about 3% of client CPU in bench/throughput).
-        (scope, exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
-      )
-    )
-
-  return { run }
+  return {
+    register: (millis, onExpire) => {
+      const node = new Node(clock.unsafeCurrentTimeMillis() + millis, onExpire)
+      link(node)
+      return node
+    },
+    cancel: (deadline) => unlink(deadline as Node)
+  }
 })

@@ -38,7 +38,7 @@ export type Fault =
   | { readonly type: "server_error"; readonly status?: 500 | 502 | 503 }
   /** 400 with an OpenAI `invalid_request_error` body. */
   | { readonly type: "bad_request" }
-  /** The connection is destroyed before anything is sent. */
+  /** The headers of a 200 are sent, then the connection is reset (TCP RST) instead of the body. */
   | { readonly type: "reset" }
   /** Nothing is ever sent; the connection stays open until the client gives up. */
   | { readonly type: "hang" }
@@ -216,8 +216,14 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
         }
         case "bad_request":
           return send(entry, res, 400, errorBody("Invalid request (mock fault).", "invalid_request_error", "messages", "invalid_value"))
-        case "reset":
-          return req.socket.destroy()
+        case "reset": {
+          // Mid-response: the status line and headers go out, then a TCP RST instead of the body.
+          entry.status = 200
+          stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1
+          res.writeHead(200, { "content-type": "application/json", "content-length": 1024 })
+          res.flushHeaders()
+          return setImmediate(() => req.socket.resetAndDestroy())
+        }
         case "hang":
           return
         case "malformed_json":

@@ -1,0 +1,115 @@
+/**
+ * How one attempt reaches the server. Two ways, one contract: send the body, bind the request to a
+ * deadline, and give back the status, headers and whole body text, or a transport failure.
+ * - `viaUndici`: straight onto the client's own undici `Agent` (the default of `ChatClient.layer`).
+ * - `viaHttpClient`: through any `@effect/platform` `HttpClient` (the extension point).
+ * bench/throughput measures both: at concurrency 200 the platform's client costs about twice the CPU
+ * per request of the direct call (see docs/benchmarks.md).
+ * @internal
+ */
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import type { Dispatcher } from "undici"
+import * as ChatError from "../ChatError.js"
+import * as Classify from "./classify.js"
+import type { Deadlines } from "./deadlines.js"
+
+/** What came back from one attempt. */
+export interface Exchange {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly text: string
+}
+
+export type Send = (body: string, attempts: number) => Effect.Effect<Exchange, ChatError.TransportError | ChatError.TimeoutError>
+
+/** What every transport needs to know. */
+export interface Settings {
+  /** `{baseUrl}/chat/completions` */
+  readonly url: URL
+  /** Sent with every request, authorization included. */
+  readonly headers: Readonly<Record<string, string>>
+  readonly timeoutMillis: number
+  readonly connectTimeoutMillis: number
+  readonly deadlines: Deadlines
+  readonly scrub: Classify.Scrub
+}
+
+const attemptTimeout = (settings: Settings, attempts: number) =>
+  new ChatError.TimeoutError({ phase: "attempt", timeoutMillis: settings.timeoutMillis, attempts })
+
+const flatten = (headers: Record<string, string | Array<string> | undefined>): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const key in headers) {
+    const value = headers[key]
+    if (value !== undefined) out[key] = Array.isArray(value) ? value.join(", ") : value
+  }
+  return out
+}
+
+/**
+ * One undici call per attempt inside a single `Effect.async`: no fiber, scope or span per request.
+ * The deadline and an interruption both abort the request through its `AbortSignal`.
+ */
+export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
+  const { deadlines, scrub, connectTimeoutMillis } = settings
+  const origin = settings.url.origin
+  const path = settings.url.pathname + settings.url.search
+  const headers = { ...settings.headers, "content-type": "application/json" }
+  return (body, attempts) =>
+    Effect.async<Exchange, ChatError.TransportError | ChatError.TimeoutError>((resume) => {
+      const controller = new AbortController()
+      const deadline = deadlines.register(settings.timeoutMillis, () => controller.abort())
+      agent
+        .request({ origin, path, method: "POST", headers, body, signal: controller.signal })
+        .then((response) =>
+          response.body.text().then((text) => {
+            deadlines.cancel(deadline)
+            resume(Effect.succeed({ status: response.statusCode, headers: flatten(response.headers), text }))
+          })
+        )
+        .catch((error: unknown) => {
+          deadlines.cancel(deadline)
+          resume(Effect.fail(deadline.expired ? attemptTimeout(settings, attempts) : Classify.transportError(error, attempts, connectTimeoutMillis, scrub)))
+        })
+      return Effect.sync(() => {
+        deadlines.cancel(deadline)
+        controller.abort()
+      })
+    })
+}
+
+/**
+ * Through an `HttpClient`. Each request is bound to a scope (`HttpClient.withScope`); the deadline
+ * or an interruption closes it, which aborts the request through the signal the client was given.
+ */
+export const viaHttpClient = (client: HttpClient.HttpClient, settings: Settings): Send => {
+  const { deadlines, scrub, connectTimeoutMillis } = settings
+  // The platform's span per request cost about 100 µs of CPU per call (bench/throughput); Shepherd's
+  // own span per request arrives with the observability work, with a switch to turn it off.
+  const http = client.pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withScope)
+  const base = HttpClientRequest.post(settings.url, { headers: settings.headers })
+  return (body, attempts) =>
+    Effect.flatMap(Scope.make(), (scope) => {
+      const deadline = deadlines.register(settings.timeoutMillis, () => Effect.runFork(Scope.close(scope, Exit.void)))
+      return http.execute(HttpClientRequest.setBody(base, HttpBody.text(body, "application/json"))).pipe(
+        Effect.flatMap((response) =>
+          Effect.map(response.text, (text): Exchange => ({ status: response.status, headers: response.headers, text }))
+        ),
+        Scope.extend(scope),
+        Effect.catchAll((error) =>
+          Effect.fail(deadline.expired ? attemptTimeout(settings, attempts) : Classify.httpClientError(error, attempts, connectTimeoutMillis, scrub))
+        ),
+        Effect.onExit((exit) => {
+          deadlines.cancel(deadline)
+          // After a success nothing is left to abort: skip the close, whose AbortController.abort()
+          // builds a DOMException with a stack trace (about 3% of client CPU in bench/throughput).
+          return Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)
+        })
+      )
+    })
+}
