@@ -21,16 +21,20 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import { Agent } from "undici"
 import type * as ChatError from "./ChatError.js"
+import { TimeoutError } from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
 import * as Classify from "./internal/classify.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as Transport from "./internal/transport.js"
+import * as RetryPolicy from "./RetryPolicy.js"
 import { VERSION } from "./internal/version.js"
 
 /** The OpenAI API; the only base URL for which an API key is required. */
@@ -58,6 +62,8 @@ export interface Options {
    * bench/throughput). `layerWithoutHttpClient` always uses the `HttpClient` it is given. @default "undici"
    */
   readonly transport: "undici" | "platform"
+  /** Retries and the total deadline; see `RetryPolicy.Options` for each field's default. Env `SHEPHERD_MAX_RETRIES`, `SHEPHERD_TOTAL_TIMEOUT`. @default RetryPolicy.defaults */
+  readonly retry: Partial<RetryPolicy.Options>
 }
 
 /** Options as given: any may be left out (or `undefined`) to take its default. */
@@ -72,7 +78,8 @@ export const defaults: Options = {
   connectTimeout: "10 seconds",
   timeout: "60 seconds",
   headers: {},
-  transport: "undici"
+  transport: "undici",
+  retry: {}
 }
 
 /** A completion with what the transport saw. */
@@ -98,6 +105,19 @@ export interface Service {
   /** The resolved options, the key still `Redacted`. */
   readonly options: Options
 }
+
+/** Per-call retry options, set by {@link withRetry}; they win over the client's. */
+export const currentRetry: FiberRef.FiberRef<Partial<RetryPolicy.Options> | undefined> = FiberRef.unsafeMake<
+  Partial<RetryPolicy.Options> | undefined
+>(undefined)
+
+/**
+ * Runs `effect` with other retry options for the chat calls it makes (they win over the client's):
+ * `ChatClient.withRetry({ maxRetries: 0 })(chat.create(request))`.
+ */
+export const withRetry = (options: Partial<RetryPolicy.Options>) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(FiberRef.get(currentRetry), (outer) => Effect.locally(effect, currentRetry, { ...outer, ...options }))
 
 /** The `ChatClient` service tag. */
 export class ChatClient extends Context.Tag("effect-shepherd/ChatClient")<ChatClient, Service>() {}
@@ -138,6 +158,15 @@ export const resolveOptions = (options: Overrides): Effect.Effect<Options, Confi
     yield* positiveDuration("keepAliveTimeout", resolved.keepAliveTimeout)
     yield* positiveDuration("connectTimeout", resolved.connectTimeout)
     yield* positiveDuration("timeout", resolved.timeout)
+    const retry = { ...RetryPolicy.defaults, ...resolved.retry }
+    if (!Number.isInteger(retry.maxRetries) || retry.maxRetries < 0) {
+      return yield* Effect.fail(ConfigError.InvalidData(["maxRetries"], `maxRetries must be a whole number >= 0, got ${retry.maxRetries}`))
+    }
+    if (!(retry.factor >= 1)) return yield* Effect.fail(ConfigError.InvalidData(["retry", "factor"], `retry factor must be >= 1, got ${retry.factor}`))
+    yield* positiveDuration("initialDelay", retry.initialDelay)
+    yield* positiveDuration("maxDelay", retry.maxDelay)
+    yield* positiveDuration("maxRetryAfter", retry.maxRetryAfter)
+    yield* positiveDuration("totalTimeout", retry.totalTimeout)
     if (resolved.transport !== "undici" && resolved.transport !== "platform") {
       return yield* Effect.fail(ConfigError.InvalidData(["transport"], `transport must be "undici" or "platform", got ${JSON.stringify(resolved.transport)}`))
     }
@@ -165,34 +194,63 @@ const makeWith = (
         accept: "application/json",
         ...(secret === undefined ? {} : { authorization: `Bearer ${secret}` })
       },
-      timeoutMillis: Duration.toMillis(resolved.timeout),
       connectTimeoutMillis: Duration.toMillis(resolved.connectTimeout),
       deadlines,
       scrub
     })
 
-    /** One attempt: send, then classify the answer (decode a 2xx, type the error of any other). */
-    const attempt = (body: string, attempts: number): Effect.Effect<ChatResult, ChatError.ChatError> =>
-      Effect.suspend(() => {
-        const start = clock.unsafeCurrentTimeMillis()
-        return Effect.flatMap(send(body, attempts), ({ headers, status, text }) => {
-          const now = clock.unsafeCurrentTimeMillis()
-          const classified = Classify.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
-          return Either.isLeft(classified)
-            ? Effect.fail(classified.left)
-            : Effect.succeed<ChatResult>({
-              completion: classified.right,
-              requestId: headers["x-request-id"],
-              status,
-              attempts,
-              latencyMillis: now - start,
-              headers
-            })
-        })
+    const timeoutMillis = Duration.toMillis(resolved.timeout)
+    const basePolicy = RetryPolicy.resolve(resolved.retry)
+
+    /** One attempt: send, then classify the answer (a 2xx is decoded, any other status typed). */
+    const attempt = (body: string, attempts: number, attemptTimeoutMillis: number, start: number): Effect.Effect<ChatResult, ChatError.ChatError> =>
+      Effect.flatMap(send(body, attempts, attemptTimeoutMillis), ({ headers, status, text }) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const classified = Classify.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
+        return Either.isLeft(classified)
+          ? Effect.fail(classified.left)
+          : Effect.succeed<ChatResult>({
+            completion: classified.right,
+            requestId: headers["x-request-id"],
+            status,
+            attempts,
+            latencyMillis: now - start,
+            headers
+          })
       })
 
-    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
-      attempt(JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request), 1)
+    /**
+     * Attempts until one succeeds, the policy stops, or the total deadline would pass. Each attempt's
+     * timeout is cut to the time left, so the deadline needs no timer of its own; a wait that would end
+     * past it is not started.
+     */
+    const withRetries = (body: string, policy: RetryPolicy.Resolved): Effect.Effect<ChatResult, ChatError.ChatError> =>
+      Effect.suspend(() => {
+        const start = clock.unsafeCurrentTimeMillis()
+        const deadline = start + policy.totalTimeoutMillis
+        const total = (attempts: number) => new TimeoutError({ phase: "total", timeoutMillis: policy.totalTimeoutMillis, attempts })
+        const loop = (attempts: number): Effect.Effect<ChatResult, ChatError.ChatError> => {
+          const left = deadline - clock.unsafeCurrentTimeMillis()
+          if (left <= 0) return Effect.fail(total(attempts - 1))
+          const clipped = left < timeoutMillis
+          return Effect.catchAll(attempt(body, attempts, clipped ? left : timeoutMillis, start), (error) => {
+            if (clipped && error._tag === "TimeoutError" && error.phase === "attempt") return Effect.fail(total(attempts))
+            return Effect.flatMap(Random.next, (random) => {
+              const decision = RetryPolicy.decide(policy, error, attempts, random)
+              if (decision._tag === "Stop") return Effect.fail(error)
+              if (clock.unsafeCurrentTimeMillis() + decision.delayMillis >= deadline) return Effect.fail(total(attempts))
+              return Effect.zipRight(Effect.sleep(decision.delayMillis), loop(attempts + 1))
+            })
+          })
+        }
+        return loop(1)
+      })
+
+    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> => {
+      const body = JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request)
+      return FiberRef.getWith(currentRetry, (override) =>
+        withRetries(body, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
+    }
 
     return ChatClient.of({
       create: (request) => Effect.map(createWithMetadata(request), (result) => result.completion),
@@ -253,19 +311,28 @@ export const optionsConfig: Config.Config<Overrides> = Config.all({
   baseUrl: Config.option(Config.string("OPENAI_BASE_URL")),
   connections: Config.option(Config.integer("SHEPHERD_CONNECTIONS")),
   timeout: Config.option(Config.duration("SHEPHERD_TIMEOUT")),
-  connectTimeout: Config.option(Config.duration("SHEPHERD_CONNECT_TIMEOUT"))
+  connectTimeout: Config.option(Config.duration("SHEPHERD_CONNECT_TIMEOUT")),
+  maxRetries: Config.option(Config.integer("SHEPHERD_MAX_RETRIES")),
+  totalTimeout: Config.option(Config.duration("SHEPHERD_TOTAL_TIMEOUT"))
 }).pipe(
   Config.map((env) => ({
     apiKey: Option.getOrUndefined(Option.filter(env.apiKey, (key) => Redacted.value(key).trim() !== "")),
     baseUrl: Option.getOrUndefined(Option.filter(env.baseUrl, (url) => url.trim() !== "")),
     connections: Option.getOrUndefined(env.connections),
     timeout: Option.getOrUndefined(env.timeout),
-    connectTimeout: Option.getOrUndefined(env.connectTimeout)
+    connectTimeout: Option.getOrUndefined(env.connectTimeout),
+    retry: Option.isNone(env.maxRetries) && Option.isNone(env.totalTimeout)
+      ? undefined
+      : {
+        ...Option.match(env.maxRetries, { onNone: () => ({}), onSome: (maxRetries) => ({ maxRetries }) }),
+        ...Option.match(env.totalTimeout, { onNone: () => ({}), onSome: (totalTimeout) => ({ totalTimeout }) })
+      }
   }))
 )
 
 /** The client configured from `OPENAI_API_KEY`, `OPENAI_BASE_URL` and `SHEPHERD_*`, over its own pool. */
 export const layerConfig = (overrides: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
   Layer.unwrapEffect(
-    Effect.map(optionsConfig, (env) => layer({ ...withoutUndefined(env), ...withoutUndefined(overrides) }))
+    Effect.map(optionsConfig, (env) =>
+      layer({ ...withoutUndefined(env), ...withoutUndefined(overrides), retry: { ...env.retry, ...overrides.retry } }))
   )

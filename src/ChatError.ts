@@ -23,6 +23,8 @@ export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLi
   /** OpenAI's error `code` (e.g. `rate_limit_exceeded`, `insufficient_quota`). */
   code: optionalString,
   requestId: optionalString,
+  /** The server's `x-should-retry` header, when it sent one: it overrides the status rule. */
+  shouldRetry: Schema.optional(Schema.Boolean),
   /** Attempts made, the first included. */
   attempts: Schema.Number
 }) {
@@ -46,6 +48,10 @@ export class ApiError extends Schema.TaggedError<ApiError>()("ApiError", {
   /** The server's message or, for a body that is not an OpenAI error, its first 2 KB. Scrubbed of the key. */
   detail: Schema.String,
   requestId: optionalString,
+  /** Delay the server asked for (`retry-after-ms` / `retry-after`, e.g. on a 503), in milliseconds. */
+  retryAfterMillis: Schema.optional(Schema.Number),
+  /** The server's `x-should-retry` header, when it sent one: it overrides the status rule. */
+  shouldRetry: Schema.optional(Schema.Boolean),
   attempts: Schema.Number
 }) {
   override get message(): string {

@@ -7,3 +7,4 @@
 export * as ChatClient from "./ChatClient.js"
 export * as ChatError from "./ChatError.js"
 export * as ChatSchema from "./ChatSchema.js"
+export * as RetryPolicy from "./RetryPolicy.js"

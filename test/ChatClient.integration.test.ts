@@ -19,7 +19,8 @@ const request: ChatSchema.ChatCompletionRequest = { model: "gpt-4.1-mini", messa
 const setup = (transport: ChatClient.Options["transport"], server: Partial<MockServer.Options> = {}, client: ChatClient.Overrides = {}) =>
   Effect.gen(function* () {
     const mock = yield* MockServer.make({ apiKey: KEY, ...server })
-    const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY), transport, ...client }))
+    // One attempt: these tests are about what each answer becomes (retries: test/retry.integration.test.ts).
+    const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY), transport, retry: { maxRetries: 0 }, ...client }))
     return { mock, chat: Context.get(context, ChatClient.ChatClient) }
   })
 

@@ -30,7 +30,8 @@ const withStub = <A, E>(
   options: ChatClient.Overrides = {}
 ) => {
   const stub = stubClient(replies)
-  const layer = ChatClient.layerWithoutHttpClient({ apiKey: Redacted.make(KEY), baseUrl: "http://127.0.0.1:9/v1", ...options }).pipe(Layer.provide(stub.layer))
+  // One attempt unless a test asks for retries: these tests are about what a single answer becomes.
+  const layer = ChatClient.layerWithoutHttpClient({ apiKey: Redacted.make(KEY), baseUrl: "http://127.0.0.1:9/v1", retry: { maxRetries: 0 }, ...options }).pipe(Layer.provide(stub.layer))
   return Effect.map(Effect.provide(Effect.flatMap(ChatClient.ChatClient, f), layer), (a) => ({ result: a, sent: stub.sent }))
 }
 
@@ -141,7 +142,7 @@ describe("ChatClient.create (stub HttpClient)", () => {
   it.effect("interrupting create aborts the request", () =>
     Effect.gen(function* () {
       const stub = stubClient(["hang"])
-      const layer = ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1" }).pipe(Layer.provide(stub.layer))
+      const layer = ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1", retry: { maxRetries: 0 } }).pipe(Layer.provide(stub.layer))
       const fiber = yield* Effect.fork(Effect.provide(Effect.flatMap(ChatClient.ChatClient, (chat) => chat.create(request)), layer))
       yield* TestClock.adjust("10 millis")
       expect(stub.sent).toHaveLength(1)

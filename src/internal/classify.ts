@@ -79,12 +79,16 @@ export const statusError = (received: Received, scrub: Scrub): ChatError.RateLim
   const error = body !== undefined && Either.isRight(body) ? body.right.error : undefined
   const requestId = received.headers["x-request-id"]
   const code = error?.code === undefined || error.code === null ? undefined : String(error.code)
+  const should = received.headers["x-should-retry"]
+  const shouldRetry = should === "true" ? true : should === "false" ? false : undefined
+  const retryAfterMillis = parseRetryAfter(received.headers, received.nowMillis)
   if (received.status === 429) {
     return new ChatError.RateLimitError({
-      retryAfterMillis: parseRetryAfter(received.headers, received.nowMillis),
+      retryAfterMillis,
       detail: error === undefined ? undefined : scrub(error.message),
       code,
       requestId,
+      shouldRetry,
       attempts: received.attempts
     })
   }
@@ -95,6 +99,8 @@ export const statusError = (received: Received, scrub: Scrub): ChatError.RateLim
     param: error?.param ?? undefined,
     detail: error === undefined ? (received.body === "" ? "(empty body)" : excerpt(received.body, scrub)) : scrub(error.message),
     requestId,
+    retryAfterMillis,
+    shouldRetry,
     attempts: received.attempts
   })
 }

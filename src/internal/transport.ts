@@ -25,7 +25,12 @@ export interface Exchange {
   readonly text: string
 }
 
-export type Send = (body: string, attempts: number) => Effect.Effect<Exchange, ChatError.TransportError | ChatError.TimeoutError>
+/** Sends `body` as attempt number `attempts`, aborting it after `timeoutMillis`. */
+export type Send = (
+  body: string,
+  attempts: number,
+  timeoutMillis: number
+) => Effect.Effect<Exchange, ChatError.TransportError | ChatError.TimeoutError>
 
 /** What every transport needs to know. */
 export interface Settings {
@@ -33,14 +38,13 @@ export interface Settings {
   readonly url: URL
   /** Sent with every request, authorization included. */
   readonly headers: Readonly<Record<string, string>>
-  readonly timeoutMillis: number
   readonly connectTimeoutMillis: number
   readonly deadlines: Deadlines
   readonly scrub: Classify.Scrub
 }
 
-const attemptTimeout = (settings: Settings, attempts: number) =>
-  new ChatError.TimeoutError({ phase: "attempt", timeoutMillis: settings.timeoutMillis, attempts })
+const attemptTimeout = (timeoutMillis: number, attempts: number) =>
+  new ChatError.TimeoutError({ phase: "attempt", timeoutMillis, attempts })
 
 const flatten = (headers: Record<string, string | Array<string> | undefined>): Record<string, string> => {
   const out: Record<string, string> = {}
@@ -60,10 +64,10 @@ export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
   const origin = settings.url.origin
   const path = settings.url.pathname + settings.url.search
   const headers = { ...settings.headers, "content-type": "application/json" }
-  return (body, attempts) =>
+  return (body, attempts, timeoutMillis) =>
     Effect.async<Exchange, ChatError.TransportError | ChatError.TimeoutError>((resume) => {
       const controller = new AbortController()
-      const deadline = deadlines.register(settings.timeoutMillis, () => controller.abort())
+      const deadline = deadlines.register(timeoutMillis, () => controller.abort())
       agent
         .request({ origin, path, method: "POST", headers, body, signal: controller.signal })
         .then((response) =>
@@ -74,7 +78,7 @@ export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
         )
         .catch((error: unknown) => {
           deadlines.cancel(deadline)
-          resume(Effect.fail(deadline.expired ? attemptTimeout(settings, attempts) : Classify.transportError(error, attempts, connectTimeoutMillis, scrub)))
+          resume(Effect.fail(deadline.expired ? attemptTimeout(timeoutMillis, attempts) : Classify.transportError(error, attempts, connectTimeoutMillis, scrub)))
         })
       return Effect.sync(() => {
         deadlines.cancel(deadline)
@@ -93,16 +97,16 @@ export const viaHttpClient = (client: HttpClient.HttpClient, settings: Settings)
   // own span per request arrives with the observability work, with a switch to turn it off.
   const http = client.pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withScope)
   const base = HttpClientRequest.post(settings.url, { headers: settings.headers })
-  return (body, attempts) =>
+  return (body, attempts, timeoutMillis) =>
     Effect.flatMap(Scope.make(), (scope) => {
-      const deadline = deadlines.register(settings.timeoutMillis, () => Effect.runFork(Scope.close(scope, Exit.void)))
+      const deadline = deadlines.register(timeoutMillis, () => Effect.runFork(Scope.close(scope, Exit.void)))
       return http.execute(HttpClientRequest.setBody(base, HttpBody.text(body, "application/json"))).pipe(
         Effect.flatMap((response) =>
           Effect.map(response.text, (text): Exchange => ({ status: response.status, headers: response.headers, text }))
         ),
         Scope.extend(scope),
         Effect.catchAll((error) =>
-          Effect.fail(deadline.expired ? attemptTimeout(settings, attempts) : Classify.httpClientError(error, attempts, connectTimeoutMillis, scrub))
+          Effect.fail(deadline.expired ? attemptTimeout(timeoutMillis, attempts) : Classify.httpClientError(error, attempts, connectTimeoutMillis, scrub))
         ),
         Effect.onExit((exit) => {
           deadlines.cancel(deadline)

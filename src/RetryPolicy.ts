@@ -1,0 +1,112 @@
+/**
+ * When a failed chat call is tried again, and after how long.
+ *
+ * - Retried: 408, 409, 429, every 5xx, transport failures (reset, refused, closed early), connect and
+ *   attempt timeouts. Never: other 4xx, a 2xx body that does not decode, budget errors, the total
+ *   deadline. A response header `x-should-retry: true|false` overrides the status rule, as the
+ *   official SDK does.
+ * - Delay: a server-given delay wins (`retry-after-ms`, else `retry-after` in seconds or as an HTTP
+ *   date); otherwise exponential backoff with full jitter, each delay capped. A server ask longer than
+ *   `maxRetryAfter` fails at once with the `RateLimitError` that carries it, instead of sleeping for it.
+ * - An overall deadline (`totalTimeout`) bounds attempts and waits together.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import type * as ChatError from "./ChatError.js"
+
+/** Retry behaviour. Defaults follow the official OpenAI SDK where it has one. */
+export interface Options {
+  /** Attempts after the first; 0 disables retries. @default 4 Env `SHEPHERD_MAX_RETRIES`. */
+  readonly maxRetries: number
+  /** First backoff delay; it grows by `factor` each attempt, with full jitter. @default "500 millis" */
+  readonly initialDelay: Duration.DurationInput
+  /** Growth of the backoff per attempt. @default 2 */
+  readonly factor: number
+  /** Largest backoff delay (before jitter). @default "8 seconds" */
+  readonly maxDelay: Duration.DurationInput
+  /** Largest server-asked delay honoured; a longer ask fails at once with `RateLimitError`. @default "60 seconds" */
+  readonly maxRetryAfter: Duration.DurationInput
+  /** Deadline for all attempts and waits of one call: `TimeoutError{phase: "total"}`. @default "10 minutes" Env `SHEPHERD_TOTAL_TIMEOUT`. */
+  readonly totalTimeout: Duration.DurationInput
+}
+
+/** The defaults of every option. */
+export const defaults: Options = {
+  maxRetries: 4,
+  initialDelay: "500 millis",
+  factor: 2,
+  maxDelay: "8 seconds",
+  maxRetryAfter: "60 seconds",
+  totalTimeout: "10 minutes"
+}
+
+/** Options in milliseconds, as the retry loop uses them. */
+export interface Resolved {
+  readonly maxRetries: number
+  readonly initialDelayMillis: number
+  readonly factor: number
+  readonly maxDelayMillis: number
+  readonly maxRetryAfterMillis: number
+  readonly totalTimeoutMillis: number
+}
+
+/** Fills in defaults and converts to milliseconds. */
+export const resolve = (options: Partial<Options> = {}): Resolved => {
+  const o = { ...defaults, ...options }
+  return {
+    maxRetries: o.maxRetries,
+    initialDelayMillis: Duration.toMillis(o.initialDelay),
+    factor: o.factor,
+    maxDelayMillis: Duration.toMillis(o.maxDelay),
+    maxRetryAfterMillis: Duration.toMillis(o.maxRetryAfter),
+    totalTimeoutMillis: Duration.toMillis(o.totalTimeout)
+  }
+}
+
+const retryableStatus = (status: number): boolean => status === 408 || status === 409 || status === 429 || status >= 500
+
+/** Whether an error is worth another attempt (before counting attempts or time). */
+export const isRetryable = (error: ChatError.ChatError): boolean => {
+  switch (error._tag) {
+    case "RateLimitError":
+      return error.shouldRetry ?? true
+    case "ApiError":
+      return error.shouldRetry ?? retryableStatus(error.status)
+    case "TransportError":
+      return true
+    case "TimeoutError":
+      return error.phase === "connect" || error.phase === "attempt"
+    case "ResponseDecodeError":
+    case "BudgetExceededError":
+      return false
+  }
+}
+
+/** The delay a server asked for, when the error carries one. */
+export const serverDelay = (error: ChatError.ChatError): number | undefined =>
+  error._tag === "RateLimitError" || error._tag === "ApiError" ? error.retryAfterMillis : undefined
+
+/**
+ * The backoff before attempt `retry + 1` (retry 1 is the first retry), in whole milliseconds: uniform
+ * in [0, min(maxDelay, initialDelay x factor^(retry-1))]. `random` is uniform in [0, 1).
+ */
+export const backoffMillis = (policy: Resolved, retry: number, random: number): number =>
+  Math.floor(random * Math.min(policy.maxDelayMillis, policy.initialDelayMillis * Math.pow(policy.factor, retry - 1)))
+
+/** What to do after a failed attempt. */
+export type Decision =
+  | { readonly _tag: "Retry"; readonly delayMillis: number }
+  | { readonly _tag: "Stop" }
+
+/**
+ * The decision after `retry - 1` retries failed with `error`: retry after the server's delay when it
+ * gave one (unless it exceeds `maxRetryAfter`), else after the jittered backoff; stop when the error
+ * is final or the retries are used up.
+ */
+export const decide = (policy: Resolved, error: ChatError.ChatError, retry: number, random: number): Decision => {
+  if (retry > policy.maxRetries || !isRetryable(error)) return { _tag: "Stop" }
+  const asked = serverDelay(error)
+  if (asked !== undefined) return asked > policy.maxRetryAfterMillis ? { _tag: "Stop" } : { _tag: "Retry", delayMillis: asked }
+  return { _tag: "Retry", delayMillis: backoffMillis(policy, retry, random) }
+}
