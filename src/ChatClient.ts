@@ -20,7 +20,9 @@ import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Cause from "effect/Cause"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -34,6 +36,8 @@ import type * as ChatSchema from "./ChatSchema.js"
 import * as Classify from "./internal/classify.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as Transport from "./internal/transport.js"
+import * as Tokens from "./internal/tokens.js"
+import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import { VERSION } from "./internal/version.js"
 
@@ -64,6 +68,12 @@ export interface Options {
   readonly transport: "undici" | "platform"
   /** Retries and the total deadline; see `RetryPolicy.Options` for each field's default. Env `SHEPHERD_MAX_RETRIES`, `SHEPHERD_TOTAL_TIMEOUT`. @default RetryPolicy.defaults */
   readonly retry: Partial<RetryPolicy.Options>
+  /**
+   * Client-side limits (rpm, tpm, maxInFlight, adaptive); see `RateLimit.Options`. Used when no
+   * `RateLimit` service is in the context (a shared one, e.g. Redis-backed, wins).
+   * @default { adaptive: true } (no fixed limits; a 429's delay and the server's headers still pause everyone)
+   */
+  readonly limits: RateLimit.Options
 }
 
 /** Options as given: any may be left out (or `undefined`) to take its default. */
@@ -79,7 +89,8 @@ export const defaults: Options = {
   timeout: "60 seconds",
   headers: {},
   transport: "undici",
-  retry: {}
+  retry: {},
+  limits: {}
 }
 
 /** A completion with what the transport saw. */
@@ -184,6 +195,8 @@ const makeWith = (
   Effect.gen(function* () {
     const clock = yield* Effect.clock
     const deadlines = yield* Deadlines.make
+    const shared = yield* Effect.serviceOption(RateLimit.RateLimit)
+    const limiter = Option.isSome(shared) ? shared.value : yield* RateLimit.make(resolved.limits)
     const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
     const scrub = Classify.makeScrub(secret)
     const send = transport({
@@ -203,7 +216,7 @@ const makeWith = (
     const basePolicy = RetryPolicy.resolve(resolved.retry)
 
     /** One attempt: send, then classify the answer (a 2xx is decoded, any other status typed). */
-    const attempt = (body: string, attempts: number, attemptTimeoutMillis: number, start: number): Effect.Effect<ChatResult, ChatError.ChatError> =>
+    const exchange = (body: string, attempts: number, attemptTimeoutMillis: number, start: number): Effect.Effect<ChatResult, ChatError.ChatError> =>
       Effect.flatMap(send(body, attempts, attemptTimeoutMillis), ({ headers, status, text }) => {
         const now = clock.unsafeCurrentTimeMillis()
         const classified = Classify.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
@@ -219,12 +232,23 @@ const makeWith = (
           })
       })
 
+    /** What an attempt's end tells the limiter: the tokens used, the server's counters, a 429's delay. */
+    const outcome = (exit: Exit.Exit<ChatResult, ChatError.ChatError>): RateLimit.Outcome => {
+      if (Exit.isSuccess(exit)) return { usedTokens: exit.value.completion.usage?.total_tokens, headers: exit.value.headers }
+      const error = Cause.failureOption(exit.cause)
+      return error._tag === "Some" && error.value._tag === "RateLimitError" ? { retryAfterMillis: error.value.retryAfterMillis } : {}
+    }
+
+    /** An attempt admitted by the rate limiter (every attempt, retries included, counts against the limits). */
+    const attempt = (body: string, tokens: number, attempts: number, attemptTimeoutMillis: number, start: number) =>
+      limiter.withPermit(tokens, exchange(body, attempts, attemptTimeoutMillis, start), outcome)
+
     /**
      * Attempts until one succeeds, the policy stops, or the total deadline would pass. Each attempt's
      * timeout is cut to the time left, so the deadline needs no timer of its own; a wait that would end
      * past it is not started.
      */
-    const withRetries = (body: string, policy: RetryPolicy.Resolved): Effect.Effect<ChatResult, ChatError.ChatError> =>
+    const withRetries = (body: string, tokens: number, policy: RetryPolicy.Resolved): Effect.Effect<ChatResult, ChatError.ChatError> =>
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeMillis()
         const deadline = start + policy.totalTimeoutMillis
@@ -233,7 +257,7 @@ const makeWith = (
           const left = deadline - clock.unsafeCurrentTimeMillis()
           if (left <= 0) return Effect.fail(total(attempts - 1))
           const clipped = left < timeoutMillis
-          return Effect.catchAll(attempt(body, attempts, clipped ? left : timeoutMillis, start), (error) => {
+          return Effect.catchAll(attempt(body, tokens, attempts, clipped ? left : timeoutMillis, start), (error) => {
             if (clipped && error._tag === "TimeoutError" && error.phase === "attempt") return Effect.fail(total(attempts))
             return Effect.flatMap(Random.next, (random) => {
               const decision = RetryPolicy.decide(policy, error, attempts, random)
@@ -248,8 +272,9 @@ const makeWith = (
 
     const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> => {
       const body = JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request)
+      const tokens = limiter.countsTokens() ? Tokens.requestTokens(request) : 0
       return FiberRef.getWith(currentRetry, (override) =>
-        withRetries(body, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
+        withRetries(body, tokens, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
     }
 
     return ChatClient.of({

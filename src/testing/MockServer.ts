@@ -23,6 +23,7 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as ChatSchema from "../ChatSchema.js"
 import * as Content from "./internal/content.js"
+import * as Limits from "./internal/limits.js"
 
 /** Response delay before each answer. A duration is fixed; the others draw from the seeded generator. */
 export type Latency =
@@ -83,6 +84,10 @@ export interface Options {
   readonly validate: boolean
   /** Most journal entries kept (the newest). @default 10000 */
   readonly journalLimit: number
+  /** Requests per minute allowed, as a token bucket like OpenAI's; over it, 429 with `retry-after-ms`. @default undefined (no limit) */
+  readonly rpm: number | undefined
+  /** Tokens per minute allowed (prompt tokens plus `max_tokens`, or the completion when unset). @default undefined (no limit) */
+  readonly tpm: number | undefined
 }
 
 export const defaults: Options = {
@@ -96,7 +101,9 @@ export const defaults: Options = {
   apiKey: undefined,
   jsonContent: undefined,
   validate: true,
-  journalLimit: 10_000
+  journalLimit: 10_000,
+  rpm: undefined,
+  tpm: undefined
 }
 
 /** What the server received, one entry per request. */
@@ -125,6 +132,8 @@ export interface Stats {
   readonly byStatus: Readonly<Record<string, number>>
   readonly faults: Readonly<Record<string, number>>
   readonly hungUp: number
+  /** 429s sent because a configured `rpm` or `tpm` was exceeded (scripted and random faults are in `faults`). */
+  readonly rateLimited: number
 }
 
 /** A running server. */
@@ -175,7 +184,8 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
     let script = [...config.script]
     let journal: Array<JournalEntry> = []
     let seq = 0
-    let stats = { requests: 0, byStatus: {} as Record<string, number>, faults: {} as Record<string, number>, hungUp: 0 }
+    let stats = { requests: 0, byStatus: {} as Record<string, number>, faults: {} as Record<string, number>, hungUp: 0, rateLimited: 0 }
+    const limits = Limits.make(config.rpm, config.tpm)
     const timers = new Set<NodeJS.Timeout>()
 
     const nextFault = (): Fault | undefined => {
@@ -199,12 +209,12 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
       res.end(body)
     }
 
-    const answerFault = (fault: Fault, entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse) => {
+    const answerFault = (fault: Fault, entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse, limitHeaders: Record<string, string> = {}) => {
       entry.fault = fault.type
       stats.faults[fault.type] = (stats.faults[fault.type] ?? 0) + 1
       switch (fault.type) {
         case "rate_limit": {
-          const headers: Record<string, string> = {}
+          const headers: Record<string, string> = { ...limitHeaders }
           if (fault.retryAfterSeconds !== undefined) headers["retry-after"] = String(fault.retryAfterSeconds)
           if (fault.retryAfterMillis !== undefined) headers["retry-after-ms"] = String(fault.retryAfterMillis)
           return send(entry, res, 429, errorBody("Rate limit reached for requests (mock). Please try again later.", "requests", null, "rate_limit_exceeded"), headers)
@@ -248,18 +258,33 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
           const message = ParseResult.TreeFormatter.formatErrorSync(decoded.left)
           return send(entry, res, 400, errorBody(`Invalid request body: ${message}`, "invalid_request_error", issuePath(decoded.left), null))
         }
+        const reply = Content.completion(decoded.right, config.jsonContent, entry.seq)
+        const usage = reply.usage!
+        const completionAllowance = decoded.right.max_completion_tokens ?? decoded.right.max_tokens
+        const cost = usage.prompt_tokens + (completionAllowance === undefined || completionAllowance === null ? usage.completion_tokens : completionAllowance * (decoded.right.n ?? 1))
+        const verdict = limits.take(Date.now(), cost)
+        if (verdict.limited !== undefined) {
+          stats.rateLimited++
+          return send(entry, res, 429, verdict.body!, verdict.headers)
+        }
         const fault = nextFault()
-        if (fault !== undefined) return answerFault(fault, entry, req, res)
-        return send(entry, res, 200, JSON.stringify(Content.completion(decoded.right, config.jsonContent, entry.seq)))
+        if (fault !== undefined) return answerFault(fault, entry, req, res, verdict.headers)
+        return send(entry, res, 200, JSON.stringify(reply), verdict.headers)
       }
       if (path === "/v1/embeddings") {
         const decoded = config.validate ? decodeEmbeddingRequest(body) : Either.right(body as ChatSchema.EmbeddingRequest)
         if (Either.isLeft(decoded)) {
           return send(entry, res, 400, errorBody(`Invalid request body: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`, "invalid_request_error", issuePath(decoded.left), null))
         }
+        const reply = Content.embeddings(decoded.right)
+        const verdict = limits.take(Date.now(), reply.usage.prompt_tokens)
+        if (verdict.limited !== undefined) {
+          stats.rateLimited++
+          return send(entry, res, 429, verdict.body!, verdict.headers)
+        }
         const fault = nextFault()
-        if (fault !== undefined) return answerFault(fault, entry, req, res)
-        return send(entry, res, 200, JSON.stringify(Content.embeddings(decoded.right)))
+        if (fault !== undefined) return answerFault(fault, entry, req, res, verdict.headers)
+        return send(entry, res, 200, JSON.stringify(reply), verdict.headers)
       }
       return send(entry, res, 404, errorBody(`Unknown request URL: ${req.method} ${path}.`, "invalid_request_error", null, "unknown_url"))
     }
@@ -353,7 +378,7 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
       setScript: (next) => Effect.sync(() => { script = [...next] }),
       reset: Effect.sync(() => {
         journal = []
-        stats = { requests: 0, byStatus: {}, faults: {}, hungUp: 0 }
+        stats = { requests: 0, byStatus: {}, faults: {}, hungUp: 0, rateLimited: 0 }
       })
     })
   })

@@ -48,14 +48,9 @@ export const hash = (text: string): number => {
   return h >>> 0
 }
 
-/** A rough token count (about 4 characters a token, as OpenAI's rule of thumb). */
-export const countTokens = (text: string): number => (text.length === 0 ? 0 : Math.ceil(text.length / 4))
-
-const contentText = (content: ChatSchema.ChatMessage["content"]): string => {
-  if (content === undefined || content === null) return ""
-  if (typeof content === "string") return content
-  return content.map((part) => (part.type === "text" ? part.text : part.type === "refusal" ? part.refusal : "")).join(" ")
-}
+/** Token counts as the real API reports them (gpt-tokenizer, the client's own estimator). */
+export { contentText, countTokens, promptTokens } from "../../internal/tokens.js"
+import { contentText, countTokens, promptTokens } from "../../internal/tokens.js"
 
 const lastUserText = (messages: ReadonlyArray<ChatSchema.ChatMessage>): string => {
   for (let i = messages.length - 1; i >= 0; i--) {
@@ -100,7 +95,7 @@ export const completion = (
 ): ChatSchema.ChatCompletion => {
   const prompt = lastUserText(request.messages)
   const h = hash(request.model + "\u0000" + JSON.stringify(request.messages))
-  const promptTokens = request.messages.reduce((sum, m) => sum + 4 + countTokens(contentText(m.content)), 3)
+  const promptCount = promptTokens(request.messages)
   const limit = request.max_completion_tokens ?? request.max_tokens ?? undefined
   const n = request.n ?? 1
   const choices: Array<ChatSchema.Choice> = []
@@ -113,7 +108,9 @@ export const completion = (
         "Shepherd's mock server repeats the gist of the prompt so that tests can check what was sent."
     let finish = "stop"
     if (limit !== undefined && limit !== null && countTokens(text) > limit) {
+      // Cut to about `limit` tokens (4 characters each), never more.
       text = text.slice(0, Math.max(0, limit * 4))
+      while (text.length > 0 && countTokens(text) > limit) text = text.slice(0, -4)
       finish = "length"
     }
     completionTokens += countTokens(text)
@@ -126,9 +123,9 @@ export const completion = (
     model: request.model,
     choices,
     usage: {
-      prompt_tokens: promptTokens,
+      prompt_tokens: promptCount,
       completion_tokens: completionTokens,
-      total_tokens: promptTokens + completionTokens,
+      total_tokens: promptCount + completionTokens,
       prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
       completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 }
     },

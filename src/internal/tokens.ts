@@ -1,0 +1,40 @@
+/**
+ * Token counts for TPM limits and estimates, with gpt-tokenizer (o200k_base, the encoding of the
+ * gpt-4o and gpt-4.1 families; other models' counts differ by a few percent, which the limiter
+ * reconciles from the usage each response reports).
+ * @internal
+ */
+import { countTokens } from "gpt-tokenizer"
+import type * as ChatSchema from "../ChatSchema.js"
+
+/** The text of a message's content, parts joined. */
+export const contentText = (content: ChatSchema.ChatMessage["content"]): string => {
+  if (content === undefined || content === null) return ""
+  if (typeof content === "string") return content
+  let text = ""
+  for (const part of content) {
+    if (part.type === "text") text += part.text
+    else if (part.type === "refusal") text += part.refusal
+  }
+  return text
+}
+
+/** Prompt tokens as OpenAI counts a chat: 3 to prime the reply, 4 per message (role and separators), the content, 1 per name. */
+export const promptTokens = (messages: ReadonlyArray<ChatSchema.ChatMessage>): number => {
+  let total = 3
+  for (const message of messages) {
+    total += 4 + countTokens(contentText(message.content))
+    if ("name" in message && message.name !== undefined) total += 1
+  }
+  return total
+}
+
+/** Completion tokens reserved for a request that sets no max_tokens; reconciled from usage afterwards. */
+export const DEFAULT_COMPLETION_RESERVE = 256
+
+/** The tokens a request may use: its prompt plus its completion allowance for each of its `n` choices. */
+export const requestTokens = (request: ChatSchema.ChatCompletionRequest): number =>
+  promptTokens(request.messages) +
+  (request.max_completion_tokens ?? request.max_tokens ?? DEFAULT_COMPLETION_RESERVE) * (request.n ?? 1)
+
+export { countTokens }
