@@ -197,9 +197,32 @@ export const make = (options: Options = {}, store: RateLimitStore = memoryStore(
     const clock = yield* Effect.clock
     const semaphore = options.maxInFlight === undefined ? undefined : yield* Effect.makeSemaphore(options.maxInFlight)
     const adaptive = options.adaptive ?? true
-    let inFlight = 0
-    let inFlightTokens = 0
+    /** Admitted and not yet released (waiting or in flight), with their tokens. */
+    let outstanding = 0
+    let outstandingTokens = 0
     let serverCountsTokens = false
+    /**
+     * The server's buckets as its headers describe them: `level` units left at `at`, refilled at `rate`
+     * per ms. Each admission reserves from them (the level may go below zero: later requests queue
+     * behind), so requests are paced before the server has to refuse them.
+     */
+    interface ServerBucket {
+      level: number
+      rate: number
+      at: number
+    }
+    let serverRequests: ServerBucket | undefined
+    let serverTokens: ServerBucket | undefined
+
+    /** Reserves `cost` from a server bucket; returns when the request may start. */
+    const reserve = (bucket: ServerBucket | undefined, cost: number, now: number): number => {
+      if (bucket === undefined || cost <= 0) return now
+      bucket.level += (now - bucket.at) * bucket.rate
+      bucket.at = now
+      const at = bucket.level >= cost ? now : now + Math.ceil((cost - bucket.level) / bucket.rate)
+      bucket.level -= cost
+      return at
+    }
 
     /** Sleeps until `at`, then again while a pause set meanwhile lasts. */
     const waitUntil = (at: number): Effect.Effect<void> =>
@@ -211,52 +234,52 @@ export const make = (options: Options = {}, store: RateLimitStore = memoryStore(
 
     const admit = (tokens: number): Effect.Effect<Permit> =>
       Effect.suspend(() => {
-        const admission = store.admit(clock.unsafeCurrentTimeMillis(), tokens)
+        const now = clock.unsafeCurrentTimeMillis()
+        const admission = store.admit(now, tokens)
+        const at = Math.max(admission.at, reserve(serverRequests, 1, now), reserve(serverTokens, tokens, now))
+        outstanding++
+        outstandingTokens += tokens
         const permit: Permit = { admission, tokens }
-        const start = Effect.sync(() => {
-          inFlight++
-          inFlightTokens += tokens
-          return permit
-        })
-        return admission.at <= clock.unsafeCurrentTimeMillis() && store.pausedUntil() <= admission.at
-          ? start
-          : Effect.zipRight(waitUntil(admission.at), start)
+        return at <= now && store.pausedUntil() <= now ? Effect.succeed(permit) : Effect.as(waitUntil(at), permit)
       })
 
-    /** From the server's counters: pause before the requests already sent use up what it has left. */
-    const adapt = (headers: Readonly<Record<string, string | undefined>>, now: number) => {
-      const remainingRequests = headerNumber(headers, "x-ratelimit-remaining-requests")
-      const limitRequests = headerNumber(headers, "x-ratelimit-limit-requests")
-      if (remainingRequests !== undefined && limitRequests !== undefined && limitRequests > 0) {
-        const short = inFlight + 1 - remainingRequests
-        if (short > 0) {
-          const reset = parseResetDuration(headers["x-ratelimit-reset-requests"])
-          const perRequest = reset !== undefined && limitRequests > remainingRequests ? reset / (limitRequests - remainingRequests) : WINDOW_MILLIS / limitRequests
-          store.pauseUntil(now + Math.ceil(short * perRequest))
-        }
-      }
-      const remainingTokens = headerNumber(headers, "x-ratelimit-remaining-tokens")
-      const limitTokens = headerNumber(headers, "x-ratelimit-limit-tokens")
-      if (remainingTokens !== undefined && limitTokens !== undefined && limitTokens > 0) {
-        serverCountsTokens = true
-        const typical = inFlight > 0 ? inFlightTokens / inFlight : 0
-        const short = inFlightTokens + typical - remainingTokens
-        if (short > 0) {
-          const reset = parseResetDuration(headers["x-ratelimit-reset-tokens"])
-          const perToken = reset !== undefined && limitTokens > remainingTokens ? reset / (limitTokens - remainingTokens) : WINDOW_MILLIS / limitTokens
-          store.pauseUntil(now + Math.ceil(short * perToken))
-        }
-      }
+    /**
+     * Reads the server's counters into its buckets. The level is only ever lowered from a header (the
+     * client's own reservations are already in it; the header adds what others spent), and requests
+     * still outstanding are taken off what the server says is left: some of them it has not seen yet.
+     */
+    const observe = (
+      current: ServerBucket | undefined,
+      headers: Readonly<Record<string, string | undefined>>,
+      kind: "requests" | "tokens",
+      pending: number,
+      now: number
+    ): ServerBucket | undefined => {
+      const remaining = headerNumber(headers, `x-ratelimit-remaining-${kind}`)
+      const limit = headerNumber(headers, `x-ratelimit-limit-${kind}`)
+      if (remaining === undefined || limit === undefined || limit <= 0) return current
+      const reset = parseResetDuration(headers[`x-ratelimit-reset-${kind}`])
+      const rate = reset !== undefined && reset > 0 && limit > remaining ? (limit - remaining) / reset : limit / WINDOW_MILLIS
+      const level = remaining - pending
+      if (current === undefined) return { level, rate, at: now }
+      current.level = Math.min(current.level + (now - current.at) * current.rate, level)
+      current.rate = rate
+      current.at = now
+      return current
     }
 
     const release = (permit: Permit, outcome: Outcome): Effect.Effect<void> =>
       Effect.sync(() => {
-        inFlight--
-        inFlightTokens -= permit.tokens
+        outstanding--
+        outstandingTokens -= permit.tokens
         if (outcome.usedTokens !== undefined) store.settle(permit.admission, outcome.usedTokens)
         const now = clock.unsafeCurrentTimeMillis()
         if (outcome.retryAfterMillis !== undefined) store.pauseUntil(now + outcome.retryAfterMillis)
-        if (adaptive && outcome.headers !== undefined) adapt(outcome.headers, now)
+        if (adaptive && outcome.headers !== undefined) {
+          serverRequests = observe(serverRequests, outcome.headers, "requests", outstanding, now)
+          serverTokens = observe(serverTokens, outcome.headers, "tokens", outstandingTokens, now)
+          if (serverTokens !== undefined) serverCountsTokens = true
+        }
       })
 
     const withPermit: Service["withPermit"] = (tokens, use, outcome) =>

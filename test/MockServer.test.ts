@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import { ChatSchema } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import * as Content from "../src/testing/internal/content.js"
+import * as Limits from "../src/testing/internal/limits.js"
 import { validatorFor } from "./helpers.js"
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -135,6 +136,41 @@ describe("MockServer", () => {
       expect(clean.startsWith(truncated)).toBe(true)
       expect(truncated.length).toBeLessThan(clean.length)
     }))
+
+  it.scopedLive("enforces rpm like OpenAI: x-ratelimit-* headers on every answer, 429 with retry-after when over", () =>
+    Effect.gen(function* () {
+      const server = yield* MockServer.make({ rpm: 3 })
+      const answers = []
+      for (let i = 0; i < 4; i++) answers.push(yield* post(`${server.url}/chat/completions`, chat(`q${i}`)))
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429])
+      expect(answers.map((a) => a.headers.get("x-ratelimit-remaining-requests"))).toEqual(["2", "1", "0", "0"])
+      expect(answers[0]!.headers.get("x-ratelimit-limit-requests")).toBe("3")
+      expect(answers[0]!.headers.get("x-ratelimit-reset-requests")).toMatch(/^\d+(\.\d+)?(ms|s)$/)
+      const refused = answers[3]!
+      expect(Number(refused.headers.get("retry-after-ms"))).toBeGreaterThan(15_000)
+      expect(refused.json.error).toMatchObject({ type: "requests", code: "rate_limit_exceeded" })
+      expect(validError(refused.json)).toBeUndefined()
+      expect((yield* server.stats).rateLimited).toBe(1)
+    }))
+
+  it.scopedLive("enforces tpm on prompt tokens plus max_tokens", () =>
+    Effect.gen(function* () {
+      const server = yield* MockServer.make({ tpm: 100 })
+      const first = yield* post(`${server.url}/chat/completions`, chat("hello", { max_tokens: 60 }))
+      expect(first.status).toBe(200)
+      const used = 100 - Number(first.headers.get("x-ratelimit-remaining-tokens"))
+      expect(used).toBe(first.json.usage.prompt_tokens + 60)
+      const second = yield* post(`${server.url}/chat/completions`, chat("hello", { max_tokens: 60 }))
+      expect(second.status).toBe(429)
+      expect(second.json.error.type).toBe("tokens")
+    }))
+
+  it("formats reset durations as OpenAI does", () => {
+    expect(Limits.formatReset(20)).toBe("20ms")
+    expect(Limits.formatReset(1000)).toBe("1s")
+    expect(Limits.formatReset(1500)).toBe("1.5s")
+    expect(Limits.formatReset(360_000)).toBe("6m0s")
+  })
 
   it.scopedLive("keeps the newest journalLimit entries", () =>
     Effect.gen(function* () {

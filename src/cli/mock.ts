@@ -75,7 +75,9 @@ const options = {
     Options.optional
   ),
   apiKeyEnv: Options.text("api-key-env").pipe(Options.optional, Options.withDescription("require the bearer token held in this environment variable")),
-  noValidate: Options.boolean("no-validate").pipe(Options.withDescription("accept request bodies without checking them"))
+  noValidate: Options.boolean("no-validate").pipe(Options.withDescription("accept request bodies without checking them")),
+  rpm: Options.integer("rpm").pipe(Options.optional, Options.withDescription("requests per minute allowed; over it, 429 with retry-after")),
+  tpm: Options.integer("tpm").pipe(Options.optional, Options.withDescription("tokens per minute allowed (prompt plus max_tokens)"))
 }
 
 export const mockCommand = Command.make("mock", options, (o) =>
@@ -94,7 +96,9 @@ export const mockCommand = Command.make("mock", options, (o) =>
       faults,
       jsonContent: Option.getOrUndefined(o.jsonContent),
       apiKey: Option.getOrUndefined(apiKey),
-      validate: !o.noValidate
+      validate: !o.noValidate,
+      rpm: Option.getOrUndefined(o.rpm),
+      tpm: Option.getOrUndefined(o.tpm)
     })
     yield* Console.log(server.url)
     yield* Console.error(`shepherd mock: listening on ${server.url} (Ctrl-C to stop)`)

@@ -1,0 +1,195 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as FastCheck from "effect/FastCheck"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as TestClock from "effect/TestClock"
+import { ChatClient, RateLimit } from "../src/index.js"
+import type { ChatSchema } from "../src/index.js"
+
+const request: ChatSchema.ChatCompletionRequest = { model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 10 }
+const ok = (headers: Record<string, string> = {}) => ({
+  status: 200,
+  headers,
+  body: JSON.stringify({
+    id: "c", object: "chat.completion", created: 1, model: "m",
+    choices: [{ index: 0, message: { role: "assistant", content: "ok", refusal: null }, finish_reason: "stop", logprobs: null }],
+    usage: { prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 }
+  })
+})
+type Answer = { readonly status: number; readonly headers: Record<string, string>; readonly body: string }
+
+/** A stub answering `answer(i)` to the i-th request and recording the clock time of each. */
+const stub = (answer: (i: number) => Answer) => {
+  const times: Array<number> = []
+  const client = HttpClient.make((req) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const a = answer(times.length)
+      times.push(now)
+      return HttpClientResponse.fromWeb(req, new Response(a.body, { status: a.status, headers: { "content-type": "application/json", ...a.headers } }))
+    }))
+  return { times, layer: Layer.succeed(HttpClient.HttpClient, client) }
+}
+
+const clientOn = (s: ReturnType<typeof stub>, options: ChatClient.Overrides = {}) =>
+  ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1", ...options }).pipe(Layer.provide(s.layer))
+
+describe("memoryStore", () => {
+  const arrivals = FastCheck.array(
+    FastCheck.record({ gap: FastCheck.integer({ min: 0, max: 20_000 }), tokens: FastCheck.integer({ min: 1, max: 500 }) }),
+    { minLength: 1, maxLength: 300 }
+  )
+
+  it("property: over any window, admitted starts never exceed rpm and their tokens never exceed tpm; starts keep arrival order", () => {
+    FastCheck.assert(
+      FastCheck.property(arrivals, FastCheck.integer({ min: 1, max: 20 }), FastCheck.integer({ min: 500, max: 3000 }), (list, rpm, tpm) => {
+        const store = RateLimit.memoryStore({ rpm, tpm })
+        let now = 0
+        const admitted = list.map(({ gap, tokens }) => {
+          now += gap
+          const a = store.admit(now, tokens)
+          expect(a.at).toBeGreaterThanOrEqual(now)
+          return a
+        })
+        for (let i = 1; i < admitted.length; i++) expect(admitted[i]!.at).toBeGreaterThanOrEqual(admitted[i - 1]!.at)
+        // Every window [t, t + 60 s) that starts at an admission.
+        for (const first of admitted) {
+          const inside = admitted.filter((a) => a.at >= first.at && a.at < first.at + RateLimit.WINDOW_MILLIS)
+          expect(inside.length).toBeLessThanOrEqual(rpm)
+          expect(inside.reduce((s, a) => s + a.tokens, 0)).toBeLessThanOrEqual(tpm)
+        }
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("property: no admission waits longer than it must (it starts at arrival when its window has room)", () => {
+    FastCheck.assert(
+      FastCheck.property(arrivals, FastCheck.integer({ min: 1, max: 20 }), (list, rpm) => {
+        const store = RateLimit.memoryStore({ rpm })
+        let now = 0
+        const starts: Array<number> = []
+        for (const { gap } of list) {
+          now += gap
+          const at = store.admit(now, 1).at
+          const previous = starts.length >= rpm ? starts[starts.length - rpm]! + RateLimit.WINDOW_MILLIS : 0
+          expect(at).toBe(Math.max(now, starts[starts.length - 1] ?? 0, previous))
+          starts.push(at)
+        }
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("settle refunds or charges the difference for requests still in the window", () => {
+    const store = RateLimit.memoryStore({ tpm: 100 })
+    const a = store.admit(0, 80)
+    expect(store.admit(0, 30).at).toBe(RateLimit.WINDOW_MILLIS) // 80 + 30 > 100
+    const store2 = RateLimit.memoryStore({ tpm: 100 })
+    const b = store2.admit(0, 80)
+    store2.settle(b, 20)
+    expect(store2.admit(0, 30).at).toBe(0) // 20 + 30 <= 100 after the refund
+    expect(a.tokens).toBe(80)
+  })
+
+  it("parseResetDuration reads OpenAI's formats", () => {
+    expect(RateLimit.parseResetDuration("1s")).toBe(1000)
+    expect(RateLimit.parseResetDuration("6m0s")).toBe(360_000)
+    expect(RateLimit.parseResetDuration("20ms")).toBe(20)
+    expect(RateLimit.parseResetDuration("1.5s")).toBe(1500)
+    expect(RateLimit.parseResetDuration("1h2m3s")).toBe(3_723_000)
+    expect(RateLimit.parseResetDuration("soon")).toBeUndefined()
+    expect(RateLimit.parseResetDuration(undefined)).toBeUndefined()
+  })
+})
+
+describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
+  it.effect("rpm: requests start at their slots, in arrival order", () =>
+    Effect.gen(function* () {
+      const s = stub(() => ok())
+      const fiber = yield* Effect.fork(Effect.provide(
+        Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach([0, 1, 2, 3, 4], () => chat.create(request), { concurrency: 5 })),
+        clientOn(s, { limits: { rpm: 2 } })
+      ))
+      yield* TestClock.adjust("1 second")
+      expect(s.times).toEqual([0, 0])
+      yield* TestClock.adjust("59 seconds")
+      expect(s.times).toEqual([0, 0, 60_000, 60_000])
+      yield* TestClock.adjust("60 seconds")
+      yield* Fiber.join(fiber)
+      expect(s.times).toEqual([0, 0, 60_000, 60_000, 120_000])
+    }))
+
+  it.effect("tpm: requests wait until their estimated tokens fit", () =>
+    Effect.gen(function* () {
+      const s = stub(() => ok())
+      // each request: about 3 + 4 + 1 prompt tokens + max_tokens 10, so two fit in 40 and three do not
+      const fiber = yield* Effect.fork(Effect.provide(
+        Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach([0, 1, 2], () => chat.create(request), { concurrency: 3 })),
+        clientOn(s, { limits: { tpm: 40 } })
+      ))
+      yield* TestClock.adjust("1 second")
+      expect(s.times.length).toBe(2)
+      yield* TestClock.adjust("60 seconds")
+      yield* Fiber.join(fiber)
+      expect(s.times).toEqual([0, 0, 60_000])
+    }))
+
+  it.effect("a 429 with a delay pauses every request of the client, not just the one that got it", () =>
+    Effect.gen(function* () {
+      const tooMany = { status: 429, headers: { "retry-after": "5" }, body: JSON.stringify({ error: { message: "slow", type: "requests", param: null, code: "rate_limit_exceeded" } }) }
+      const s = stub((i) => (i === 0 ? tooMany : ok()))
+      const fiber = yield* Effect.fork(Effect.provide(
+        Effect.flatMap(ChatClient.ChatClient, (chat) =>
+          Effect.forEach([0, 1, 2], (i) => Effect.zipRight(Effect.sleep(i * 100), chat.create(request)), { concurrency: 3 })),
+        clientOn(s)
+      ))
+      yield* TestClock.adjust("4 seconds")
+      expect(s.times).toEqual([0]) // the 429 came at 0; the others, due at 100 and 200 ms, wait too
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+      expect(s.times).toEqual([0, 5000, 5000, 5000])
+    }))
+
+  it.effect("adaptive: when the server's remaining requests run out, the client waits for them to refill", () =>
+    Effect.gen(function* () {
+      const s = stub(() => ok({ "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s" }))
+      const fiber = yield* Effect.fork(Effect.provide(
+        Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach([0, 1, 2], () => chat.create(request), { concurrency: 1 })),
+        clientOn(s)
+      ))
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      // remaining 0 of 60 with a full reset in 1 s: the next request waits 1 s / 60, rounded up
+      expect(s.times).toEqual([0, 17, 34])
+      const off = stub(() => ok({ "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s" }))
+      yield* Effect.provide(
+        Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach([0, 1, 2], () => chat.create(request), { concurrency: 1 })),
+        clientOn(off, { limits: { adaptive: false } })
+      )
+      expect(off.times).toEqual([10_000, 10_000, 10_000])
+    }))
+
+  it.effect("maxInFlight bounds the requests in flight", () =>
+    Effect.gen(function* () {
+      let inFlight = 0
+      let most = 0
+      const client = HttpClient.make((req) =>
+        Effect.gen(function* () {
+          inFlight++
+          most = Math.max(most, inFlight)
+          yield* Effect.sleep("1 second")
+          inFlight--
+          const a = ok()
+          return HttpClientResponse.fromWeb(req, new Response(a.body, { status: 200 }))
+        }))
+      const layer = ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1", limits: { maxInFlight: 3 } }).pipe(Layer.provide(Layer.succeed(HttpClient.HttpClient, client)))
+      const fiber = yield* Effect.fork(Effect.provide(Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach(Array.from({ length: 10 }), () => chat.create(request), { concurrency: 10 })), layer))
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      expect(most).toBe(3)
+    }))
+})
