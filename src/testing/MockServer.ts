@@ -143,10 +143,11 @@ export interface Service {
   readonly port: number
   /** The newest `journalLimit` entries, oldest first. */
   readonly journal: Effect.Effect<ReadonlyArray<JournalEntry>>
+  /** The counters (also `GET /_mock/stats`, for a server in another process). */
   readonly stats: Effect.Effect<Stats>
   /** Replace the script (the answers of the next POST requests). */
   readonly setScript: (script: ReadonlyArray<Fault | "ok">) => Effect.Effect<void>
-  /** Clear the journal and the counters. */
+  /** Clear the journal and the counters, and refill the rate-limit buckets (also `POST /_mock/reset`). */
   readonly reset: Effect.Effect<void>
 }
 
@@ -185,7 +186,7 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
     let journal: Array<JournalEntry> = []
     let seq = 0
     let stats = { requests: 0, byStatus: {} as Record<string, number>, faults: {} as Record<string, number>, hungUp: 0, rateLimited: 0 }
-    const limits = Limits.make(config.rpm, config.tpm)
+    let limits = Limits.make(config.rpm, config.tpm)
     const timers = new Set<NodeJS.Timeout>()
 
     const nextFault = (): Fault | undefined => {
@@ -289,7 +290,23 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
       return send(entry, res, 404, errorBody(`Unknown request URL: ${req.method} ${path}.`, "invalid_request_error", null, "unknown_url"))
     }
 
+    const resetState = () => {
+      journal = []
+      stats = { requests: 0, byStatus: {}, faults: {}, hungUp: 0, rateLimited: 0 }
+      limits = Limits.make(config.rpm, config.tpm)
+    }
+
     const handle = (req: Http.IncomingMessage, res: Http.ServerResponse, raw: string) => {
+      // Control endpoints for a server in another process (benchmarks): outside /v1, never journaled.
+      if (req.url === "/_mock/stats" && req.method === "GET") {
+        res.writeHead(200, { "content-type": "application/json" })
+        return res.end(JSON.stringify(stats))
+      }
+      if (req.url === "/_mock/reset" && req.method === "POST") {
+        resetState()
+        res.writeHead(204)
+        return res.end()
+      }
       const { authorization, ...headers } = req.headers
       const path = (req.url ?? "/").split("?")[0] ?? "/"
       let body: unknown = undefined
@@ -376,10 +393,7 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
       journal: Effect.sync(() => journal.slice(-config.journalLimit)),
       stats: Effect.sync(() => ({ ...stats, byStatus: { ...stats.byStatus }, faults: { ...stats.faults } })),
       setScript: (next) => Effect.sync(() => { script = [...next] }),
-      reset: Effect.sync(() => {
-        journal = []
-        stats = { requests: 0, byStatus: {}, faults: {}, hungUp: 0, rateLimited: 0 }
-      })
+      reset: Effect.sync(resetState)
     })
   })
 
