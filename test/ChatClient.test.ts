@@ -200,6 +200,8 @@ describe("configuration", () => {
       expect(String(yield* build({ ...base, connections: 1.5 }))).toContain("connections")
       expect(String(yield* build({ ...base, timeout: "0 seconds" }))).toContain("timeout")
       expect(String(yield* build({ ...base, connectTimeout: -5 }))).toContain("connectTimeout")
+      expect(String(yield* build({ ...base, retry: { maxRetries: -1 } }))).toContain("maxRetries")
+      expect(String(yield* build({ ...base, retry: { totalTimeout: "0 millis" } }))).toContain("totalTimeout")
     }))
 
   it.effect("layerConfig reads OPENAI_API_KEY, OPENAI_BASE_URL and SHEPHERD_*; overrides win", () =>
@@ -208,13 +210,18 @@ describe("configuration", () => {
         ["OPENAI_API_KEY", KEY],
         ["OPENAI_BASE_URL", "http://127.0.0.1:7/v1"],
         ["SHEPHERD_CONNECTIONS", "32"],
-        ["SHEPHERD_TIMEOUT", "15 seconds"]
+        ["SHEPHERD_TIMEOUT", "15 seconds"],
+        ["SHEPHERD_MAX_RETRIES", "2"],
+        ["SHEPHERD_TOTAL_TIMEOUT", "90 seconds"]
       ]))
       const options = yield* Effect.withConfigProvider(ChatClient.optionsConfig, env)
       expect(Redacted.value(options.apiKey!)).toBe(KEY)
       expect(options).toMatchObject({ baseUrl: "http://127.0.0.1:7/v1", connections: 32 })
-      const chat = yield* Effect.provide(ChatClient.ChatClient, ChatClient.layerConfig({ connections: 8 })).pipe(Effect.withConfigProvider(env))
+      expect(options.retry).toEqual({ maxRetries: 2, totalTimeout: expect.anything() })
+      const chat = yield* Effect.provide(ChatClient.ChatClient, ChatClient.layerConfig({ connections: 8, retry: { maxRetries: 5 } })).pipe(Effect.withConfigProvider(env))
       expect(chat.options.connections).toBe(8)
+      expect(chat.options.retry.maxRetries).toBe(5) // the override wins
+      expect(chat.options.retry.totalTimeout).toBeDefined() // the environment's is kept
       expect(chat.options.baseUrl).toBe("http://127.0.0.1:7/v1")
       const missing = yield* Effect.flip(Effect.provide(ChatClient.ChatClient, ChatClient.layerConfig())).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
       expect(String(missing)).toContain("OPENAI_API_KEY")

@@ -56,13 +56,14 @@ describe("shepherd demo", () => {
     expect(result.stderr).toBe("")
     expect(result.status).toBe(0)
     expect(result.stdout).toContain("embedded mock server")
-    const rows = result.stdout.split("\n").filter((line) => /^\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+\d+%$/.test(line))
+    const rows = result.stdout.split("\n").filter((line) => /^\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+\d+%$/.test(line))
     expect(rows.map((r) => Number(r.trim().split(/\s+/)[0]))).toEqual([1, 10, 50, 200])
     for (const row of rows) {
       const [, requests, ok, failed] = row.trim().split(/\s+/).map(Number)
       expect(ok! + failed!).toBe(requests)
     }
     expect(result.stdout).toMatch(/answered \d+x as many requests per second/)
+    expect(result.stdout).toMatch(/\d+ retries absorbed/)
   }, 120_000)
 })
 
