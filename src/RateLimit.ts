@@ -232,16 +232,15 @@ export const make = (options: Options = {}, store: RateLimitStore = memoryStore(
         return target <= now ? Effect.void : Effect.zipRight(Clock.sleep(target - now), waitUntil(at))
       })
 
-    const admit = (tokens: number): Effect.Effect<Permit> =>
-      Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        const admission = store.admit(now, tokens)
-        const at = Math.max(admission.at, reserve(serverRequests, 1, now), reserve(serverTokens, tokens, now))
-        outstanding++
-        outstandingTokens += tokens
-        const permit: Permit = { admission, tokens }
-        return at <= now && store.pausedUntil() <= now ? Effect.succeed(permit) : Effect.as(waitUntil(at), permit)
-      })
+    /** Admits a request now (counted as outstanding at once); `at` is when it may start. */
+    const admit = (tokens: number): { readonly permit: Permit; readonly at: number } => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const admission = store.admit(now, tokens)
+      const at = Math.max(admission.at, reserve(serverRequests, 1, now), reserve(serverTokens, tokens, now))
+      outstanding++
+      outstandingTokens += tokens
+      return { permit: { admission, tokens }, at }
+    }
 
     /**
      * Reads the server's counters into its buckets. The level is only ever lowered from a header (the
@@ -282,8 +281,16 @@ export const make = (options: Options = {}, store: RateLimitStore = memoryStore(
         }
       })
 
+    // The wait for a slot stays interruptible (a caller may give up while it waits); whatever ends
+    // it, interruption included, the permit is released.
     const withPermit: Service["withPermit"] = (tokens, use, outcome) =>
-      Effect.acquireUseRelease(admit(tokens), () => use, (permit, exit) => release(permit, outcome(exit)))
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          const { at, permit } = admit(tokens)
+          const now = clock.unsafeCurrentTimeMillis()
+          const run = at <= now && store.pausedUntil() <= now ? use : Effect.zipRight(waitUntil(at), use)
+          return Effect.onExit(restore(run), (exit) => release(permit, outcome(exit)))
+        }))
 
     return {
       withPermit: semaphore === undefined ? withPermit : (tokens, use, outcome) => semaphore.withPermits(1)(withPermit(tokens, use, outcome)),

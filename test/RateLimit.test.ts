@@ -173,6 +173,22 @@ describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
       expect(off.times).toEqual([10_000, 10_000, 10_000])
     }))
 
+  it.effect("a request waiting for its slot can be interrupted, and is never sent", () =>
+    Effect.gen(function* () {
+      const s = stub(() => ok())
+      yield* Effect.gen(function* () {
+        const chat = yield* ChatClient.ChatClient
+        yield* chat.create(request) // takes the only slot of this minute
+        const waiting = yield* Effect.fork(chat.create(request))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.interrupt(waiting) // returns at once: the wait was interruptible
+        expect(s.times).toEqual([0])
+        yield* TestClock.adjust("2 minutes")
+        expect(s.times).toEqual([0]) // its slot passed, and nothing was sent
+        // (the slot it had stays counted: the store never hands out a start time twice)
+      }).pipe(Effect.provide(clientOn(s, { limits: { rpm: 1 } })))
+    }))
+
   it.effect("maxInFlight bounds the requests in flight", () =>
     Effect.gen(function* () {
       let inFlight = 0
