@@ -1,8 +1,8 @@
 /**
  * When a failed chat call is tried again, and after how long.
  *
- * - Retried: 408, 409, 429, every 5xx, transport failures (reset, refused, closed early), connect and
- *   attempt timeouts. Never: other 4xx, a 2xx body that does not decode, budget errors, the total
+ * - Retried: 408, 409, 429, every 5xx, transport failures (reset, refused, closed early, a temporary
+ *   DNS failure such as EAI_AGAIN; not ENOTFOUND), connect and attempt timeouts. Never: other 4xx, a 2xx body that does not decode, budget errors, the total
  *   deadline. A response header `x-should-retry: true|false` overrides the status rule, as the
  *   official SDK does.
  * - Delay: a server-given delay wins (`retry-after-ms`, else `retry-after` in seconds or as an HTTP
@@ -74,7 +74,8 @@ export const isRetryable = (error: ChatError.ChatError): boolean => {
     case "ApiError":
       return error.shouldRetry ?? retryableStatus(error.status)
     case "TransportError":
-      return true
+      // A host that does not resolve at all, or a URL that cannot be sent, will not get better.
+      return error.code !== "ENOTFOUND" && error.code !== "INVALID_URL"
     case "TimeoutError":
       return error.phase === "connect" || error.phase === "attempt"
     case "ResponseDecodeError":

@@ -11,7 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import * as TestContext from "effect/TestContext"
-import { ChatClient, RetryPolicy } from "../src/index.js"
+import { ChatClient, ChatError, RetryPolicy } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
 
 const request: ChatSchema.ChatCompletionRequest = { model: "m", messages: [{ role: "user", content: "hi" }] }
@@ -197,6 +197,15 @@ describe("retries (stub HttpClient, TestClock)", () => {
       expect(stub.times[stub.times.length - 1]!).toBeLessThanOrEqual(5000)
       expect(stub.times.length).toBeGreaterThan(1)
     }))
+
+  it("transport failures are retried, except a host that does not exist", () => {
+    const transport = (code: string) => new ChatError.TransportError({ code, detail: "x", attempts: 1 })
+    expect(RetryPolicy.isRetryable(transport("ECONNRESET"))).toBe(true)
+    expect(RetryPolicy.isRetryable(transport("EAI_AGAIN"))).toBe(true)
+    expect(RetryPolicy.isRetryable(transport("ENOTFOUND"))).toBe(false)
+    expect(RetryPolicy.isRetryable(new ChatError.ResponseDecodeError({ status: 200, detail: "x", bodyExcerpt: "", attempts: 1 }))).toBe(false)
+    expect(RetryPolicy.isRetryable(new ChatError.TimeoutError({ phase: "total", timeoutMillis: 1, attempts: 1 }))).toBe(false)
+  })
 
   it("decide: final errors stop, retryable ones back off within the cap", () => {
     const policy = RetryPolicy.resolve({})

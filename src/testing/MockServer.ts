@@ -253,16 +253,10 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
 
     const answer = (entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse, body: unknown) => {
       const path = entry.path
-      if (path === "/v1/chat/completions") {
-        const decoded = config.validate ? decodeChatRequest(body) : Either.right(body as ChatSchema.ChatCompletionRequest)
-        if (Either.isLeft(decoded)) {
-          const message = ParseResult.TreeFormatter.formatErrorSync(decoded.left)
-          return send(entry, res, 400, errorBody(`Invalid request body: ${message}`, "invalid_request_error", issuePath(decoded.left), null))
-        }
-        const reply = Content.completion(decoded.right, config.jsonContent, entry.seq)
-        const usage = reply.usage!
-        const completionAllowance = decoded.right.max_completion_tokens ?? decoded.right.max_tokens
-        const cost = usage.prompt_tokens + (completionAllowance === undefined || completionAllowance === null ? usage.completion_tokens : completionAllowance * (decoded.right.n ?? 1))
+      const invalid = (error: ParseResult.ParseError) =>
+        send(entry, res, 400, errorBody(`Invalid request body: ${ParseResult.TreeFormatter.formatErrorSync(error)}`, "invalid_request_error", issuePath(error), null))
+      /** The rate limits first, then a fault if one is due, else the reply. */
+      const answerWith = (reply: unknown, cost: number) => {
         const verdict = limits.take(Date.now(), cost)
         if (verdict.limited !== undefined) {
           stats.rateLimited++
@@ -272,20 +266,21 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
         if (fault !== undefined) return answerFault(fault, entry, req, res, verdict.headers)
         return send(entry, res, 200, JSON.stringify(reply), verdict.headers)
       }
+      if (path === "/v1/chat/completions") {
+        const decoded = config.validate ? decodeChatRequest(body) : Either.right(body as ChatSchema.ChatCompletionRequest)
+        if (Either.isLeft(decoded)) return invalid(decoded.left)
+        const reply = Content.completion(decoded.right, config.jsonContent, entry.seq)
+        const usage = reply.usage!
+        const allowance = decoded.right.max_completion_tokens ?? decoded.right.max_tokens
+        // Like OpenAI: the prompt plus the completion allowance (or, without one, what was produced).
+        const cost = usage.prompt_tokens + (allowance === undefined || allowance === null ? usage.completion_tokens : allowance * (decoded.right.n ?? 1))
+        return answerWith(reply, cost)
+      }
       if (path === "/v1/embeddings") {
         const decoded = config.validate ? decodeEmbeddingRequest(body) : Either.right(body as ChatSchema.EmbeddingRequest)
-        if (Either.isLeft(decoded)) {
-          return send(entry, res, 400, errorBody(`Invalid request body: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`, "invalid_request_error", issuePath(decoded.left), null))
-        }
+        if (Either.isLeft(decoded)) return invalid(decoded.left)
         const reply = Content.embeddings(decoded.right)
-        const verdict = limits.take(Date.now(), reply.usage.prompt_tokens)
-        if (verdict.limited !== undefined) {
-          stats.rateLimited++
-          return send(entry, res, 429, verdict.body!, verdict.headers)
-        }
-        const fault = nextFault()
-        if (fault !== undefined) return answerFault(fault, entry, req, res, verdict.headers)
-        return send(entry, res, 200, JSON.stringify(reply), verdict.headers)
+        return answerWith(reply, reply.usage.prompt_tokens)
       }
       return send(entry, res, 404, errorBody(`Unknown request URL: ${req.method} ${path}.`, "invalid_request_error", null, "unknown_url"))
     }
