@@ -13,6 +13,11 @@
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
 import type * as ChatError from "./ChatError.js"
 
 /** Retry behaviour. Defaults follow the official OpenAI SDK where it has one. */
@@ -110,4 +115,24 @@ export const decide = (policy: Resolved, error: ChatError.ChatError, retry: numb
   const asked = serverDelay(error)
   if (asked !== undefined) return asked > policy.maxRetryAfterMillis ? { _tag: "Stop" } : { _tag: "Retry", delayMillis: asked }
   return { _tag: "Retry", delayMillis: backoffMillis(policy, retry, random) }
+}
+
+/**
+ * The same decisions as a `Schedule` over `ChatError`s, for your own `Effect.retry` around several
+ * calls (its output is the number of retries so far). The client's own loop also applies
+ * `totalTimeout`; with this schedule, add `Effect.timeout` yourself.
+ *
+ * ```ts
+ * Effect.retry(chat.create(request), RetryPolicy.schedule({ maxRetries: 2 }))
+ * ```
+ */
+export const schedule = (options: Partial<Options> = {}): Schedule.Schedule<number, ChatError.ChatError> => {
+  const policy = resolve(options)
+  return Schedule.makeWithState<number, ChatError.ChatError, number>(0, (now, error, retries) =>
+    Effect.map(Random.next, (random) => {
+      const decision = decide(policy, error, retries + 1, random)
+      return decision._tag === "Stop"
+        ? [retries, retries, ScheduleDecision.done] as const
+        : [retries + 1, retries + 1, ScheduleDecision.continueWith(ScheduleInterval.after(now + decision.delayMillis))] as const
+    }))
 }

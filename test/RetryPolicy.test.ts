@@ -198,6 +198,25 @@ describe("retries (stub HttpClient, TestClock)", () => {
       expect(stub.times.length).toBeGreaterThan(1)
     }))
 
+  it.effect("RetryPolicy.schedule makes the same decisions for your own Effect.retry", () =>
+    Effect.gen(function* () {
+      const errors = [
+        new ChatError.RateLimitError({ retryAfterMillis: 3000, attempts: 1 }),
+        new ChatError.ApiError({ status: 503, detail: "down", retryAfterMillis: 1000, attempts: 1 }),
+        new ChatError.ApiError({ status: 400, detail: "bad", attempts: 1 })
+      ]
+      const times: Array<number> = []
+      const failing = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        times.push(now)
+        return Effect.fail(errors[Math.min(times.length - 1, errors.length - 1)]!)
+      })
+      const fiber = yield* Effect.fork(Effect.retry(failing, RetryPolicy.schedule({ maxRetries: 5 })))
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(times).toEqual([0, 3000, 4000]) // server delays honoured; the 400 is final
+      expect(error).toMatchObject({ _tag: "ApiError", status: 400 })
+    }))
+
   it("transport failures are retried, except a host that does not exist", () => {
     const transport = (code: string) => new ChatError.TransportError({ code, detail: "x", attempts: 1 })
     expect(RetryPolicy.isRetryable(transport("ECONNRESET"))).toBe(true)
