@@ -7,5 +7,6 @@
 export * as ChatClient from "./ChatClient.js"
 export * as ChatError from "./ChatError.js"
 export * as ChatSchema from "./ChatSchema.js"
+export * as Json from "./Json.js"
 export * as RateLimit from "./RateLimit.js"
 export * as RetryPolicy from "./RetryPolicy.js"
