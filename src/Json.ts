@@ -243,6 +243,9 @@ export const parseEither = (text: string, options: Partial<Options> = {}): Eithe
   }
   const repairedWhole = repair(text)
   if (Either.isRight(repairedWhole)) return Either.right(repairedWhole.right)
+  if (candidates.length === 0 && fencedBlocks(text).length === 0 && !looksLikeJson(text)) {
+    return fail("no_json", "no JSON found: no fenced block, no { or [, and the text does not start like a JSON value", text)
+  }
   const position = /position (\d+)/.exec(whole.left)
   return fail("no_json", `${lastProblem}`, text, position === null ? undefined : Number(position[1]))
 }

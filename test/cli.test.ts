@@ -67,6 +67,19 @@ describe("shepherd demo", () => {
   }, 120_000)
 })
 
+describe("shepherd json", () => {
+  it("prints the recovered value and how it was recovered; exits 1 with the reason when there is none", () => {
+    const good = spawnSync(process.execPath, [cli, "json"], { input: "Sure:\n```json\n{\"a\": 1, \"b\": [true,],}\n```", encoding: "utf8" })
+    expect(good.status).toBe(0)
+    expect(JSON.parse(good.stdout)).toEqual({ a: 1, b: [true] })
+    expect(good.stderr.trim()).toBe("recovery: repaired")
+    const bad = spawnSync(process.execPath, [cli, "json"], { input: "I cannot help with that.", encoding: "utf8" })
+    expect(bad.status).toBe(1)
+    expect(bad.stdout).toBe("")
+    expect(bad.stderr).toContain("no JSON found")
+  })
+})
+
 describe("shepherd --version", () => {
   it("prints the package version", () => {
     const result = run(["--version"])

@@ -25,7 +25,8 @@ interface Example {
 const examples: Array<Example> = []
 for (const file of ["README.md", ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)]) {
   const text = readFileSync(join(root, file), "utf8")
-  const blocks = [...text.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!)
+  // A block ends at a line that is only its closing fence (a fence inside a string does not end it).
+  const blocks = [...text.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!)
   blocks.forEach((source, i) => {
     if (/^import /m.test(source)) examples.push({ name: `${file.replace(/[/.]/g, "_")}_${i}`, source })
   })

@@ -13,11 +13,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { VERSION } from "../internal/version.js"
 import { demoCommand } from "./demo.js"
+import { jsonCommand } from "./json.js"
 import { mockCommand } from "./mock.js"
 
 const shepherd = Command.make("shepherd").pipe(
   Command.withDescription("Send many concurrent requests to OpenAI-compatible chat APIs"),
-  Command.withSubcommands([mockCommand, demoCommand])
+  Command.withSubcommands([mockCommand, demoCommand, jsonCommand])
 )
 
 const cli = Command.run(shepherd, { name: "shepherd", version: VERSION })
