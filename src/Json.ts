@@ -42,8 +42,9 @@ export class JsonParseError extends Schema.TaggedError<JsonParseError>()("JsonPa
    * - `too_large`: longer than `maxBytes`
    * - `too_deep`: nested deeper than `maxDepth`
    * - `deadline`: the parse took longer than its deadline
+   * - `worker_failed`: the worker parsing it crashed or ran out of memory (the pool replaces it)
    */
-  reason: Schema.Literal("empty", "no_json", "too_large", "too_deep", "deadline"),
+  reason: Schema.Literal("empty", "no_json", "too_large", "too_deep", "deadline", "worker_failed"),
   /** What went wrong, in words. */
   detail: Schema.String,
   /** Character offset of the problem, when known. */

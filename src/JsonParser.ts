@@ -1,0 +1,146 @@
+/**
+ * `Json.parse` as a service that keeps large documents off the event loop: texts below
+ * `inlineBelowBytes` parse on the calling thread, larger ones in a piscina worker pool owned by the
+ * layer (destroyed when its scope closes). Interrupting a parse aborts its task; a worker that crashes
+ * or runs out of memory gives `JsonParseError{reason: "worker_failed"}` and the pool replaces it.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { existsSync } from "node:fs"
+import { availableParallelism } from "node:os"
+import { fileURLToPath } from "node:url"
+import { Piscina } from "piscina"
+import type { Reply, Task } from "../workers/jsonWorker.js"
+import * as Json from "./Json.js"
+
+/** Pool options. Every default is in {@link defaults}. */
+export interface Options extends Json.Options {
+  /**
+   * Texts shorter than this (in UTF-16 code units, about bytes for ASCII) parse inline. Provisional:
+   * bench/json will choose it from measurements. @default 65536
+   */
+  readonly inlineBelowBytes: number
+  /** Worker threads at most. @default availableParallelism() - 1, at least 1 */
+  readonly maxThreads: number
+  /** An idle worker exits after this many milliseconds. @default 30000 */
+  readonly idleTimeoutMillis: number
+  /** Heap of each worker, in MB; a document that needs more fails with `worker_failed`. @default 512 */
+  readonly maxWorkerHeapMb: number
+}
+
+export const defaults: Options = {
+  ...Json.defaults,
+  inlineBelowBytes: 65_536,
+  maxThreads: Math.max(1, availableParallelism() - 1),
+  idleTimeoutMillis: 30_000,
+  maxWorkerHeapMb: 512
+}
+
+/** The parser service. */
+export interface Service {
+  readonly parse: (text: string) => Effect.Effect<Json.JsonResult, Json.JsonParseError>
+}
+
+export class JsonParser extends Context.Tag("effect-shepherd/JsonParser")<JsonParser, Service>() {}
+
+/**
+ * The compiled worker: beside this module in the built package (dist/src -> dist/workers); under a
+ * TypeScript test runner, the build's copy.
+ */
+export const workerPath = (): string => {
+  const candidates = [new URL("../workers/jsonWorker.js", import.meta.url), new URL("../dist/workers/jsonWorker.js", import.meta.url)]
+  for (const url of candidates) {
+    const path = fileURLToPath(url)
+    if (existsSync(path)) return path
+  }
+  throw new Error("the JSON worker is not built: run `npm run build` (it compiles workers/ into dist/workers/)")
+}
+
+const fromReply = (reply: Reply): Effect.Effect<Json.JsonResult, Json.JsonParseError> =>
+  reply._tag === "ok"
+    ? Effect.succeed({ value: reply.value, recovery: reply.recovery })
+    : Effect.fail(new Json.JsonParseError({
+      reason: reply.reason,
+      detail: reply.detail,
+      excerpt: reply.excerpt,
+      ...(reply.position === undefined ? {} : { position: reply.position })
+    }))
+
+/** The pool as a layer: started when built, destroyed (its workers terminated) with its scope. */
+export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =>
+  Layer.scoped(
+    JsonParser,
+    Effect.gen(function* () {
+      const o: Options = { ...defaults, ...options }
+      const limits = { maxBytes: o.maxBytes, maxDepth: o.maxDepth }
+      const workerFailed = (cause: unknown, text: string) =>
+        new Json.JsonParseError({
+          reason: "worker_failed",
+          detail: `the parsing worker failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+          excerpt: text.slice(0, 200)
+        })
+
+      /**
+       * A pool and the tasks running on it. Piscina 5 reports a worker that dies of its resourceLimits
+       * on the pool, but then leaves some tasks (and every later one) pending forever (seen here with
+       * ERR_WORKER_OUT_OF_MEMORY): so on any pool error, its tasks fail with `worker_failed` and a
+       * fresh pool takes its place.
+       */
+      interface Generation {
+        readonly pool: Piscina<Task, Reply>
+        readonly running: Set<(cause: unknown) => void>
+      }
+      const start = (): Generation => {
+        const pool = new Piscina<Task, Reply>({
+          filename: workerPath(),
+          maxThreads: o.maxThreads,
+          minThreads: 0,
+          idleTimeout: o.idleTimeoutMillis,
+          resourceLimits: { maxOldGenerationSizeMb: o.maxWorkerHeapMb }
+        })
+        const generation: Generation = { pool, running: new Set() }
+        pool.on("error", (cause: unknown) => retire(generation, cause))
+        return generation
+      }
+      /** Replaces a pool whose worker died: its tasks fail with `worker_failed`, new ones go to a fresh pool. */
+      const retire = (generation: Generation, cause: unknown) => {
+        if (current === generation) current = start()
+        for (const fail of generation.running) fail(cause)
+        generation.running.clear()
+        generation.pool.destroy().catch(() => undefined)
+      }
+      const workerDied = (cause: unknown) =>
+        typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "string" &&
+        (cause as { code: string }).code.startsWith("ERR_WORKER")
+      let current = start()
+      yield* Effect.addFinalizer(() => Effect.promise(() => current.pool.destroy().catch(() => undefined)))
+
+      const inPool = (text: string) =>
+        Effect.flatMap(
+          Effect.async<Reply, Json.JsonParseError>((resume, signal) => {
+            const generation = current
+            const fail = (cause: unknown) => resume(Effect.fail(workerFailed(cause, text)))
+            generation.running.add(fail)
+            generation.pool.run({ text, ...limits }, { signal }).then(
+              (reply) => {
+                generation.running.delete(fail)
+                resume(Effect.succeed(reply))
+              },
+              (cause: unknown) => {
+                generation.running.delete(fail)
+                fail(cause)
+                // Do not wait for the pool's own error event: the next task must not go to this pool.
+                if (workerDied(cause)) retire(generation, cause)
+              }
+            )
+          }),
+          fromReply
+        )
+      return JsonParser.of({
+        parse: (text) => (text.length < o.inlineBelowBytes ? Json.parse(text, limits) : inPool(text))
+      })
+    })
+  )

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import { Json, JsonParser } from "../src/index.js"
+
+const samples = [
+  '{"a": 1}',
+  'Sure:\n```json\n{"a": [1, 2,],}\n```',
+  "prose {'x': True} more",
+  '{"cut": [1, 2',
+  "no json at all",
+  "",
+  "[".repeat(2000)
+]
+
+const parserWith = (options: Partial<JsonParser.Options>) =>
+  Effect.map(Layer.build(JsonParser.layer(options)), (ctx) => Context.get(ctx, JsonParser.JsonParser))
+
+/** About `bytes` of a document whose objects each end with a trailing comma: slow for jsonrepair. */
+const trailingCommas = (bytes: number) => "[" + Array.from({ length: Math.ceil(bytes / 12) }, (_, i) => `{"id": ${i},}`).join(",") + "]"
+
+describe("JsonParser", () => {
+  it.scopedLive("the pool gives exactly what inline parsing gives, values and errors alike", () =>
+    Effect.gen(function* () {
+      const pooled = yield* parserWith({ inlineBelowBytes: 0, maxThreads: 1 })
+      for (const text of samples) {
+        const inline = Json.parseEither(text)
+        const viaPool = yield* Effect.either(pooled.parse(text))
+        expect(viaPool).toEqual(inline)
+        if (Either.isLeft(viaPool)) expect(viaPool.left).toBeInstanceOf(Json.JsonParseError)
+      }
+    }))
+
+  it.scopedLive("a large malformed document is repaired in a worker", () =>
+    Effect.gen(function* () {
+      const parser = yield* parserWith({ inlineBelowBytes: 1024, maxThreads: 1 })
+      const doc = trailingCommas(100_000)
+      const result = yield* parser.parse(doc)
+      expect(result.recovery).toBe("repaired")
+      expect((result.value as Array<{ id: number }>).at(-1)!.id).toBe(Math.ceil(100_000 / 12) - 1)
+    }))
+
+  it.scopedLive("interrupting a parse aborts its task, and the pool keeps serving", () =>
+    Effect.gen(function* () {
+      const parser = yield* parserWith({ inlineBelowBytes: 1024, maxThreads: 1 })
+      // about 1.5 s of jsonrepair work (it is quadratic on this shape)
+      const fiber = yield* Effect.fork(parser.parse(trailingCommas(350_000)))
+      yield* Effect.sleep("100 millis")
+      yield* Fiber.interrupt(fiber) // returns once the worker is stopped
+      const next = yield* parser.parse("x".repeat(2000) + ' {"ok": true}')
+      expect(next.value).toEqual({ ok: true })
+    }), 20_000)
+
+  it.scopedLive("a worker that runs out of memory gives worker_failed; the pool replaces it", () =>
+    Effect.gen(function* () {
+      const parser = yield* parserWith({ inlineBelowBytes: 1024, maxThreads: 1, maxWorkerHeapMb: 32 })
+      const huge = "[" + Array.from({ length: 600_000 }, (_, i) => `{'id': ${i}, 'name': 'item ${i}',}`).join(",") + "]"
+      const error = yield* Effect.flip(parser.parse(huge))
+      expect(error.reason).toBe("worker_failed")
+      const next = yield* parser.parse("y".repeat(2000) + ' {"ok": 1}')
+      expect(next.value).toEqual({ ok: 1 })
+    }), 60_000)
+})

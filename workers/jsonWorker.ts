@@ -1,0 +1,29 @@
+/**
+ * The piscina worker behind `JsonParser`: runs `Json.parseEither` off the main thread and returns
+ * plain data (classes do not survive the structured clone).
+ */
+import * as Either from "effect/Either"
+import * as Json from "../src/Json.js"
+
+export interface Task {
+  readonly text: string
+  readonly maxBytes: number
+  readonly maxDepth: number
+}
+
+export type Reply =
+  | { readonly _tag: "ok"; readonly value: unknown; readonly recovery: Json.Recovery }
+  | {
+    readonly _tag: "error"
+    readonly reason: Json.JsonParseError["reason"]
+    readonly detail: string
+    readonly position: number | undefined
+    readonly excerpt: string
+  }
+
+export default function parse(task: Task): Reply {
+  const result = Json.parseEither(task.text, { maxBytes: task.maxBytes, maxDepth: task.maxDepth })
+  if (Either.isRight(result)) return { _tag: "ok", value: result.right.value, recovery: result.right.recovery }
+  const { detail, excerpt, position, reason } = result.left
+  return { _tag: "error", reason, detail, position, excerpt }
+}
