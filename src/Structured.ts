@@ -1,0 +1,125 @@
+/**
+ * Answers decoded with a `Schema`: ask for JSON, recover it leniently, decode it, and when it does not
+ * decode, show the model its answer and the decode error and ask again.
+ *
+ * ```ts
+ * const Order = Schema.Struct({ id: Schema.Number, status: Schema.Literal("shipped", "late") })
+ * const { value } = yield* Structured.generate(Order, { model: "gpt-4.1-mini", messages })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as JSONSchema from "effect/JSONSchema"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as ChatClient from "./ChatClient.js"
+import type * as ChatError from "./ChatError.js"
+import type * as ChatSchema from "./ChatSchema.js"
+import * as Json from "./Json.js"
+import * as JsonParser from "./JsonParser.js"
+
+/** How JSON is asked for. */
+export type Mode =
+  /** `response_format: json_schema` with the Schema's JSON Schema (strict decoding on the provider). */
+  | "json_schema"
+  /** `response_format: json_object`, with the JSON Schema in a system message. */
+  | "json_object"
+  /** No `response_format` (for providers without it): the JSON Schema in a system message. */
+  | "instruction"
+
+export interface Options {
+  /** Re-asks after an answer that does not parse or decode. @default 2 */
+  readonly maxRepairs: number
+  /** @default "json_schema" */
+  readonly mode: Mode
+  /** Name of the schema sent in `json_schema` mode. @default "response" */
+  readonly name: string
+  /** Ask the provider to enforce the schema strictly (json_schema mode). @default false */
+  readonly strict: boolean
+}
+
+export const defaults: Options = { maxRepairs: 2, mode: "json_schema", name: "response", strict: false }
+
+/** A decoded answer. */
+export interface StructuredResult<A> {
+  readonly value: A
+  /** Requests made (1 + re-asks). */
+  readonly attempts: number
+  /** Token usage summed over all of them. */
+  readonly usage: { readonly prompt_tokens: number; readonly completion_tokens: number; readonly total_tokens: number }
+  /** How the JSON of the accepted answer was recovered. */
+  readonly recovery: Json.Recovery
+}
+
+/** No answer decoded, after every re-ask. */
+export class StructuredOutputError extends Schema.TaggedError<StructuredOutputError>()("StructuredOutputError", {
+  /** The last answer's text. */
+  rawText: Schema.String,
+  /** Why it was refused: the JSON error or the Schema's issues. */
+  issues: Schema.String,
+  attempts: Schema.Number
+}) {
+  override get message(): string {
+    return `the model's answer did not match the schema after ${this.attempts} attempt(s): ${this.issues}. ` +
+      `Raise maxRepairs, simplify the schema, or use a model that supports json_schema.`
+  }
+}
+
+const instruction = (jsonSchema: unknown): ChatSchema.ChatMessage => ({
+  role: "system",
+  content: `Answer with one JSON value only, no prose and no code fence, matching this JSON Schema:\n${JSON.stringify(jsonSchema)}`
+})
+
+/**
+ * Asks for an answer matching `schema` and decodes it. Parsing uses the `JsonParser` service when the
+ * context has one (large answers off the event loop), else `Json.parse` inline. A truncated answer
+ * (closing brackets had to be added) counts as a failure and is asked again.
+ */
+export const generate = <A, I>(
+  schema: Schema.Schema<A, I>,
+  request: ChatSchema.ChatCompletionRequest,
+  options: Partial<Options> = {}
+): Effect.Effect<StructuredResult<A>, ChatError.ChatError | StructuredOutputError, ChatClient.ChatClient> =>
+  Effect.gen(function* () {
+    const o = { ...defaults, ...options }
+    const chat = yield* ChatClient.ChatClient
+    const parser = yield* Effect.serviceOption(JsonParser.JsonParser)
+    const parse = Option.match(parser, { onNone: () => (text: string) => Json.parse(text), onSome: (p) => p.parse })
+    const decode = Schema.decodeUnknownEither(schema)
+    // Without "$schema": providers' strict modes reject keywords they do not list.
+    const { $schema: _, ...jsonSchema } = JSONSchema.make(schema) as unknown as Record<string, unknown>
+    const format: Partial<ChatSchema.ChatCompletionRequest> =
+      o.mode === "json_schema"
+        ? { response_format: { type: "json_schema", json_schema: { name: o.name, schema: jsonSchema, strict: o.strict } } }
+        : o.mode === "json_object"
+        ? { response_format: { type: "json_object" } }
+        : {}
+    let messages: Array<ChatSchema.ChatMessage> = o.mode === "json_schema" ? [...request.messages] : [instruction(jsonSchema), ...request.messages]
+    const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
+
+    for (let attempt = 1; ; attempt++) {
+      const completion = yield* chat.create({ ...request, ...format, messages })
+      usage.prompt_tokens += completion.usage?.prompt_tokens ?? 0
+      usage.completion_tokens += completion.usage?.completion_tokens ?? 0
+      usage.total_tokens += completion.usage?.total_tokens ?? 0
+      const text = completion.choices[0]?.message.content ?? ""
+      const parsed = yield* Effect.either(parse(text))
+      let problem: string
+      if (Either.isLeft(parsed)) problem = `it is not JSON (${parsed.left.reason}: ${parsed.left.detail})`
+      else if (parsed.right.recovery === "truncated") problem = "the JSON is cut off before its end"
+      else {
+        const decoded = decode(parsed.right.value)
+        if (Either.isRight(decoded)) return { value: decoded.right, attempts: attempt, usage, recovery: parsed.right.recovery }
+        problem = `it does not match the schema:\n${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
+      }
+      if (attempt > o.maxRepairs) return yield* new StructuredOutputError({ rawText: text, issues: problem, attempts: attempt })
+      messages = [
+        ...messages,
+        { role: "assistant", content: text },
+        { role: "user", content: `Your answer cannot be used: ${problem}\nAnswer again with the corrected JSON only.` }
+      ]
+    }
+  })

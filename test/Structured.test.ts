@@ -1,0 +1,95 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import { ChatClient, Structured } from "../src/index.js"
+import { MockServer } from "../src/testing/index.js"
+import { stubClient, type StubReply } from "./helpers.js"
+
+// The object MockServer's JSON-content mode builds from a prompt.
+const Answer = Schema.Struct({
+  answer_id: Schema.String,
+  summary: Schema.String,
+  keywords: Schema.Array(Schema.String),
+  sentiment: Schema.Literal("positive", "neutral", "negative"),
+  score: Schema.Number
+})
+const request = { model: "gpt-4.1-mini", messages: [{ role: "user" as const, content: "Summarise the refund policy for damaged items" }] }
+
+const completionWith = (content: string): StubReply => ({
+  status: 200,
+  body: JSON.stringify({
+    id: "c", object: "chat.completion", created: 1, model: "m",
+    choices: [{ index: 0, message: { role: "assistant", content, refusal: null }, finish_reason: "stop", logprobs: null }],
+    usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }
+  })
+})
+
+describe("Structured.generate against MockServer's JSON-content modes", () => {
+  for (const [mode, options] of [
+    ["clean", undefined],
+    ["fenced", { fence: true }],
+    ["prose", { prose: true }],
+    ["trailing commas", { trailingComma: true }],
+    ["fenced, prose and trailing commas", { fence: true, prose: true, trailingComma: true }]
+  ] as const) {
+    it.scopedLive(`${mode}: the right value, in one request`, () =>
+      Effect.gen(function* () {
+        const mock = yield* MockServer.make(options === undefined ? {} : { jsonContent: options })
+        const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url })), ChatClient.ChatClient)
+        const result = yield* Structured.generate(Answer, request).pipe(Effect.provideService(ChatClient.ChatClient, chat))
+        expect(result.value.summary).toBe("summarise the refund policy for damaged items")
+        expect(result.attempts).toBe(1)
+        const journal = yield* mock.journal
+        expect(journal).toHaveLength(1)
+        expect((journal[0]!.body as { response_format: { type: string } }).response_format.type).toBe("json_schema")
+      }))
+  }
+
+  it.scopedLive("truncated: asked again up to maxRepairs, then StructuredOutputError with the last text", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ jsonContent: { truncate: true } })
+      const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url })), ChatClient.ChatClient)
+      const error = yield* Effect.flip(Structured.generate(Answer, request, { maxRepairs: 2 }).pipe(Effect.provideService(ChatClient.ChatClient, chat)))
+      expect(error._tag).toBe("StructuredOutputError")
+      if (error._tag === "StructuredOutputError") {
+        expect(error.attempts).toBe(3)
+        expect(error.issues).toContain("cut off")
+      }
+      const journal = yield* mock.journal
+      expect(journal).toHaveLength(3)
+      // each re-ask carries the bad answer and the reason
+      const last = journal[2]!.body as { messages: Array<{ role: string; content: string }> }
+      expect(last.messages.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant", "user"])
+      expect(last.messages[2]!.content).toContain("cut off")
+    }))
+})
+
+describe("Structured.generate (stub)", () => {
+  it.effect("invalid, then valid: one re-ask quoting the decode error; usage summed", () =>
+    Effect.gen(function* () {
+      const stub = stubClient([
+        completionWith('{"answer_id": "x", "summary": "s", "keywords": [], "sentiment": "furious", "score": 1}'),
+        completionWith('{"answer_id": "x", "summary": "s", "keywords": [], "sentiment": "negative", "score": 1}')
+      ])
+      const layer = ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1" }).pipe(Layer.provide(stub.layer))
+      const result = yield* Structured.generate(Answer, request, { mode: "json_object" }).pipe(Effect.provide(layer))
+      expect(result.value.sentiment).toBe("negative")
+      expect(result.attempts).toBe(2)
+      expect(result.usage).toEqual({ prompt_tokens: 20, completion_tokens: 10, total_tokens: 30 })
+      const second = JSON.parse(stub.sent[1]!.body) as { messages: Array<{ role: string; content: string }>; response_format: unknown }
+      expect(second.response_format).toEqual({ type: "json_object" })
+      expect(second.messages[0]!.role).toBe("system") // the schema instruction in json_object mode
+      expect(second.messages.at(-1)!.content).toContain("furious")
+    }))
+
+  it.effect("an answer that is not JSON at all is asked again, then reported", () =>
+    Effect.gen(function* () {
+      const stub = stubClient([completionWith("I cannot do that.")])
+      const layer = ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1" }).pipe(Layer.provide(stub.layer))
+      const error = yield* Effect.flip(Structured.generate(Answer, request, { maxRepairs: 1 }).pipe(Effect.provide(layer)))
+      expect(error).toMatchObject({ _tag: "StructuredOutputError", rawText: "I cannot do that.", attempts: 2 })
+      expect(stub.sent).toHaveLength(2)
+    }))
+})
