@@ -12,7 +12,11 @@ export interface Task {
 }
 
 export type Reply =
-  | { readonly _tag: "ok"; readonly value: unknown; readonly recovery: Json.Recovery }
+  /**
+   * The value as JSON text: the main thread parses it with JSON.parse, which costs it less than the
+   * structured clone of the value (1 MB: 4.1 ms against 13.5 ms; 8 MB: 48 against 115; bench/json).
+   */
+  | { readonly _tag: "ok"; readonly json: string; readonly recovery: Json.Recovery }
   | {
     readonly _tag: "error"
     readonly reason: Json.JsonParseError["reason"]
@@ -23,7 +27,7 @@ export type Reply =
 
 export default function parse(task: Task): Reply {
   const result = Json.parseEither(task.text, { maxBytes: task.maxBytes, maxDepth: task.maxDepth })
-  if (Either.isRight(result)) return { _tag: "ok", value: result.right.value, recovery: result.right.recovery }
+  if (Either.isRight(result)) return { _tag: "ok", json: JSON.stringify(result.right.value), recovery: result.right.recovery }
   const { detail, excerpt, position, reason } = result.left
   return { _tag: "error", reason, detail, position, excerpt }
 }
