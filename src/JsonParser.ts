@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { existsSync } from "node:fs"
@@ -26,8 +27,8 @@ export interface Options extends Json.Options {
   readonly inlineBelowBytes: number
   /** Worker threads at most. @default availableParallelism() - 1, at least 1 */
   readonly maxThreads: number
-  /** An idle worker exits after this many milliseconds. @default 30000 */
-  readonly idleTimeoutMillis: number
+  /** An idle worker exits after this long. @default "30 seconds" */
+  readonly idleTimeout: Duration.DurationInput
   /** Heap of each worker, in MB; a document that needs more fails with `worker_failed`. @default 512 */
   readonly maxWorkerHeapMb: number
 }
@@ -36,7 +37,7 @@ export const defaults: Options = {
   ...Json.defaults,
   inlineBelowBytes: 16_384,
   maxThreads: Math.max(1, availableParallelism() - 1),
-  idleTimeoutMillis: 30_000,
+  idleTimeout: "30 seconds",
   maxWorkerHeapMb: 512
 }
 
@@ -99,7 +100,7 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =
           filename: workerPath(),
           maxThreads: o.maxThreads,
           minThreads: 0,
-          idleTimeout: o.idleTimeoutMillis,
+          idleTimeout: Duration.toMillis(o.idleTimeout),
           resourceLimits: { maxOldGenerationSizeMb: o.maxWorkerHeapMb }
         })
         const generation: Generation = { pool, running: new Set() }
