@@ -1,0 +1,89 @@
+/**
+ * What a call costs, in integer micro-dollars (1 USD = 1,000,000): no floating-point drift however
+ * many calls are added up. Prices are per 1M tokens; an unknown model has no price (`Option.none()`),
+ * never a guess.
+ *
+ * @since 0.1.0
+ */
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as ChatSchema from "./ChatSchema.js"
+
+/** Micro-dollars: an integer number of millionths of a US dollar. */
+export type MicroUsd = number
+
+/** Prices of one model, in USD per 1M tokens, with where they come from. */
+export const ModelPrice = Schema.Struct({
+  /** Prompt tokens. */
+  input: Schema.Number.pipe(Schema.nonNegative()),
+  /** Completion tokens (reasoning tokens included, as providers bill them). */
+  output: Schema.Number.pipe(Schema.nonNegative()),
+  /** Prompt tokens served from the provider's cache (`prompt_tokens_details.cached_tokens`), when priced apart. */
+  cachedInput: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+  /** Where the price was read. */
+  source: Schema.String,
+  /** When it was read (YYYY-MM-DD). */
+  asOf: Schema.String
+})
+export type ModelPrice = typeof ModelPrice.Type
+
+/** A price table: model name to price. */
+export const PriceTable = Schema.Record({ key: Schema.String, value: ModelPrice })
+export type PriceTable = typeof PriceTable.Type
+
+/**
+ * The built-in table. Output prices of gpt-4.1, claude-sonnet-4.5, gemini-2.5-flash and
+ * deepseek-v3.2 are the seed's; the others are the providers' list prices as of the date given.
+ * Override or extend it with {@link withPrices} or a JSON file ({@link decodeTable}).
+ */
+export const defaultTable: PriceTable = {
+  "gpt-4.1": { input: 2.0, output: 8.0, cachedInput: 0.5, source: "openai.com/api/pricing", asOf: "2025-11-01" },
+  "gpt-4.1-mini": { input: 0.4, output: 1.6, cachedInput: 0.1, source: "openai.com/api/pricing", asOf: "2025-11-01" },
+  "gpt-4o": { input: 2.5, output: 10.0, cachedInput: 1.25, source: "openai.com/api/pricing", asOf: "2025-11-01" },
+  "gpt-4o-mini": { input: 0.15, output: 0.6, cachedInput: 0.075, source: "openai.com/api/pricing", asOf: "2025-11-01" },
+  "claude-sonnet-4.5": { input: 3.0, output: 15.0, cachedInput: 0.3, source: "anthropic.com/pricing", asOf: "2025-11-01" },
+  "gemini-2.5-flash": { input: 0.3, output: 2.5, cachedInput: 0.03, source: "ai.google.dev/gemini-api/docs/pricing", asOf: "2025-11-01" },
+  "deepseek-v3.2": { input: 0.28, output: 0.42, cachedInput: 0.028, source: "api-docs.deepseek.com/quick_start/pricing", asOf: "2025-11-01" }
+}
+
+/** The table with `prices` added (they win over entries of the same name). */
+export const withPrices = (prices: PriceTable, table: PriceTable = defaultTable): PriceTable => ({ ...table, ...prices })
+
+/** Reads a price table from JSON (a file's contents), checking every entry. */
+export const decodeTable = Schema.decodeUnknownEither(Schema.parseJson(PriceTable))
+
+/**
+ * The price of `model`: an exact entry, else the longest entry that prefixes it followed by `-` (a
+ * dated snapshot such as `gpt-4.1-2025-04-14` is priced as `gpt-4.1`; `gpt-4.1-mini` has its own entry).
+ */
+export const priceOf = (model: string, table: PriceTable = defaultTable): Option.Option<ModelPrice> => {
+  const exact = table[model]
+  if (exact !== undefined) return Option.some(exact)
+  let best: string | undefined
+  for (const name of Object.keys(table)) {
+    if (model.startsWith(`${name}-`) && /^-\d{4}-\d{2}-\d{2}$/.test(model.slice(name.length)) && (best === undefined || name.length > best.length)) best = name
+  }
+  return best === undefined ? Option.none() : Option.some(table[best]!)
+}
+
+/** Tokens at a price per 1M tokens, in micro-dollars, rounded up (a partial micro-dollar is charged). */
+const micro = (tokens: number, usdPerMillion: number): MicroUsd => Math.ceil(tokens * usdPerMillion - 1e-9)
+
+/** The cost of a call from its reported usage; none for an unknown model. */
+export const cost = (
+  model: string,
+  usage: Pick<ChatSchema.CompletionUsage, "prompt_tokens" | "completion_tokens" | "prompt_tokens_details">,
+  table: PriceTable = defaultTable
+): Option.Option<MicroUsd> =>
+  Option.map(priceOf(model, table), (price) => {
+    const cached = Math.min(usage.prompt_tokens, usage.prompt_tokens_details?.cached_tokens ?? 0)
+    const cachedPrice = price.cachedInput ?? price.input
+    return micro(usage.prompt_tokens - cached, price.input) + micro(cached, cachedPrice) + micro(usage.completion_tokens, price.output)
+  })
+
+/** The most a call can cost: its prompt tokens plus its completion allowance, all at full price. */
+export const worstCase = (model: string, promptTokens: number, maxCompletionTokens: number, table: PriceTable = defaultTable): Option.Option<MicroUsd> =>
+  Option.map(priceOf(model, table), (price) => micro(promptTokens, price.input) + micro(maxCompletionTokens, price.output))
+
+/** Micro-dollars as dollars for people: `$0.001234`. */
+export const format = (amount: MicroUsd): string => `$${(amount / 1e6).toFixed(6)}`
