@@ -37,6 +37,8 @@ import * as Classify from "./internal/classify.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as Transport from "./internal/transport.js"
 import * as Tokens from "./internal/tokens.js"
+import * as Budget from "./Budget.js"
+import * as Pricing from "./Pricing.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import { VERSION } from "./internal/version.js"
@@ -195,6 +197,7 @@ const makeWith = (
   Effect.gen(function* () {
     const clock = yield* Effect.clock
     const deadlines = yield* Deadlines.make
+    const budget = yield* Effect.serviceOption(Budget.Budget)
     const shared = yield* Effect.serviceOption(RateLimit.RateLimit)
     const limiter = Option.isSome(shared) ? shared.value : yield* RateLimit.make(resolved.limits)
     const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
@@ -273,8 +276,26 @@ const makeWith = (
     const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> => {
       const body = JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request)
       const tokens = limiter.countsTokens() ? Tokens.requestTokens(request) : 0
-      return FiberRef.getWith(currentRetry, (override) =>
+      const call = FiberRef.getWith(currentRetry, (override) =>
         withRetries(body, tokens, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
+      if (Option.isNone(budget)) return call
+      // Hold the worst case before sending; then count what the call really cost. A call refused by the
+      // server (429, other statuses) cost nothing; one that failed in transit may have: it keeps its hold.
+      const allowance = (request.max_completion_tokens ?? request.max_tokens ?? Tokens.DEFAULT_COMPLETION_RESERVE) * (request.n ?? 1)
+      return Effect.flatMap(budget.value.reserve(request.model, Tokens.promptTokens(request.messages), allowance), (reservation) =>
+        Effect.onExit(call, (exit) =>
+          budget.value.settle(
+            reservation,
+            Exit.isSuccess(exit)
+              ? Option.orElse(
+                Option.flatMap(Option.fromNullable(exit.value.completion.usage), (usage) => Pricing.cost(request.model, usage, budget.value.prices)),
+                () => Option.some(reservation.amount)
+              )
+              : Option.match(Cause.failureOption(exit.cause), {
+                onNone: () => Option.some(reservation.amount),
+                onSome: (error) => error._tag === "RateLimitError" || error._tag === "ApiError" ? Option.none() : Option.some(reservation.amount)
+              })
+          )))
     }
 
     return ChatClient.of({

@@ -127,10 +127,13 @@ export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>
   /** Spent plus reserved by requests in flight, in micro-dollars. */
   committedMicroUsd: Schema.Number,
   /** The worst-case cost of this request, in micro-dollars. */
-  requiredMicroUsd: Schema.Number
+  requiredMicroUsd: Schema.Number,
+  /** Set when the budget cannot be enforced at all (a model without a known price). */
+  detail: Schema.optional(Schema.String)
 }) {
   override get message(): string {
     const usd = (micro: number) => `$${(micro / 1e6).toFixed(6)}`
+    if (this.detail !== undefined) return `budget cannot be enforced: ${this.detail}`
     return `budget exceeded: this request may cost up to ${usd(this.requiredMicroUsd)} but only ` +
       `${usd(Math.max(0, this.limitMicroUsd - this.committedMicroUsd))} of ${usd(this.limitMicroUsd)} is left. ` +
       `Raise the budget (maxUsd / --budget-usd) or lower max_tokens.`
