@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+export * as Batch from "./Batch.js"
 export * as Budget from "./Budget.js"
 export * as ChatClient from "./ChatClient.js"
 export * as ChatError from "./ChatError.js"
