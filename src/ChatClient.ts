@@ -275,14 +275,16 @@ const makeWith = (
 
     const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> => {
       const body = JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request)
-      const tokens = limiter.countsTokens() ? Tokens.requestTokens(request) : 0
+      // Tokens are counted once, and only when a limit or a budget needs them (about 5 us per message).
+      const countTokens = limiter.countsTokens()
+      const prompt = countTokens || Option.isSome(budget) ? Tokens.promptTokens(request.messages) : 0
+      const allowance = Tokens.completionAllowance(request)
       const call = FiberRef.getWith(currentRetry, (override) =>
-        withRetries(body, tokens, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
+        withRetries(body, countTokens ? prompt + allowance : 0, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
       if (Option.isNone(budget)) return call
       // Hold the worst case before sending; then count what the call really cost. A call refused by the
       // server (429, other statuses) cost nothing; one that failed in transit may have: it keeps its hold.
-      const allowance = (request.max_completion_tokens ?? request.max_tokens ?? Tokens.DEFAULT_COMPLETION_RESERVE) * (request.n ?? 1)
-      return Effect.flatMap(budget.value.reserve(request.model, Tokens.promptTokens(request.messages), allowance), (reservation) =>
+      return Effect.flatMap(budget.value.reserve(request.model, prompt, allowance), (reservation) =>
         Effect.onExit(call, (exit) =>
           budget.value.settle(
             reservation,

@@ -2,11 +2,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import { ChatClient } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
@@ -102,17 +104,20 @@ for (const transport of ["undici", "platform"] as const) describe(`ChatClient ag
       expect(hungUp).toBe(true)
     }))
 
-  it.scopedLive("closing the layer's scope closes its connection pool", () =>
+  it.scopedLive("closing the layer's scope closes its connection pool: a call still in flight ends, and its socket closes", () =>
     Effect.gen(function* () {
-      const mock = yield* MockServer.make({ latency: "2 seconds" })
-      const fiber = yield* Effect.fork(
-        Effect.scoped(Effect.flatMap(Layer.build(ChatClient.layer({ baseUrl: mock.url, transport })), (ctx) => Context.get(ctx, ChatClient.ChatClient).create(request)))
-      )
+      const mock = yield* MockServer.make({ latency: "5 seconds" })
+      const layerScope = yield* Scope.make()
+      const context = yield* Scope.extend(Layer.build(ChatClient.layer({ baseUrl: mock.url, transport, retry: { maxRetries: 0 } })), layerScope)
+      // The call runs in a fiber of its own, not tied to the layer's scope and never interrupted.
+      const call = yield* Effect.fork(Effect.either(Context.get(context, ChatClient.ChatClient).create(request)))
       yield* Effect.retry(Effect.flatMap(mock.journal, (j) => (j.length === 1 ? Effect.void : Effect.fail("not yet"))), Schedule.spaced("5 millis"))
-      yield* Fiber.interrupt(fiber)
+      yield* Scope.close(layerScope, Exit.void)
+      const outcome = yield* Fiber.join(call)
+      expect(outcome._tag).toBe("Left") // ended by the pool's destruction, long before the 5 s answer
       const [entry] = yield* Effect.retry(
         Effect.flatMap(mock.journal, (j) => (j[0]!.hungUp ? Effect.succeed(j) : Effect.fail("not yet"))),
-        Schedule.spaced("5 millis").pipe(Schedule.upTo("5 seconds"))
+        Schedule.spaced("5 millis").pipe(Schedule.upTo("4 seconds"))
       )
       expect(entry!.hungUp).toBe(true)
     }))

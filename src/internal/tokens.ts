@@ -32,9 +32,12 @@ export const promptTokens = (messages: ReadonlyArray<ChatSchema.ChatMessage>): n
 /** Completion tokens reserved for a request that sets no max_tokens; reconciled from usage afterwards. */
 export const DEFAULT_COMPLETION_RESERVE = 256
 
-/** The tokens a request may use: its prompt plus its completion allowance for each of its `n` choices. */
-export const requestTokens = (request: ChatSchema.ChatCompletionRequest): number =>
-  promptTokens(request.messages) +
+/** The completion tokens a request may use: its allowance for each of its `n` choices. */
+export const completionAllowance = (request: ChatSchema.ChatCompletionRequest): number =>
   (request.max_completion_tokens ?? request.max_tokens ?? DEFAULT_COMPLETION_RESERVE) * (request.n ?? 1)
+
+/** The tokens a request may use: its prompt plus its completion allowance. */
+export const requestTokens = (request: ChatSchema.ChatCompletionRequest): number =>
+  promptTokens(request.messages) + completionAllowance(request)
 
 export { countTokens }
