@@ -109,14 +109,55 @@ export interface ChatResult {
   readonly headers: Readonly<Record<string, string>>
 }
 
+/** Embeddings with what the transport saw. */
+export interface EmbeddingResult {
+  readonly embeddings: ChatSchema.EmbeddingResponse
+  /** The provider's `x-request-id`. */
+  readonly requestId: string | undefined
+  readonly status: number
+  /** Attempts made, the first included. */
+  readonly attempts: number
+  /** From sending the first attempt to the decoded response, in milliseconds. */
+  readonly latencyMillis: number
+  /** Response headers, lower-cased. */
+  readonly headers: Readonly<Record<string, string>>
+}
+
 /** The client service. */
 export interface Service {
   /** Sends one chat-completion request (`stream` is forced off) and decodes the answer. */
   readonly create: (request: ChatSchema.ChatCompletionRequest) => Effect.Effect<ChatSchema.ChatCompletion, ChatError.ChatError>
   /** As `create`, with the request id, status, attempts, latency and headers. */
   readonly createWithMetadata: (request: ChatSchema.ChatCompletionRequest) => Effect.Effect<ChatResult, ChatError.ChatError>
+  /**
+   * Sends one embeddings request (`POST {baseUrl}/embeddings`) through the same limits, budget,
+   * retries and deadlines as chat calls.
+   */
+  readonly embed: (request: ChatSchema.EmbeddingRequest) => Effect.Effect<ChatSchema.EmbeddingResponse, ChatError.ChatError>
+  /** As `embed`, with the request id, status, attempts, latency and headers. */
+  readonly embedWithMetadata: (request: ChatSchema.EmbeddingRequest) => Effect.Effect<EmbeddingResult, ChatError.ChatError>
   /** The resolved options, the key still `Redacted`. */
   readonly options: Options
+}
+
+/** What one call produced, whatever the endpoint. */
+interface Received<A> {
+  readonly value: A
+  readonly requestId: string | undefined
+  readonly status: number
+  readonly attempts: number
+  readonly latencyMillis: number
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** An endpoint: how to send to it, how to read its answer, how many tokens an answer used. */
+interface Endpoint<A> {
+  readonly send: Transport.Send
+  readonly classify: (
+    received: Classify.Received,
+    scrub: Classify.Scrub
+  ) => Either.Either<A, ChatError.RateLimitError | ChatError.ApiError | ChatError.ResponseDecodeError>
+  readonly usedTokens: (value: A) => number | undefined
 }
 
 /** Per-call retry options, set by {@link withRetry}; they win over the client's. */
@@ -202,8 +243,9 @@ const makeWith = (
     const limiter = Option.isSome(shared) ? shared.value : yield* RateLimit.make(resolved.limits)
     const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
     const scrub = Classify.makeScrub(secret)
-    const send = transport({
-      url: new URL(resolved.baseUrl.replace(/\/+$/, "") + "/chat/completions"),
+    const base = resolved.baseUrl.replace(/\/+$/, "")
+    const settingsFor = (path: string): Transport.Settings => ({
+      url: new URL(base + path),
       headers: {
         ...resolved.headers,
         "user-agent": `effect-shepherd/${VERSION}`,
@@ -214,19 +256,29 @@ const makeWith = (
       deadlines,
       scrub
     })
+    const chatEndpoint: Endpoint<ChatSchema.ChatCompletion> = {
+      send: transport(settingsFor("/chat/completions")),
+      classify: Classify.classify,
+      usedTokens: (completion) => completion.usage?.total_tokens
+    }
+    const embeddingsEndpoint: Endpoint<ChatSchema.EmbeddingResponse> = {
+      send: transport(settingsFor("/embeddings")),
+      classify: Classify.classifyWith(Classify.decodeEmbeddings),
+      usedTokens: (response) => response.usage.total_tokens
+    }
 
     const timeoutMillis = Duration.toMillis(resolved.timeout)
     const basePolicy = RetryPolicy.resolve(resolved.retry)
 
     /** One attempt: send, then classify the answer (a 2xx is decoded, any other status typed). */
-    const exchange = (body: string, attempts: number, attemptTimeoutMillis: number, start: number): Effect.Effect<ChatResult, ChatError.ChatError> =>
-      Effect.flatMap(send(body, attempts, attemptTimeoutMillis), ({ headers, status, text }) => {
+    const exchange = <A>(endpoint: Endpoint<A>, body: string, attempts: number, attemptTimeoutMillis: number, start: number): Effect.Effect<Received<A>, ChatError.ChatError> =>
+      Effect.flatMap(endpoint.send(body, attempts, attemptTimeoutMillis), ({ headers, status, text }) => {
         const now = clock.unsafeCurrentTimeMillis()
-        const classified = Classify.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
+        const classified = endpoint.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
         return Either.isLeft(classified)
           ? Effect.fail(classified.left)
-          : Effect.succeed<ChatResult>({
-            completion: classified.right,
+          : Effect.succeed<Received<A>>({
+            value: classified.right,
             requestId: headers["x-request-id"],
             status,
             attempts,
@@ -236,31 +288,29 @@ const makeWith = (
       })
 
     /** What an attempt's end tells the limiter: the tokens used, the server's counters, a 429's delay. */
-    const outcome = (exit: Exit.Exit<ChatResult, ChatError.ChatError>): RateLimit.Outcome => {
-      if (Exit.isSuccess(exit)) return { usedTokens: exit.value.completion.usage?.total_tokens, headers: exit.value.headers }
+    const outcome = <A>(endpoint: Endpoint<A>) => (exit: Exit.Exit<Received<A>, ChatError.ChatError>): RateLimit.Outcome => {
+      if (Exit.isSuccess(exit)) return { usedTokens: endpoint.usedTokens(exit.value.value), headers: exit.value.headers }
       const error = Cause.failureOption(exit.cause)
       return error._tag === "Some" && error.value._tag === "RateLimitError" ? { retryAfterMillis: error.value.retryAfterMillis } : {}
     }
 
-    /** An attempt admitted by the rate limiter (every attempt, retries included, counts against the limits). */
-    const attempt = (body: string, tokens: number, attempts: number, attemptTimeoutMillis: number, start: number) =>
-      limiter.withPermit(tokens, exchange(body, attempts, attemptTimeoutMillis, start), outcome)
-
     /**
-     * Attempts until one succeeds, the policy stops, or the total deadline would pass. Each attempt's
-     * timeout is cut to the time left, so the deadline needs no timer of its own; a wait that would end
-     * past it is not started.
+     * Attempts until one succeeds, the policy stops, or the total deadline would pass. Every attempt,
+     * retries included, is admitted by the rate limiter. Each attempt's timeout is cut to the time
+     * left, so the deadline needs no timer of its own; a wait that would end past it is not started.
      */
-    const withRetries = (body: string, tokens: number, policy: RetryPolicy.Resolved): Effect.Effect<ChatResult, ChatError.ChatError> =>
+    const withRetries = <A>(endpoint: Endpoint<A>, body: string, tokens: number, policy: RetryPolicy.Resolved): Effect.Effect<Received<A>, ChatError.ChatError> =>
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeMillis()
         const deadline = start + policy.totalTimeoutMillis
+        const onEnd = outcome(endpoint)
         const total = (attempts: number) => new TimeoutError({ phase: "total", timeoutMillis: policy.totalTimeoutMillis, attempts })
-        const loop = (attempts: number): Effect.Effect<ChatResult, ChatError.ChatError> => {
+        const loop = (attempts: number): Effect.Effect<Received<A>, ChatError.ChatError> => {
           const left = deadline - clock.unsafeCurrentTimeMillis()
           if (left <= 0) return Effect.fail(total(attempts - 1))
           const clipped = left < timeoutMillis
-          return Effect.catchAll(attempt(body, tokens, attempts, clipped ? left : timeoutMillis, start), (error) => {
+          const attempt = limiter.withPermit(tokens, exchange(endpoint, body, attempts, clipped ? left : timeoutMillis, start), onEnd)
+          return Effect.catchAll(attempt, (error) => {
             if (clipped && error._tag === "TimeoutError" && error.phase === "attempt") return Effect.fail(total(attempts))
             return Effect.flatMap(Random.next, (random) => {
               const decision = RetryPolicy.decide(policy, error, attempts, random)
@@ -273,26 +323,31 @@ const makeWith = (
         return loop(1)
       })
 
-    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> => {
-      const body = JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request)
+    /**
+     * One call with its retries, under the budget when there is one: hold the worst case before
+     * sending, then count what the call really cost. A call refused by the server (429, other
+     * statuses) cost nothing; one that failed in transit may have: it keeps its hold.
+     */
+    const call = <A>(
+      endpoint: Endpoint<A>,
+      model: string,
+      body: string,
+      prompt: () => number,
+      allowance: number,
+      costOf: (value: A, prices: Pricing.PriceTable) => Option.Option<Pricing.MicroUsd>
+    ): Effect.Effect<Received<A>, ChatError.ChatError> => {
       // Tokens are counted once, and only when a limit or a budget needs them (about 5 us per message).
       const countTokens = limiter.countsTokens()
-      const prompt = countTokens || Option.isSome(budget) ? Tokens.promptTokens(request.messages) : 0
-      const allowance = Tokens.completionAllowance(request)
-      const call = FiberRef.getWith(currentRetry, (override) =>
-        withRetries(body, countTokens ? prompt + allowance : 0, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
-      if (Option.isNone(budget)) return call
-      // Hold the worst case before sending; then count what the call really cost. A call refused by the
-      // server (429, other statuses) cost nothing; one that failed in transit may have: it keeps its hold.
-      return Effect.flatMap(budget.value.reserve(request.model, prompt, allowance), (reservation) =>
-        Effect.onExit(call, (exit) =>
+      const promptTokens = countTokens || Option.isSome(budget) ? prompt() : 0
+      const run = FiberRef.getWith(currentRetry, (override) =>
+        withRetries(endpoint, body, countTokens ? promptTokens + allowance : 0, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
+      if (Option.isNone(budget)) return run
+      return Effect.flatMap(budget.value.reserve(model, promptTokens, allowance), (reservation) =>
+        Effect.onExit(run, (exit) =>
           budget.value.settle(
             reservation,
             Exit.isSuccess(exit)
-              ? Option.orElse(
-                Option.flatMap(Option.fromNullable(exit.value.completion.usage), (usage) => Pricing.cost(request.model, usage, budget.value.prices)),
-                () => Option.some(reservation.amount)
-              )
+              ? Option.orElse(costOf(exit.value.value, budget.value.prices), () => Option.some(reservation.amount))
               : Option.match(Cause.failureOption(exit.cause), {
                 onNone: () => Option.some(reservation.amount),
                 onSome: (error) => error._tag === "RateLimitError" || error._tag === "ApiError" ? Option.none() : Option.some(reservation.amount)
@@ -300,9 +355,38 @@ const makeWith = (
           )))
     }
 
+    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
+      Effect.map(
+        call(
+          chatEndpoint,
+          request.model,
+          JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request),
+          () => Tokens.promptTokens(request.messages),
+          Tokens.completionAllowance(request),
+          (completion, prices) =>
+            Option.flatMap(Option.fromNullable(completion.usage), (usage) => Pricing.cost(request.model, usage, prices))
+        ),
+        ({ value, ...rest }): ChatResult => ({ completion: value, ...rest })
+      )
+
+    const embedWithMetadata = (request: ChatSchema.EmbeddingRequest): Effect.Effect<EmbeddingResult, ChatError.ChatError> =>
+      Effect.map(
+        call(
+          embeddingsEndpoint,
+          request.model,
+          JSON.stringify(request),
+          () => Tokens.embeddingInputTokens(request.input),
+          0,
+          (response, prices) => Pricing.cost(request.model, { prompt_tokens: response.usage.prompt_tokens, completion_tokens: 0 }, prices)
+        ),
+        ({ value, ...rest }): EmbeddingResult => ({ embeddings: value, ...rest })
+      )
+
     return ChatClient.of({
       create: (request) => Effect.map(createWithMetadata(request), (result) => result.completion),
       createWithMetadata,
+      embed: (request) => Effect.map(embedWithMetadata(request), (result) => result.embeddings),
+      embedWithMetadata,
       options: resolved
     })
   })

@@ -43,6 +43,9 @@ export const defaultTable: PriceTable = {
   "gpt-4o-mini": { input: 0.15, output: 0.6, cachedInput: 0.075, source: "openai.com/api/pricing", asOf: "2025-11-01" },
   "claude-sonnet-4.5": { input: 3.0, output: 15.0, cachedInput: 0.3, source: "anthropic.com/pricing", asOf: "2025-11-01" },
   "gemini-2.5-flash": { input: 0.3, output: 2.5, cachedInput: 0.03, source: "ai.google.dev/gemini-api/docs/pricing", asOf: "2025-11-01" },
+  "text-embedding-3-small": { input: 0.02, output: 0, source: "openai.com/api/pricing", asOf: "2025-11-01" },
+  "text-embedding-3-large": { input: 0.13, output: 0, source: "openai.com/api/pricing", asOf: "2025-11-01" },
+  "text-embedding-ada-002": { input: 0.1, output: 0, source: "openai.com/api/pricing", asOf: "2025-11-01" },
   "deepseek-v3.2": { input: 0.28, output: 0.42, cachedInput: 0.028, source: "api-docs.deepseek.com/quick_start/pricing", asOf: "2025-11-01" }
 }
 

@@ -135,4 +135,18 @@ for (const transport of ["undici", "platform"] as const) describe(`ChatClient ag
       expect(errors).toHaveLength(20)
       expect(everything).not.toContain(KEY)
     }))
+
+  it.scopedLive("embed: POST /embeddings, a spec-valid body, a decoded response; retried like chat calls", () =>
+    Effect.gen(function* () {
+      const { chat, mock } = yield* setup(transport, { script: [{ type: "server_error", status: 503 }] }, { retry: { maxRetries: 1, initialDelay: "1 millis" } })
+      const result = yield* chat.embedWithMetadata({ model: "text-embedding-3-small", input: ["red shoes", "blue hat"], dimensions: 4 })
+      expect(result.attempts).toBe(2)
+      expect(result.embeddings.data.map((d) => d.embedding.length)).toEqual([4, 4])
+      expect(result.embeddings.usage.prompt_tokens).toBeGreaterThan(0)
+      const journal = yield* mock.journal
+      expect(journal.map((e) => [e.path, e.status])).toEqual([["/v1/embeddings", 503], ["/v1/embeddings", 200]])
+      expect(validatorFor("CreateEmbeddingRequest")(journal[1]!.body)).toBeUndefined()
+      const invalid = yield* Effect.flip(chat.embed({ model: "text-embedding-3-small", input: [] as unknown as ["x"] }))
+      expect(invalid).toMatchObject({ _tag: "ApiError", status: 400 })
+    }))
 })

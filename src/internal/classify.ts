@@ -30,8 +30,6 @@ export const excerpt = (text: string, scrub: Scrub): string => {
 // A completion's Type and Encoded sides are the same JSON, so a body that passes `is` already is the
 // typed value, unknown fields and all. `is` costs 3.8 µs against 12 µs for a decode that copies them
 // (onExcessProperty: "preserve"); the full decode runs only to explain a failure.
-const isCompletion = Schema.is(ChatSchema.ChatCompletion)
-const decodeCompletion = Schema.decodeUnknownEither(ChatSchema.ChatCompletion)
 const decodeErrorBody = Schema.decodeUnknownEither(ChatSchema.ErrorResponse, { onExcessProperty: "ignore" })
 
 export interface Received {
@@ -50,27 +48,40 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
   }
 }
 
-/** A 2xx body: the decoded completion, or `ResponseDecodeError`. */
-export const decodeSuccess = (
-  received: Received,
-  scrub: Scrub
-): Either.Either<ChatSchema.ChatCompletion, ChatError.ResponseDecodeError> => {
-  const fail = (detail: string) =>
-    Either.left(
-      new ChatError.ResponseDecodeError({
-        status: received.status,
-        detail: scrub(detail),
-        bodyExcerpt: excerpt(received.body, scrub),
-        requestId: received.headers["x-request-id"],
-        attempts: received.attempts
-      })
-    )
-  const json = parseJson(received.body)
-  if (Either.isLeft(json)) return fail(`invalid JSON (${json.left})`)
-  if (isCompletion(json.right)) return Either.right(json.right)
-  const decoded = decodeCompletion(json.right)
-  return fail(Either.isLeft(decoded) ? ParseResult.TreeFormatter.formatErrorSync(decoded.left).slice(0, 1000) : "not a chat completion")
+/** Decodes a 2xx body into `A`, or explains why not with a `ResponseDecodeError`. */
+export type Decoder<A> = (received: Received, scrub: Scrub) => Either.Either<A, ChatError.ResponseDecodeError>
+
+/** A decoder for a response Schema whose Type and Encoded sides are the same JSON. */
+export const decoderFor = <A>(schema: Schema.Schema<A, A>, what: string): Decoder<A> => {
+  const is = Schema.is(schema)
+  const decode = Schema.decodeUnknownEither(schema)
+  return (received, scrub) => {
+    const fail = (detail: string) =>
+      Either.left(
+        new ChatError.ResponseDecodeError({
+          status: received.status,
+          detail: scrub(detail),
+          bodyExcerpt: excerpt(received.body, scrub),
+          requestId: received.headers["x-request-id"],
+          attempts: received.attempts
+        })
+      )
+    const json = parseJson(received.body)
+    if (Either.isLeft(json)) return fail(`invalid JSON (${json.left})`)
+    if (is(json.right)) return Either.right(json.right)
+    const decoded = decode(json.right)
+    return fail(Either.isLeft(decoded) ? ParseResult.TreeFormatter.formatErrorSync(decoded.left).slice(0, 1000) : `not ${what}`)
+  }
 }
+
+/** A 2xx body: the decoded completion, or `ResponseDecodeError`. */
+export const decodeSuccess: Decoder<ChatSchema.ChatCompletion> = decoderFor(
+  ChatSchema.ChatCompletion as Schema.Schema<ChatSchema.ChatCompletion, ChatSchema.ChatCompletion>,
+  "a chat completion"
+)
+
+/** A 2xx body of `/embeddings`. */
+export const decodeEmbeddings: Decoder<ChatSchema.EmbeddingResponse> = decoderFor(ChatSchema.EmbeddingResponse, "an embeddings response")
 
 /** A non-2xx answer: `RateLimitError` for 429, `ApiError` otherwise. */
 export const statusError = (received: Received, scrub: Scrub): ChatError.RateLimitError | ChatError.ApiError => {
@@ -154,9 +165,13 @@ export const httpClientError = (
     ? new ChatError.TransportError({ code: "INVALID_URL", detail: "invalid URL", attempts })
     : transportError(error.cause, attempts, connectTimeoutMillis, scrub)
 
-/** Any answer that arrived whole: the completion for a decodable 2xx, else the typed error. */
-export const classify = (
+/** Any answer that arrived whole: the value for a decodable 2xx, else the typed error. */
+export const classifyWith = <A>(decoder: Decoder<A>) =>
+(
   received: Received,
   scrub: Scrub
-): Either.Either<ChatSchema.ChatCompletion, ChatError.RateLimitError | ChatError.ApiError | ChatError.ResponseDecodeError> =>
-  received.status >= 200 && received.status < 300 ? decodeSuccess(received, scrub) : Either.left(statusError(received, scrub))
+): Either.Either<A, ChatError.RateLimitError | ChatError.ApiError | ChatError.ResponseDecodeError> =>
+  received.status >= 200 && received.status < 300 ? decoder(received, scrub) : Either.left(statusError(received, scrub))
+
+/** `classifyWith` for chat completions. */
+export const classify = classifyWith(decodeSuccess)

@@ -40,4 +40,16 @@ export const completionAllowance = (request: ChatSchema.ChatCompletionRequest): 
 export const requestTokens = (request: ChatSchema.ChatCompletionRequest): number =>
   promptTokens(request.messages) + completionAllowance(request)
 
+/** Tokens of an embeddings input: text is counted, token arrays are their length. */
+export const embeddingInputTokens = (input: ChatSchema.EmbeddingRequest["input"]): number => {
+  if (typeof input === "string") return countTokens(input)
+  let total = 0
+  for (const item of input) {
+    if (typeof item === "string") total += countTokens(item)
+    else if (typeof item === "number") total += 1
+    else total += item.length
+  }
+  return total
+}
+
 export { countTokens }
