@@ -15,33 +15,70 @@ import type * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
 import * as Pricing from "./Pricing.js"
 
-/** One request of a batch. */
-export interface BatchRequest {
+/** One chat-completion request of a batch (`url` may be left out). */
+export interface ChatRequest {
   /** Your identifier, carried to the outcome (unique within a batch). */
   readonly custom_id: string
+  readonly url?: "/v1/chat/completions" | undefined
   readonly body: ChatSchema.ChatCompletionRequest
 }
+
+/** One embeddings request of a batch. */
+export interface EmbeddingRequest {
+  /** Your identifier, carried to the outcome (unique within a batch). */
+  readonly custom_id: string
+  readonly url: "/v1/embeddings"
+  readonly body: ChatSchema.EmbeddingRequest
+}
+
+/** One request of a batch: a chat completion, or embeddings. */
+export type BatchRequest = ChatRequest | EmbeddingRequest
 
 interface OutcomeBase {
   readonly custom_id: string
   /** Position in the input, from 0. */
   readonly index: number
-  /** Attempts made. */
+  /** Attempts made (0: refused before sending, e.g. by the budget). */
   readonly attempts: number
   /** From the call's start to its end, waits included, in milliseconds. */
   readonly latencyMillis: number
 }
 
+interface SuccessBase extends OutcomeBase {
+  readonly _tag: "Success"
+  /** The provider's `x-request-id`. */
+  readonly requestId: string | undefined
+  /** The HTTP status of the answer. */
+  readonly status: number
+  /** Tokens as the provider reported them (zero when it reported none). */
+  readonly usage: { readonly promptTokens: number; readonly completionTokens: number }
+  /** The call's cost in micro-dollars; none for a model without a known price. */
+  readonly costMicroUsd: Option.Option<Pricing.MicroUsd>
+}
+
+/** A chat request answered. */
+export interface ChatSuccess extends SuccessBase {
+  readonly url: "/v1/chat/completions"
+  readonly completion: ChatSchema.ChatCompletion
+}
+
+/** An embeddings request answered. */
+export interface EmbeddingSuccess extends SuccessBase {
+  readonly url: "/v1/embeddings"
+  readonly embeddings: ChatSchema.EmbeddingResponse
+}
+
+/** A request that ended in a typed error (after its retries), or was not sent (budget). */
+export interface Failure extends OutcomeBase {
+  readonly _tag: "Failure"
+  readonly error: ChatError.ChatError
+}
+
+/** The outcome of a request of type `R`: chat requests give `ChatSuccess`, embeddings `EmbeddingSuccess`. */
+export type OutcomeOf<R extends BatchRequest> = (R extends EmbeddingRequest ? EmbeddingSuccess : ChatSuccess) | Failure
+
 /** The result of one request. */
-export type BatchOutcome =
-  | (OutcomeBase & {
-    readonly _tag: "Success"
-    readonly completion: ChatSchema.ChatCompletion
-    readonly requestId: string | undefined
-    /** The call's cost in micro-dollars; none for a model without a known price. */
-    readonly costMicroUsd: Option.Option<Pricing.MicroUsd>
-  })
-  | (OutcomeBase & { readonly _tag: "Failure"; readonly error: ChatError.ChatError })
+export type BatchOutcome = ChatSuccess | EmbeddingSuccess | Failure
 
 export interface Options {
   /** Requests in flight at most. @default 16 */
@@ -50,39 +87,70 @@ export interface Options {
   readonly prices?: Pricing.PriceTable | undefined
 }
 
-const toStream = (requests: Stream.Stream<BatchRequest> | Iterable<BatchRequest>): Stream.Stream<BatchRequest> =>
-  Stream.StreamTypeId in (requests as object) ? (requests as Stream.Stream<BatchRequest>) : Stream.fromIterable(requests as Iterable<BatchRequest>)
+const toStream = <R>(requests: Stream.Stream<R> | Iterable<R>): Stream.Stream<R> =>
+  Stream.StreamTypeId in (requests as object) ? (requests as Stream.Stream<R>) : Stream.fromIterable(requests as Iterable<R>)
+
+const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => request.url === "/v1/embeddings"
 
 /**
  * Sends every request and emits one outcome per input, in completion order. Interrupting the stream
  * stops new sends and aborts the requests in flight.
+ *
+ * When the `Budget` in the context refuses a request (`BudgetExceededError`), the batch stops
+ * sending: requests already in flight complete, and every later input gets a `Failure` with that
+ * error without being sent (so each input still has its outcome and nothing more is spent).
  */
-export const run = (
-  requests: Stream.Stream<BatchRequest> | Iterable<BatchRequest>,
+export const run = <R extends BatchRequest>(
+  requests: Stream.Stream<R> | Iterable<R>,
   options: Options = {}
-): Stream.Stream<BatchOutcome, never, ChatClient.ChatClient> =>
+): Stream.Stream<OutcomeOf<R>, never, ChatClient.ChatClient> =>
   Stream.unwrap(Effect.map(ChatClient.ChatClient, (chat) => {
     const prices = options.prices ?? Pricing.defaultTable
+    let stoppedBy: ChatError.BudgetExceededError | undefined
+
+    const send = (request: BatchRequest, index: number): Effect.Effect<BatchOutcome, ChatError.ChatError> => {
+      if (isEmbedding(request)) {
+        return Effect.map(chat.embedWithMetadata(request.body), (result): EmbeddingSuccess => ({
+          _tag: "Success",
+          url: "/v1/embeddings",
+          custom_id: request.custom_id,
+          index,
+          attempts: result.attempts,
+          latencyMillis: result.latencyMillis,
+          requestId: result.requestId,
+          status: result.status,
+          embeddings: result.embeddings,
+          usage: { promptTokens: result.embeddings.usage.prompt_tokens, completionTokens: 0 },
+          costMicroUsd: Pricing.cost(request.body.model, { prompt_tokens: result.embeddings.usage.prompt_tokens, completion_tokens: 0 }, prices)
+        }))
+      }
+      return Effect.map(chat.createWithMetadata(request.body), (result): ChatSuccess => {
+        const usage = result.completion.usage
+        return {
+          _tag: "Success",
+          url: "/v1/chat/completions",
+          custom_id: request.custom_id,
+          index,
+          attempts: result.attempts,
+          latencyMillis: result.latencyMillis,
+          requestId: result.requestId,
+          status: result.status,
+          completion: result.completion,
+          usage: { promptTokens: usage?.prompt_tokens ?? 0, completionTokens: usage?.completion_tokens ?? 0 },
+          costMicroUsd: usage == null ? Option.none() : Pricing.cost(request.body.model, usage, prices)
+        }
+      })
+    }
+
     return toStream(requests).pipe(
       Stream.zipWithIndex,
       Stream.mapEffect(([request, index]) =>
-        Effect.flatMap(Clock.currentTimeMillis, (start) =>
-          Effect.matchEffect(chat.createWithMetadata(request.body), {
-            onSuccess: (result) =>
-              Effect.succeed<BatchOutcome>({
-                _tag: "Success",
-                custom_id: request.custom_id,
-                index,
-                attempts: result.attempts,
-                latencyMillis: result.latencyMillis,
-                completion: result.completion,
-                requestId: result.requestId,
-                costMicroUsd: result.completion.usage == null
-                  ? Option.none()
-                  : Pricing.cost(request.body.model, result.completion.usage, prices)
-              }),
-            onFailure: (error) =>
-              Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
+        stoppedBy !== undefined
+          ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
+          : Effect.flatMap(Clock.currentTimeMillis, (start) =>
+            Effect.catchAll(send(request, index), (error) => {
+              if (error._tag === "BudgetExceededError" && stoppedBy === undefined) stoppedBy = error
+              return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
                 _tag: "Failure",
                 custom_id: request.custom_id,
                 index,
@@ -90,14 +158,15 @@ export const run = (
                 latencyMillis: end - start,
                 error
               }))
-          })), { concurrency: options.concurrency ?? 16, unordered: true })
+            })), { concurrency: options.concurrency ?? 16, unordered: true }),
+      (stream) => stream as Stream.Stream<OutcomeOf<R>>
     )
   }))
 
 /** `run`, collected in input order. */
-export const runAll = (
-  requests: Stream.Stream<BatchRequest> | Iterable<BatchRequest>,
+export const runAll = <R extends BatchRequest>(
+  requests: Stream.Stream<R> | Iterable<R>,
   options: Options = {}
-): Effect.Effect<Array<BatchOutcome>, never, ChatClient.ChatClient> =>
+): Effect.Effect<Array<OutcomeOf<R>>, never, ChatClient.ChatClient> =>
   Effect.map(Stream.runCollect(run(requests, options)), (outcomes) =>
     Chunk.toArray(outcomes).sort((a, b) => a.index - b.index))

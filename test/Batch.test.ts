@@ -6,10 +6,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { Batch, ChatClient } from "../src/index.js"
+import { Batch, Budget, ChatClient } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 
-const requests = (n: number): Array<Batch.BatchRequest> =>
+const requests = (n: number): Array<Batch.ChatRequest> =>
   Array.from({ length: n }, (_, i) => ({ custom_id: `req-${i}`, body: { model: "gpt-4.1-mini", messages: [{ role: "user", content: `question ${i}` }], max_tokens: 30 } }))
 
 describe("Batch against MockServer", () => {
@@ -47,5 +47,39 @@ describe("Batch against MockServer", () => {
         Schedule.spaced("10 millis").pipe(Schedule.upTo("5 seconds"))
       )
       expect(hung.length).toBe(7) // nothing was sent after the interruption
+    }))
+
+  it.scopedLive("a budget stops the batch cleanly: nothing sent after the first refusal, every input has its outcome, spend within the budget", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ latency: "2 millis" })
+      const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provideMerge(Budget.layer({ maxUsd: 0.002 }))))
+      const outcomes = yield* Batch.runAll(requests(200), { concurrency: 8 }).pipe(Effect.provide(context))
+      expect(outcomes).toHaveLength(200)
+      const ok = outcomes.filter((o) => o._tag === "Success")
+      const refused = outcomes.filter((o) => o._tag === "Failure")
+      expect(ok.length).toBeGreaterThan(10)
+      expect(refused.length).toBeGreaterThan(100)
+      for (const o of refused) if (o._tag === "Failure") expect(o.error._tag).toBe("BudgetExceededError")
+      const spent = ok.reduce((sum, o) => sum + Option.getOrElse(o.costMicroUsd, () => 0), 0)
+      expect(spent).toBeLessThanOrEqual(2000)
+      expect((yield* Context.get(context, Budget.Budget).snapshot).spentMicroUsd).toBe(spent)
+      // exactly the answered requests reached the server: the refused ones were never sent
+      expect((yield* mock.journal).length).toBe(ok.length)
+    }))
+
+  it.scopedLive("chat and embeddings requests in one batch, each outcome typed by its url", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make()
+      const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url })), ChatClient.ChatClient)
+      const mixed: Array<Batch.BatchRequest> = [
+        { custom_id: "c", body: { model: "gpt-4.1-mini", messages: [{ role: "user", content: "hello" }] } },
+        { custom_id: "e", url: "/v1/embeddings", body: { model: "text-embedding-3-small", input: "hello" } }
+      ]
+      const [c, e] = yield* Batch.runAll(mixed).pipe(Effect.provideService(ChatClient.ChatClient, chat))
+      expect(c).toMatchObject({ _tag: "Success", url: "/v1/chat/completions", custom_id: "c" })
+      expect(e).toMatchObject({ _tag: "Success", url: "/v1/embeddings", custom_id: "e", usage: { completionTokens: 0 } })
+      if (e?._tag === "Success" && e.url === "/v1/embeddings") expect(e.embeddings.data).toHaveLength(1)
+      expect(Option.isSome((e as Batch.EmbeddingSuccess).costMicroUsd)).toBe(true)
+      expect((yield* mock.journal).map((j) => j.path).sort()).toEqual(["/v1/chat/completions", "/v1/embeddings"])
     }))
 })
