@@ -85,10 +85,16 @@ export interface Options {
   readonly concurrency?: number | undefined
   /** Prices for the outcomes' costs. @default Pricing.defaultTable */
   readonly prices?: Pricing.PriceTable | undefined
+  /**
+   * Checked before each send; once it gives `true`, nothing more is sent or read from the input, the
+   * requests in flight complete, and the stream ends after their outcomes (the inputs not sent have
+   * none). For a graceful stop on a signal. @default never
+   */
+  readonly stopWhen?: Effect.Effect<boolean> | undefined
 }
 
-const toStream = <R>(requests: Stream.Stream<R> | Iterable<R>): Stream.Stream<R> =>
-  Stream.StreamTypeId in (requests as object) ? (requests as Stream.Stream<R>) : Stream.fromIterable(requests as Iterable<R>)
+const toStream = <R, E, Q>(requests: Stream.Stream<R, E, Q> | Iterable<R>): Stream.Stream<R, E, Q> =>
+  Stream.StreamTypeId in (requests as object) ? (requests as Stream.Stream<R, E, Q>) : Stream.fromIterable(requests as Iterable<R>)
 
 const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => request.url === "/v1/embeddings"
 
@@ -99,11 +105,13 @@ const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => requ
  * When the `Budget` in the context refuses a request (`BudgetExceededError`), the batch stops
  * sending: requests already in flight complete, and every later input gets a `Failure` with that
  * error without being sent (so each input still has its outcome and nothing more is spent).
+ *
+ * An input stream that fails (a file that cannot be read) fails the outcome stream with its error.
  */
-export const run = <R extends BatchRequest>(
-  requests: Stream.Stream<R> | Iterable<R>,
+export const run = <R extends BatchRequest, E = never, Q = never>(
+  requests: Stream.Stream<R, E, Q> | Iterable<R>,
   options: Options = {}
-): Stream.Stream<OutcomeOf<R>, never, ChatClient.ChatClient> =>
+): Stream.Stream<OutcomeOf<R>, E, ChatClient.ChatClient | Q> =>
   Stream.unwrap(Effect.map(ChatClient.ChatClient, (chat) => {
     const prices = options.prices ?? Pricing.defaultTable
     let stoppedBy: ChatError.BudgetExceededError | undefined
@@ -142,31 +150,45 @@ export const run = <R extends BatchRequest>(
       })
     }
 
-    return toStream(requests).pipe(
-      Stream.zipWithIndex,
-      Stream.mapEffect(([request, index]) =>
-        stoppedBy !== undefined
-          ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
-          : Effect.flatMap(Clock.currentTimeMillis, (start) =>
-            Effect.catchAll(send(request, index), (error) => {
-              if (error._tag === "BudgetExceededError" && stoppedBy === undefined) stoppedBy = error
-              return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
-                _tag: "Failure",
-                custom_id: request.custom_id,
-                index,
-                attempts: "attempts" in error ? error.attempts : 0,
-                latencyMillis: end - start,
-                error
-              }))
-            })), { concurrency: options.concurrency ?? 16, unordered: true }),
-      (stream) => stream as Stream.Stream<OutcomeOf<R>>
-    )
+    const outcomeOf = (request: BatchRequest, index: number): Effect.Effect<BatchOutcome> =>
+      stoppedBy !== undefined
+        ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
+        : Effect.flatMap(Clock.currentTimeMillis, (start) =>
+          Effect.catchAll(send(request, index), (error) => {
+            if (error._tag === "BudgetExceededError" && stoppedBy === undefined) stoppedBy = error
+            return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
+              _tag: "Failure",
+              custom_id: request.custom_id,
+              index,
+              attempts: "attempts" in error ? error.attempts : 0,
+              latencyMillis: end - start,
+              error
+            }))
+          }))
+    const concurrency = options.concurrency ?? 16
+    const stopWhen = options.stopWhen
+    const outcomes = stopWhen === undefined
+      ? toStream(requests).pipe(Stream.zipWithIndex, Stream.mapEffect(([request, index]) => outcomeOf(request, index), { concurrency, unordered: true }))
+      : (() => {
+        let stopped = false
+        return toStream(requests).pipe(
+          Stream.takeWhile(() => !stopped),
+          Stream.zipWithIndex,
+          Stream.mapEffect(([request, index]) =>
+            Effect.flatMap(stopWhen, (stop) => {
+              if (stop) stopped = true
+              return stopped ? Effect.succeed(Option.none<BatchOutcome>()) : Effect.map(outcomeOf(request, index), Option.some)
+            }), { concurrency, unordered: true }),
+          Stream.filterMap((outcome) => outcome)
+        )
+      })()
+    return outcomes as Stream.Stream<OutcomeOf<R>, E, Q>
   }))
 
 /** `run`, collected in input order. */
-export const runAll = <R extends BatchRequest>(
-  requests: Stream.Stream<R> | Iterable<R>,
+export const runAll = <R extends BatchRequest, E = never, Q = never>(
+  requests: Stream.Stream<R, E, Q> | Iterable<R>,
   options: Options = {}
-): Effect.Effect<Array<OutcomeOf<R>>, never, ChatClient.ChatClient> =>
+): Effect.Effect<Array<OutcomeOf<R>>, E, ChatClient.ChatClient | Q> =>
   Effect.map(Stream.runCollect(run(requests, options)), (outcomes) =>
     Chunk.toArray(outcomes).sort((a, b) => a.index - b.index))

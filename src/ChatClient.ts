@@ -38,6 +38,7 @@ import * as Deadlines from "./internal/deadlines.js"
 import * as Transport from "./internal/transport.js"
 import * as Tokens from "./internal/tokens.js"
 import * as Budget from "./Budget.js"
+import * as Metrics from "./Metrics.js"
 import * as Pricing from "./Pricing.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
@@ -289,9 +290,14 @@ const makeWith = (
 
     /** What an attempt's end tells the limiter: the tokens used, the server's counters, a 429's delay. */
     const outcome = <A>(endpoint: Endpoint<A>) => (exit: Exit.Exit<Received<A>, ChatError.ChatError>): RateLimit.Outcome => {
+      Metrics.attempts.unsafeUpdate(1, [])
       if (Exit.isSuccess(exit)) return { usedTokens: endpoint.usedTokens(exit.value.value), headers: exit.value.headers }
       const error = Cause.failureOption(exit.cause)
-      return error._tag === "Some" && error.value._tag === "RateLimitError" ? { retryAfterMillis: error.value.retryAfterMillis } : {}
+      if (error._tag === "Some" && error.value._tag === "RateLimitError") {
+        Metrics.rateLimited.unsafeUpdate(1, [])
+        return { retryAfterMillis: error.value.retryAfterMillis }
+      }
+      return {}
     }
 
     /**

@@ -89,3 +89,14 @@ export const validatorFor = (() => {
     return (value: unknown): string | undefined => (validate(value) ? undefined : ajv.errorsText(validate.errors))
   }
 })()
+
+const batchFormat = JSON.parse(
+  readFileSync(fileURLToPath(new URL("../../shared/data/openai-batch-format.json", import.meta.url)), "utf8")
+) as Record<string, unknown>
+
+/** An ajv validator for a line format of the OpenAI Batch API (`BatchRequestInput`, `BatchRequestOutput`). */
+export const batchValidatorFor = (name: "BatchRequestInput" | "BatchRequestOutput") => {
+  const ajv = new Ajv2020.default({ strict: false, allErrors: false, validateFormats: false })
+  const validate = ajv.compile(batchFormat[name] as object)
+  return (value: unknown): string | undefined => (validate(value) ? undefined : ajv.errorsText(validate.errors))
+}

@@ -13,17 +13,19 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { VERSION } from "../internal/version.js"
 import { demoCommand } from "./demo.js"
+import { CliError } from "./error.js"
 import { jsonCommand } from "./json.js"
 import { mockCommand } from "./mock.js"
+import { runCommand } from "./run.js"
 
 const shepherd = Command.make("shepherd").pipe(
   Command.withDescription("Send many concurrent requests to OpenAI-compatible chat APIs"),
-  Command.withSubcommands([mockCommand, demoCommand, jsonCommand])
+  Command.withSubcommands([runCommand, mockCommand, demoCommand, jsonCommand])
 )
 
 const cli = Command.run(shepherd, { name: "shepherd", version: VERSION })
 
-/** Exit codes: 0 done, 1 failed, 2 bad usage (already explained by @effect/cli), 130 interrupted. */
+/** Exit codes: 0 done, 1 failed or stopped early, 2 bad usage or bad input (nothing done), 130 interrupted. */
 let exitCode = 0
 
 cli(process.argv).pipe(
@@ -32,7 +34,7 @@ cli(process.argv).pipe(
       exitCode = 2
       return Effect.void
     }
-    exitCode = 1
+    exitCode = error instanceof CliError && error.exitCode !== undefined ? error.exitCode : 1
     return Console.error(`shepherd: ${error instanceof Error ? error.message : String(error)}`)
   }),
   Effect.provide(NodeContext.layer),

@@ -1,0 +1,273 @@
+/**
+ * `shepherd run` as users run it: the built CLI in a child process, against a MockServer in this
+ * process (so its journal shows every request the CLI sent).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { MockServer } from "../src/testing/index.js"
+import { batchValidatorFor, validatorFor } from "./helpers.js"
+
+const cli = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url))
+const KEY = "sk-run-test-5e4d3c2b1a09f8e7d6c5"
+
+interface Ended {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stderr: string
+}
+
+/** Starts the CLI; `ended` resolves when it exits. */
+const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
+  const child = spawn(process.execPath, [cli, "run", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, OPENAI_BASE_URL: "", OPENAI_API_KEY: "", ...env }
+  })
+  let stderr = ""
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => { stderr += chunk })
+  child.stdout.resume()
+  const ended = Effect.async<Ended>((resume) => {
+    child.once("exit", (code, signal) => setImmediate(() => resume(Effect.succeed({ code, signal, stderr }))))
+  })
+  return { child, ended, stderr: () => stderr }
+}
+
+const runToEnd = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => start(args, env).ended
+
+const tmp = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "shepherd-run-"))
+
+/** `n` input lines: every 10th is an embeddings request, the others chat; line i asks "question i". */
+const inputLines = (n: number, maxTokens = 20) =>
+  Array.from({ length: n }, (_, i) =>
+    JSON.stringify({
+      custom_id: `r${i}`,
+      method: "POST",
+      url: i % 10 === 9 ? "/v1/embeddings" : "/v1/chat/completions",
+      body: i % 10 === 9
+        ? { model: "text-embedding-3-small", input: `question ${i}` }
+        : { model: "gpt-4.1-mini", messages: [{ role: "user", content: `question ${i}` }], max_tokens: maxTokens }
+    }))
+
+const writeInput = (dir: string, lines: ReadonlyArray<string>) => {
+  const path = Path.join(dir, "in.jsonl")
+  Fs.writeFileSync(path, lines.join("\n") + "\n")
+  return path
+}
+
+interface Line {
+  readonly id: string
+  readonly custom_id: string
+  readonly response: { readonly status_code: number; readonly body: Record<string, unknown> } | null
+  readonly error: { readonly code: string; readonly message: string } | null
+}
+
+const readOut = (path: string): Array<Line> =>
+  Fs.existsSync(path) ? Fs.readFileSync(path, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Line) : []
+
+/** Which input a journal entry was: the number in its "question N". */
+const questionOf = (body: unknown): number => {
+  const b = body as { messages?: Array<{ content: string }>; input?: string }
+  const text = b.messages?.[0]?.content ?? b.input ?? ""
+  return Number(/question (\d+)/.exec(text)?.[1])
+}
+
+const waitFor = <A>(check: Effect.Effect<A | undefined>, what: string) =>
+  Effect.retry(
+    Effect.flatMap(check, (a) => (a === undefined ? Effect.fail(what) : Effect.succeed(a))),
+    Schedule.spaced("20 millis").pipe(Schedule.upTo("20 seconds"))
+  )
+
+const validOutput = batchValidatorFor("BatchRequestOutput")
+const validInput = batchValidatorFor("BatchRequestInput")
+
+describe("shepherd run", () => {
+  it.scopedLive("writes exactly one spec-valid output line per custom_id, chat and embeddings, and a summary that matches the server", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({
+        apiKey: KEY,
+        seed: 7,
+        faultRate: 0.15,
+        faults: [{ type: "rate_limit", retryAfterMillis: 5 }, { type: "server_error", status: 503 }, { type: "bad_request" }]
+      })
+      const dir = tmp()
+      const lines = inputLines(120)
+      for (const line of lines) expect(validInput(JSON.parse(line))).toBeUndefined()
+      const input = writeInput(dir, lines)
+      const out = Path.join(dir, "out.jsonl")
+      const summaryPath = Path.join(dir, "summary.json")
+      const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--concurrency", "8", "--summary", summaryPath, "--no-progress"], { OPENAI_API_KEY: KEY })
+      expect(ended.code).toBe(0)
+      const written = readOut(out)
+      expect(written.map((l) => l.custom_id).sort()).toEqual(lines.map((_, i) => `r${i}`).sort())
+      for (const line of written) {
+        expect(validOutput(line)).toBeUndefined()
+        const i = Number(line.custom_id.slice(1))
+        if (line.response?.status_code === 200) {
+          const schema = i % 10 === 9 ? "CreateEmbeddingResponse" : "CreateChatCompletionResponse"
+          expect(validatorFor(schema)(line.response.body)).toBeUndefined()
+        }
+      }
+      // The 400s are final and written as OpenAI writes an error answer.
+      const rejected = written.filter((l) => l.response?.status_code === 400)
+      expect(rejected.length).toBeGreaterThan(0)
+      for (const l of rejected) expect(l.response!.body).toMatchObject({ error: { type: "invalid_request_error" } })
+
+      const journal = yield* mock.journal
+      const summary = JSON.parse(Fs.readFileSync(summaryPath, "utf8"))
+      expect(summary).toMatchObject({ total: 120, written: 120, remaining: 0, stoppedBy: null })
+      expect(summary.succeeded).toBe(written.filter((l) => l.response?.status_code === 200).length)
+      expect(summary.rateLimited).toBe(journal.filter((e) => e.status === 429).length)
+      expect(summary.retries).toBe(journal.length - 120)
+      expect(ended.stderr).toContain("shepherd run: 120 outcomes written")
+      // The key went to the server and nowhere else.
+      for (const text of [Fs.readFileSync(out, "utf8"), Fs.readFileSync(summaryPath, "utf8"), ended.stderr]) expect(text).not.toContain(KEY)
+    }))
+
+  it.scopedLive("reports every invalid line with its number and sends nothing (exit 2); --skip-invalid sends the valid ones", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make()
+      const dir = tmp()
+      const good = inputLines(3)
+      const input = writeInput(dir, [
+        good[0]!,
+        "{not json",
+        JSON.stringify({ custom_id: "r0", method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: "question 0" }] } }),
+        JSON.stringify({ method: "POST", url: "/v1/chat/completions", body: {} }),
+        JSON.stringify({ custom_id: "x", method: "POST", url: "/v1/completions", body: { model: "m", prompt: "hi" } }),
+        JSON.stringify({ custom_id: "y", method: "PUT", url: "/v1/chat/completions", body: {} }),
+        JSON.stringify({ custom_id: "z", method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "wizard", content: "x" }] } }),
+        "",
+        good[1]!
+      ])
+      const out = Path.join(dir, "out.jsonl")
+      const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url])
+      expect(ended.code).toBe(2)
+      expect(ended.stderr).toContain(`${input}:2: not JSON`)
+      expect(ended.stderr).toContain(`${input}:3: custom_id "r0" is already used on line 1`)
+      expect(ended.stderr).toContain(`${input}:4: missing custom_id`)
+      expect(ended.stderr).toContain(`${input}:5: unsupported url "/v1/completions"`)
+      expect(ended.stderr).toContain(`${input}:6: method must be "POST"`)
+      expect(ended.stderr).toContain(`${input}:7: body.messages[0].role`)
+      expect(ended.stderr).toContain("6 invalid lines")
+      expect(ended.stderr).not.toContain(`${input}:8:`) // a blank line is not an error
+      expect(yield* mock.journal).toHaveLength(0)
+      expect(Fs.existsSync(out)).toBe(false)
+
+      const skipped = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--skip-invalid", "--no-progress"])
+      expect(skipped.code).toBe(0)
+      expect(readOut(out).map((l) => l.custom_id).sort()).toEqual(["r0", "r1"])
+      expect((yield* mock.journal).map((e) => questionOf(e.body)).sort()).toEqual([0, 1])
+    }))
+
+  it.scopedLive("after kill -9 mid-run, the rerun completes the file and sends none of the requests already written", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ latency: "30 millis", journalLimit: 100_000 })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(400))
+      const out = Path.join(dir, "out.jsonl")
+      const first = start([input, "--out", out, "--base-url", mock.url, "--concurrency", "8", "--no-progress"])
+      yield* waitFor(Effect.sync(() => (readOut(out).length >= 60 ? true : undefined)), "60 lines written")
+      first.child.kill("SIGKILL")
+      const killed = yield* first.ended
+      expect(killed.signal).toBe("SIGKILL")
+      const before = readOut(out)
+      expect(before.length).toBeLessThan(400)
+      const writtenIds = new Set(before.map((l) => Number(l.custom_id.slice(1))))
+      const sentBefore = (yield* mock.journal).length
+
+      const second = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--concurrency", "8", "--no-progress"])
+      expect(second.code).toBe(0)
+      expect(second.stderr).toContain(`resuming: ${before.length} of 400 requests already have a final outcome`)
+      const after = readOut(out)
+      expect(after).toHaveLength(400)
+      expect(new Set(after.map((l) => l.custom_id)).size).toBe(400)
+      const resent = (yield* mock.journal).slice(sentBefore).map((e) => questionOf(e.body)).filter((i) => writtenIds.has(i))
+      expect(resent).toEqual([])
+    }))
+
+  it.scopedLive("a budget stops the run cleanly: spend within it, exit 1, no line for unsent requests; a rerun with more budget finishes", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ latency: "5 millis" })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(100))
+      const out = Path.join(dir, "out.jsonl")
+      const summaryPath = Path.join(dir, "summary.json")
+      const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--concurrency", "4", "--budget-usd", "0.001", "--summary", summaryPath, "--no-progress"])
+      expect(ended.code).toBe(1)
+      expect(ended.stderr).toContain("stopped by the budget of $0.001000")
+      const summary = JSON.parse(Fs.readFileSync(summaryPath, "utf8"))
+      expect(summary.stoppedBy).toBe("budget")
+      expect(summary.costMicroUsd).toBeLessThanOrEqual(1000)
+      const written = readOut(out)
+      expect(written.length).toBeGreaterThan(5)
+      expect(written.length).toBeLessThan(100)
+      expect(written.every((l) => l.response?.status_code === 200)).toBe(true)
+      expect(yield* mock.journal).toHaveLength(written.length) // refused requests never reached the server
+      expect(summary.remaining).toBe(100 - written.length)
+
+      const rerun = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--budget-usd", "1", "--no-progress"])
+      expect(rerun.code).toBe(0)
+      expect(readOut(out)).toHaveLength(100)
+      expect(yield* mock.journal).toHaveLength(100)
+    }))
+
+  it.scopedLive("SIGINT stops sending, lets the requests in flight finish, writes the summary and exits 130", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ latency: "150 millis" })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(200))
+      const out = Path.join(dir, "out.jsonl")
+      const summaryPath = Path.join(dir, "summary.json")
+      const run = start([input, "--out", out, "--base-url", mock.url, "--concurrency", "6", "--summary", summaryPath, "--no-progress"])
+      yield* waitFor(Effect.sync(() => (readOut(out).length >= 12 ? true : undefined)), "12 lines")
+      run.child.kill("SIGINT")
+      const ended = yield* run.ended
+      expect(ended.code).toBe(130)
+      expect(ended.stderr).toContain("stopping: no new requests")
+      const written = readOut(out)
+      const journal = yield* mock.journal
+      // every request sent was answered and written: none was cut off
+      expect(journal.filter((e) => e.hungUp)).toEqual([])
+      expect(written).toHaveLength(journal.length)
+      expect(written.length).toBeLessThan(200)
+      const summary = JSON.parse(Fs.readFileSync(summaryPath, "utf8"))
+      expect(summary).toMatchObject({ stoppedBy: "interrupted", written: written.length, remaining: 200 - written.length })
+    }))
+
+  it.scopedLive("a second SIGINT aborts the requests in flight at once; the file holds whole lines only", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ script: ["ok", "ok", "ok", { type: "hang" }, { type: "hang" }, { type: "hang" }] })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(50))
+      const out = Path.join(dir, "out.jsonl")
+      const run = start([input, "--out", out, "--base-url", mock.url, "--concurrency", "3", "--no-progress", "--grace", "10m"])
+      yield* waitFor(Effect.map(mock.journal, (j) => (j.length >= 6 ? true : undefined)), "three hanging requests")
+      run.child.kill("SIGINT")
+      yield* waitFor(Effect.sync(() => (run.stderr().includes("stopping") ? true : undefined)), "the first signal's notice")
+      run.child.kill("SIGINT")
+      const ended = yield* run.ended
+      expect(ended.code).toBe(130)
+      expect(ended.stderr).toContain("the run was interrupted")
+      const text = Fs.readFileSync(out, "utf8")
+      expect(text.endsWith("\n")).toBe(true)
+      expect(readOut(out)).toHaveLength(3)
+      yield* waitFor(Effect.map(mock.journal, (j) => (j.filter((e) => e.hungUp).length === 3 ? true : undefined)), "the server sees the hang-ups")
+    }))
+
+  it.scopedLive("without a terminal, progress is a plain line every --progress-interval", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ latency: "20 millis" })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(60))
+      const ended = yield* runToEnd([input, "--out", Path.join(dir, "out.jsonl"), "--base-url", mock.url, "--concurrency", "2", "--progress-interval", "100ms"])
+      expect(ended.code).toBe(0)
+      const lines = ended.stderr.split("\n").filter((l) => l.startsWith("progress: "))
+      expect(lines.length).toBeGreaterThan(2)
+      expect(lines[0]).toMatch(/^progress: \d+\/60 \(\d+\.\d%\) [\d.]+ req\/s, ETA \S+, \d+ tokens, \$\d+\.\d{6}, 0 errors$/)
+    }))
+})
