@@ -4,8 +4,21 @@
  * reconciles from the usage each response reports).
  * @internal
  */
-import { countTokens } from "gpt-tokenizer"
+import { createRequire } from "node:module"
 import type * as ChatSchema from "../ChatSchema.js"
+
+type Tokenizer = typeof import("gpt-tokenizer")
+let tokenizer: Tokenizer | undefined
+
+/**
+ * Tokens in `text`. The tokenizer is loaded on first use, synchronously (its CommonJS build): its
+ * tables add about 70 MB of resident memory, which a client without a TPM limit or a budget never
+ * needs (bench/batch-memory).
+ */
+export const countTokens = (text: string): number => {
+  tokenizer ??= createRequire(import.meta.url)("gpt-tokenizer") as Tokenizer
+  return tokenizer.countTokens(text)
+}
 
 /** The text of a message's content, parts joined. */
 export const contentText = (content: ChatSchema.ChatMessage["content"]): string => {
@@ -52,4 +65,3 @@ export const embeddingInputTokens = (input: ChatSchema.EmbeddingRequest["input"]
   return total
 }
 
-export { countTokens }
