@@ -60,7 +60,9 @@ export class StructuredOutputError extends Schema.TaggedError<StructuredOutputEr
   rawText: Schema.String,
   /** Why it was refused: the JSON error or the Schema's issues. */
   issues: Schema.String,
-  attempts: Schema.Number
+  attempts: Schema.Number,
+  /** Tokens over all the requests made (they were billed though no answer was accepted). */
+  usage: Schema.optional(Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number, total_tokens: Schema.Number }))
 }) {
   override get message(): string {
     return `the model's answer did not match the schema after ${this.attempts} attempt(s): ${this.issues}. ` +
@@ -115,7 +117,7 @@ export const generate = <A, I>(
         if (Either.isRight(decoded)) return { value: decoded.right, attempts: attempt, usage, recovery: parsed.right.recovery }
         problem = `it does not match the schema:\n${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
       }
-      if (attempt > o.maxRepairs) return yield* new StructuredOutputError({ rawText: text, issues: problem, attempts: attempt })
+      if (attempt > o.maxRepairs) return yield* new StructuredOutputError({ rawText: text, issues: problem, attempts: attempt, usage: { ...usage } })
       messages = [
         ...messages,
         { role: "assistant", content: text },

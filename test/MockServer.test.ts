@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as JSONSchema from "effect/JSONSchema"
+import * as Schema from "effect/Schema"
 import { ChatSchema } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import * as Content from "../src/testing/internal/content.js"
@@ -164,6 +166,21 @@ describe("MockServer", () => {
       expect(second.status).toBe(429)
       expect(second.json.error.type).toBe("tokens")
     }))
+
+  it("a json_schema request gets content that decodes with the Schema it came from", () => {
+    const Item = Schema.Struct({ sku: Schema.String, qty: Schema.Int, gift: Schema.Boolean })
+    const cases = [
+      Schema.Struct({ summary: Schema.String, keyPoints: Schema.Array(Schema.String) }),
+      Schema.Struct({ status: Schema.Literal("open", "closed"), score: Schema.Number, note: Schema.NullOr(Schema.String) }),
+      Schema.Struct({ items: Schema.Array(Item).pipe(Schema.minItems(1)), total: Schema.optional(Schema.Number) }),
+      Schema.Struct({ nested: Schema.Struct({ deeper: Schema.Array(Schema.Union(Schema.Number, Schema.String)) }) }),
+      Schema.Array(Item.annotations({ identifier: "Item" }))
+    ] as const
+    for (const schema of cases) {
+      const value = Content.valueForSchema(JSONSchema.make(schema), "what is the status of my order of red shoes", 12345)
+      expect(Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown>)(value)._tag).toBe("Right")
+    }
+  })
 
   it("formats reset durations as OpenAI does", () => {
     expect(Limits.formatReset(20)).toBe("20ms")

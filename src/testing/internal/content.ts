@@ -74,6 +74,69 @@ export const jsonAnswer = (prompt: string, h: number) => {
   }
 }
 
+/**
+ * A value that conforms to a JSON Schema (as `response_format.json_schema.schema` carries it), built
+ * from the prompt: properties named like `jsonAnswer`'s take its values when the types agree; other
+ * strings are runs of the prompt's words, arrays have up to 3 items. Handles `$ref` into `$defs`,
+ * `enum`, `const`, `anyOf`/`oneOf` (first non-null branch) and every JSON type.
+ */
+export const valueForSchema = (schema: unknown, prompt: string, h: number): unknown => {
+  const root = (typeof schema === "object" && schema !== null ? schema : {}) as Record<string, unknown>
+  const base = jsonAnswer(prompt, h) as Record<string, unknown>
+  const w = words(prompt)
+  let counter = 0
+  const phrase = () => {
+    const start = w.length === 0 ? 0 : (h + 5 * counter++) % w.length
+    const picked = w.slice(start, start + 6)
+    return picked.length === 0 ? "mock" : picked.join(" ")
+  }
+  const fits = (value: unknown, type: unknown) =>
+    type === "string" ? typeof value === "string" : type === "number" ? typeof value === "number" : type === "array" ? Array.isArray(value) : false
+  const build = (node: unknown, name: string | undefined, depth: number): unknown => {
+    if (depth > 12 || typeof node !== "object" || node === null) return null
+    let s = node as Record<string, unknown>
+    const ref = s["$ref"]
+    if (typeof ref === "string" && ref.startsWith("#/$defs/")) {
+      const defs = (root["$defs"] ?? {}) as Record<string, unknown>
+      return build(defs[ref.slice("#/$defs/".length)], name, depth + 1)
+    }
+    if ("const" in s) return s["const"]
+    if (Array.isArray(s["enum"]) && s["enum"].length > 0) return s["enum"][h % s["enum"].length]
+    const branches = (s["anyOf"] ?? s["oneOf"]) as ReadonlyArray<Record<string, unknown>> | undefined
+    if (Array.isArray(branches) && branches.length > 0) {
+      s = branches.find((b) => b["type"] !== "null") ?? branches[0]!
+      return build(s, name, depth + 1)
+    }
+    const declared = s["type"]
+    const type = Array.isArray(declared) ? declared.find((t) => t !== "null") : declared ?? (s["properties"] !== undefined ? "object" : undefined)
+    if (name !== undefined && name in base && fits(base[name], type)) return base[name]
+    switch (type) {
+      case "object": {
+        const out: Record<string, unknown> = {}
+        for (const [key, child] of Object.entries((s["properties"] ?? {}) as Record<string, unknown>)) out[key] = build(child, key, depth + 1)
+        return out
+      }
+      case "array": {
+        const min = typeof s["minItems"] === "number" ? s["minItems"] : 0
+        const max = typeof s["maxItems"] === "number" ? s["maxItems"] : 3
+        const n = Math.max(min, Math.min(3, max))
+        return Array.from({ length: n }, () => build(s["items"] ?? { type: "string" }, undefined, depth + 1))
+      }
+      case "string":
+        return phrase()
+      case "integer":
+        return h % 100
+      case "number":
+        return (h % 100) / 100
+      case "boolean":
+        return h % 2 === 0
+      default:
+        return null
+    }
+  }
+  return build(root, undefined, 0)
+}
+
 /** Writes JSON text with the defects asked for. */
 export const writeJson = (value: unknown, options: JsonContentOptions): string => {
   let text = JSON.stringify(value, null, 2)
@@ -102,8 +165,10 @@ export const completion = (
   let completionTokens = 0
   for (let index = 0; index < n; index++) {
     const hi = index === 0 ? h : hash(`${h}:${index}`)
+    const format = request.response_format
+    const schema = format?.type === "json_schema" ? format.json_schema.schema : undefined
     let text = jsonContent !== undefined || wantsJson(request)
-      ? writeJson(jsonAnswer(prompt, hi), jsonContent ?? {})
+      ? writeJson(schema === undefined ? jsonAnswer(prompt, hi) : valueForSchema(schema, prompt, hi), jsonContent ?? {})
       : `Mock answer ${hi.toString(16).padStart(8, "0")}: you said "${prompt.slice(0, 80)}". ` +
         "Shepherd's mock server repeats the gist of the prompt so that tests can check what was sent."
     let finish = "stop"
