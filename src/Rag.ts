@@ -17,6 +17,7 @@ import * as Stream from "effect/Stream"
 import * as ChatClient from "./ChatClient.js"
 import type * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
+import type * as Json from "./Json.js"
 import * as Pricing from "./Pricing.js"
 import * as Structured from "./Structured.js"
 
@@ -38,6 +39,8 @@ export interface Analysis {
   readonly summary: string
   readonly keyPoints: ReadonlyArray<string>
   readonly error?: ChatError.ChatError | Structured.StructuredOutputError
+  /** How the accepted answer's JSON was recovered (`strict`, `fenced`, `extracted`, `repaired`); none on failure. */
+  readonly recovery?: Json.Recovery
   /** Requests made for it (re-asks included; 0 when the first request failed before an answer). */
   readonly attempts: number
   /** Tokens over all its requests. */
@@ -82,6 +85,7 @@ const analyzeOne = (doc: Document, options: AnalyzeOptions): Effect.Effect<Analy
         docId: doc.docId,
         summary: result.value.summary,
         keyPoints: result.value.keyPoints,
+        recovery: result.recovery,
         attempts: result.attempts,
         usage: { promptTokens: result.usage.prompt_tokens, completionTokens: result.usage.completion_tokens },
         costMicroUsd: Pricing.cost(options.model, result.usage, prices)

@@ -169,16 +169,16 @@ describe("MockServer", () => {
 
   it("a json_schema request gets content that decodes with the Schema it came from", () => {
     const Item = Schema.Struct({ sku: Schema.String, qty: Schema.Int, gift: Schema.Boolean })
-    const cases = [
+    const cases: ReadonlyArray<Schema.Schema<any, any>> = [
       Schema.Struct({ summary: Schema.String, keyPoints: Schema.Array(Schema.String) }),
       Schema.Struct({ status: Schema.Literal("open", "closed"), score: Schema.Number, note: Schema.NullOr(Schema.String) }),
       Schema.Struct({ items: Schema.Array(Item).pipe(Schema.minItems(1)), total: Schema.optional(Schema.Number) }),
       Schema.Struct({ nested: Schema.Struct({ deeper: Schema.Array(Schema.Union(Schema.Number, Schema.String)) }) }),
       Schema.Array(Item.annotations({ identifier: "Item" }))
-    ] as const
+    ]
     for (const schema of cases) {
       const value = Content.valueForSchema(JSONSchema.make(schema), "what is the status of my order of red shoes", 12345)
-      expect(Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown>)(value)._tag).toBe("Right")
+      expect(Schema.decodeUnknownEither(schema)(value)._tag).toBe("Right")
     }
   })
 

@@ -51,19 +51,27 @@ describe("shepherd mock", () => {
 })
 
 describe("shepherd demo", () => {
-  it("runs the throughput table against the embedded mock server", () => {
+  it("runs the whole story against the embedded mock server: the table, 50 documents with costs, one answer", () => {
     const result = run(["demo"])
     expect(result.stderr).toBe("")
     expect(result.status).toBe(0)
     expect(result.stdout).toContain("embedded mock server")
-    const rows = result.stdout.split("\n").filter((line) => /^\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+\d+%$/.test(line))
-    expect(rows.map((r) => Number(r.trim().split(/\s+/)[0]))).toEqual([1, 10, 50, 200])
+    const rows = result.stdout.split("\n").filter((line) => /^\s+(sequential|\d+)\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+[\d.]+x$/.test(line))
+    expect(rows.map((r) => r.trim().split(/\s+/)[0])).toEqual(["sequential", "10", "20", "50"])
     for (const row of rows) {
       const [, requests, ok, failed] = row.trim().split(/\s+/).map(Number)
       expect(ok! + failed!).toBe(requests)
     }
-    expect(result.stdout).toMatch(/answered \d+x as many requests per second/)
+    const speedUp = Number(rows[3]!.trim().split(/\s+/).at(-1)!.slice(0, -1))
+    expect(speedUp).toBeGreaterThan(5) // 50 concurrent calls against one at a time
     expect(result.stdout).toMatch(/\d+ retries absorbed/)
+    const analysed = /(\d+) of 50 documents analysed/.exec(result.stdout)
+    expect(Number(analysed?.[1])).toBeGreaterThan(40)
+    expect(result.stdout).toContain("analysed 50/50 documents")
+    expect(result.stdout).toMatch(/cost: \d+ prompt \+ \d+ completion tokens = \$\d+\.\d{6}/)
+    expect(result.stdout).toMatch(/how the JSON was recovered: .*repaired \d+/)
+    expect(result.stdout).toMatch(/sources: kb-\d+ \([\d.]+\)/)
+    expect(result.stdout).toMatch(/answer: Mock answer/)
   }, 120_000)
 })
 

@@ -58,6 +58,8 @@ export interface JsonContentOptions {
   readonly trailingComma?: boolean
   /** Cut the text at 60% of its length (as at `max_tokens`). @default false */
   readonly truncate?: boolean
+  /** Answer with JSON only the requests that ask for it (a JSON `response_format`); others get prose. @default false (every answer is JSON) */
+  readonly onlyWhenAsked?: boolean
 }
 
 /** Server options. Every default is in {@link defaults}. */

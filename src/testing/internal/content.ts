@@ -167,7 +167,8 @@ export const completion = (
     const hi = index === 0 ? h : hash(`${h}:${index}`)
     const format = request.response_format
     const schema = format?.type === "json_schema" ? format.json_schema.schema : undefined
-    let text = jsonContent !== undefined || wantsJson(request)
+    const json = wantsJson(request) || (jsonContent !== undefined && jsonContent.onlyWhenAsked !== true)
+    let text = json
       ? writeJson(schema === undefined ? jsonAnswer(prompt, hi) : valueForSchema(schema, prompt, hi), jsonContent ?? {})
       : `Mock answer ${hi.toString(16).padStart(8, "0")}: you said "${prompt.slice(0, 80)}". ` +
         "Shepherd's mock server repeats the gist of the prompt so that tests can check what was sent."
