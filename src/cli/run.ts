@@ -32,6 +32,7 @@ import * as Budget from "../Budget.js"
 import * as ChatClient from "../ChatClient.js"
 import * as BatchFile from "../internal/batchFile.js"
 import { parseDuration } from "../internal/durationText.js"
+import { IdTable } from "../internal/idTable.js"
 import * as Metrics from "../Metrics.js"
 import * as Pricing from "../Pricing.js"
 import { CliError } from "./error.js"
@@ -80,15 +81,14 @@ const failureKind = (line: BatchFile.OutputLine): string | undefined =>
   line.error !== null ? line.error.code : line.response !== null && line.response.status_code >= 300 ? `http_${line.response.status_code}` : undefined
 
 /** Checks every input line; reports the bad ones. Returns how many requests are valid and which lines to skip. */
-const validate = (input: string, alreadyDone: Set<string>) =>
+const validate = (input: string, alreadyDone: IdTable) =>
   Effect.gen(function* () {
     const problems: Array<string> = []
     const skip = new Set<number>()
-    const seen = new Map<string, number>()
+    const seen = new IdTable()
     let valid = 0
     let done = 0
-    yield* Stream.runForEach(BatchFile.readLines(input), (line) =>
-      Effect.sync(() => {
+    yield* BatchFile.forEachLine(input, (line) => {
         const parsed = BatchFile.parseInput(line.text)
         if (parsed === undefined) return
         if (Either.isLeft(parsed)) {
@@ -97,16 +97,15 @@ const validate = (input: string, alreadyDone: Set<string>) =>
           return
         }
         const id = parsed.right.custom_id
-        const first = seen.get(id)
+        const first = seen.add(id, line.number)
         if (first !== undefined) {
           problems.push(`${input}:${line.number}: custom_id ${JSON.stringify(id)} is already used on line ${first}`)
           skip.add(line.number)
           return
         }
-        seen.set(id, line.number)
         valid++
         if (alreadyDone.has(id)) done++
-      }))
+      })
     return { problems, skip, valid, done }
   })
 
@@ -116,7 +115,7 @@ const rateLimitedCount = Effect.map(Metric.value(Metrics.rateLimited), (state) =
 const send = (
   config: Config,
   skip: ReadonlySet<number>,
-  done: ReadonlySet<string>,
+  done: IdTable,
   stats: RunStats.RunStats,
   stopping: () => boolean,
   onStop: (reason: RunStats.StopReason) => void
