@@ -1,5 +1,7 @@
 /** The `shepherd` command, run as users run it: the built CLI in a child process. */
 import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { MockServer } from "../src/testing/index.js"
 import { spawn, spawnSync } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
@@ -73,6 +75,28 @@ describe("shepherd demo", () => {
     expect(result.stdout).toMatch(/sources: kb-\d+ \([\d.]+\)/)
     expect(result.stdout).toMatch(/answer: Mock answer/)
   }, 120_000)
+})
+
+describe("shepherd demo against a provider", () => {
+  it.scopedLive("with OPENAI_BASE_URL and OPENAI_API_KEY set it says so first and runs the small version there", () =>
+    Effect.gen(function* () {
+      const key = "sk-demo-provider-0a1b2c3d4e5f"
+      const mock = yield* MockServer.make({ apiKey: key, latency: "5 millis" })
+      const result = yield* Effect.async<{ code: number | null; stdout: string }>((resume) => {
+        const child = spawn(process.execPath, [cli, "demo"], { env: { ...process.env, OPENAI_BASE_URL: mock.url, OPENAI_API_KEY: key }, stdio: ["ignore", "pipe", "pipe"] })
+        let stdout = ""
+        child.stdout.setEncoding("utf8").on("data", (c: string) => { stdout += c })
+        child.stderr.resume()
+        child.once("exit", (code) => resume(Effect.succeed({ code, stdout })))
+      })
+      expect(result.code).toBe(0)
+      expect(result.stdout.split("\n")[0]).toBe(`Shepherd demo against ${mock.url} with model gpt-4.1-mini (a small run: it sends about 120 requests and analyses 5 documents;`)
+      expect(result.stdout).toContain("5 of 5 documents analysed")
+      const journal = yield* mock.journal
+      expect(journal.length).toBeGreaterThan(100)
+      expect(journal.every((e) => e.status !== 401)).toBe(true)
+      expect(result.stdout).not.toContain(key)
+    }), 60_000)
 })
 
 describe("shepherd json", () => {

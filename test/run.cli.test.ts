@@ -270,4 +270,40 @@ describe("shepherd run", () => {
       expect(lines.length).toBeGreaterThan(2)
       expect(lines[0]).toMatch(/^progress: \d+\/60 \(\d+\.\d%\) [\d.]+ req\/s, ETA \S+, \d+ tokens, \$\d+\.\d{6}, 0 errors$/)
     }))
+
+  it.scopedLive("--api-key-env names the variable holding the key; an unset one is refused before anything is read", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(5))
+      const out = Path.join(dir, "out.jsonl")
+      const unset = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--api-key-env", "SHEPHERD_TEST_UNSET_KEY"])
+      expect(unset.code).toBe(2)
+      expect(unset.stderr).toContain("--api-key-env names SHEPHERD_TEST_UNSET_KEY, which is not set")
+      const ok = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--api-key-env", "MY_PROVIDER_KEY", "--no-progress"], { MY_PROVIDER_KEY: KEY })
+      expect(ok.code).toBe(0)
+      expect(readOut(out).every((l) => l.response?.status_code === 200)).toBe(true)
+      expect(Fs.readFileSync(out, "utf8")).not.toContain(KEY)
+    }))
+
+  // `script` (util-linux's bsdutils, essential in Debian) runs the CLI on a pseudo-terminal, so stderr is a TTY.
+  it.scopedLive("on a terminal, progress is a bar with done/total, req/s, ETA, tokens, cost and errors", () =>
+    Effect.gen(function* () {
+      if (!Fs.existsSync("/usr/bin/script")) throw new Error("this test needs /usr/bin/script (Debian: apt-get install bsdutils)")
+      const mock = yield* MockServer.make({ latency: "10 millis" })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(80))
+      const out = Path.join(dir, "out.jsonl")
+      const command = [process.execPath, cli, "run", input, "--out", out, "--base-url", mock.url, "--concurrency", "2"].map((a) => `'${a}'`).join(" ")
+      const screen = yield* Effect.async<string>((resume) => {
+        const child = spawn("script", ["-qec", command, "/dev/null"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_BASE_URL: "", OPENAI_API_KEY: "" } })
+        let text = ""
+        child.stdout.setEncoding("utf8").on("data", (c: string) => { text += c })
+        child.stderr.resume()
+        child.once("exit", () => resume(Effect.succeed(text)))
+      })
+      expect(screen).toMatch(/80\/80 \| [\d.]+ req\/s \| ETA \S+ \| \d+ tokens \| \$\d+\.\d{6} \| 0 errors/)
+      expect(screen).not.toContain("progress: ") // no plain lines on a terminal
+      expect(readOut(out)).toHaveLength(80)
+    }))
 })
