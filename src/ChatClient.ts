@@ -21,6 +21,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
@@ -28,11 +29,13 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { Agent } from "undici"
-import type * as ChatError from "./ChatError.js"
+import * as ChatError from "./ChatError.js"
 import { TimeoutError } from "./ChatError.js"
-import type * as ChatSchema from "./ChatSchema.js"
+import * as ChatSchema from "./ChatSchema.js"
 import * as Classify from "./internal/classify.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as Transport from "./internal/transport.js"
@@ -42,6 +45,7 @@ import * as Metrics from "./Metrics.js"
 import * as Pricing from "./Pricing.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
+import * as Sse from "./Sse.js"
 import { VERSION } from "./internal/version.js"
 
 /** The OpenAI API; the only base URL for which an API key is required. */
@@ -59,8 +63,10 @@ export interface Options {
   readonly keepAliveTimeout: Duration.DurationInput
   /** Deadline for establishing a connection. @default "10 seconds" Env `SHEPHERD_CONNECT_TIMEOUT`. */
   readonly connectTimeout: Duration.DurationInput
-  /** Deadline for one attempt: headers and the whole body. @default "60 seconds" Env `SHEPHERD_TIMEOUT`. */
+  /** Deadline for one attempt: headers and the whole body (for `stream`: headers and the first bytes). @default "60 seconds" Env `SHEPHERD_TIMEOUT`. */
   readonly timeout: Duration.DurationInput
+  /** For `stream`: the longest gap allowed between two pieces of the answer. @default "30 seconds" Env `SHEPHERD_IDLE_TIMEOUT`. */
+  readonly idleTimeout: Duration.DurationInput
   /** Extra headers sent with every request (e.g. `OpenAI-Organization`). @default {} */
   readonly headers: Readonly<Record<string, string>>
   /**
@@ -90,6 +96,7 @@ export const defaults: Options = {
   keepAliveTimeout: "30 seconds",
   connectTimeout: "10 seconds",
   timeout: "60 seconds",
+  idleTimeout: "30 seconds",
   headers: {},
   transport: "undici",
   retry: {},
@@ -130,6 +137,14 @@ export interface Service {
   readonly create: (request: ChatSchema.ChatCompletionRequest) => Effect.Effect<ChatSchema.ChatCompletion, ChatError.ChatError>
   /** As `create`, with the request id, status, attempts, latency and headers. */
   readonly createWithMetadata: (request: ChatSchema.ChatCompletionRequest) => Effect.Effect<ChatResult, ChatError.ChatError>
+  /**
+   * Streams the answer (`stream: true`) as its chunks arrive. Retries (with the same policy as
+   * `create`) happen only until the first chunk; after it, a failure ends the stream with its typed
+   * error. A gap longer than `idleTimeout` between pieces ends it with `TimeoutError{phase: "idle"}`;
+   * an error event sent mid-stream ends it with an `ApiError`. Interrupting the stream closes the
+   * connection. `ChatSchema.accumulate` folds the chunks into the completion.
+   */
+  readonly stream: (request: ChatSchema.ChatCompletionRequest) => Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError>
   /**
    * Sends one embeddings request (`POST {baseUrl}/embeddings`) through the same limits, budget,
    * retries and deadlines as chat calls.
@@ -213,6 +228,7 @@ export const resolveOptions = (options: Overrides): Effect.Effect<Options, Confi
     yield* positiveDuration("keepAliveTimeout", resolved.keepAliveTimeout)
     yield* positiveDuration("connectTimeout", resolved.connectTimeout)
     yield* positiveDuration("timeout", resolved.timeout)
+    yield* positiveDuration("idleTimeout", resolved.idleTimeout)
     const retry = { ...RetryPolicy.defaults, ...resolved.retry }
     if (!Number.isInteger(retry.maxRetries) || retry.maxRetries < 0) {
       return yield* Effect.fail(ConfigError.InvalidData(["maxRetries"], `maxRetries must be a whole number >= 0, got ${retry.maxRetries}`))
@@ -234,7 +250,8 @@ const withoutUndefined = (options: Overrides): Partial<Options> =>
 /** Builds the service from resolved options and a way to send. */
 const makeWith = (
   resolved: Options,
-  transport: (settings: Transport.Settings) => Transport.Send
+  transport: (settings: Transport.Settings) => Transport.Send,
+  openStream: (settings: Transport.Settings) => Transport.Open
 ): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function* () {
     const clock = yield* Effect.clock
@@ -305,18 +322,19 @@ const makeWith = (
      * retries included, is admitted by the rate limiter. Each attempt's timeout is cut to the time
      * left, so the deadline needs no timer of its own; a wait that would end past it is not started.
      */
-    const withRetries = <A>(endpoint: Endpoint<A>, body: string, tokens: number, policy: RetryPolicy.Resolved): Effect.Effect<Received<A>, ChatError.ChatError> =>
+    const withRetries = <A>(
+      attempt: (attempts: number, attemptTimeoutMillis: number, start: number) => Effect.Effect<A, ChatError.ChatError>,
+      policy: RetryPolicy.Resolved
+    ): Effect.Effect<A, ChatError.ChatError> =>
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeMillis()
         const deadline = start + policy.totalTimeoutMillis
-        const onEnd = outcome(endpoint)
         const total = (attempts: number) => new TimeoutError({ phase: "total", timeoutMillis: policy.totalTimeoutMillis, attempts })
-        const loop = (attempts: number): Effect.Effect<Received<A>, ChatError.ChatError> => {
+        const loop = (attempts: number): Effect.Effect<A, ChatError.ChatError> => {
           const left = deadline - clock.unsafeCurrentTimeMillis()
           if (left <= 0) return Effect.fail(total(attempts - 1))
           const clipped = left < timeoutMillis
-          const attempt = limiter.withPermit(tokens, exchange(endpoint, body, attempts, clipped ? left : timeoutMillis, start), onEnd)
-          return Effect.catchAll(attempt, (error) => {
+          return Effect.catchAll(attempt(attempts, clipped ? left : timeoutMillis, start), (error) => {
             if (clipped && error._tag === "TimeoutError" && error.phase === "attempt") return Effect.fail(total(attempts))
             return Effect.flatMap(Random.next, (random) => {
               const decision = RetryPolicy.decide(policy, error, attempts, random)
@@ -328,6 +346,10 @@ const makeWith = (
         }
         return loop(1)
       })
+
+    /** The retry policy in force: the client's, or the one `withRetry` set for this fiber. */
+    const currentPolicy = FiberRef.getWith(currentRetry, (override) =>
+      Effect.succeed(override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
 
     /**
      * One call with its retries, under the budget when there is one: hold the worst case before
@@ -345,8 +367,11 @@ const makeWith = (
       // Tokens are counted once, and only when a limit or a budget needs them (about 5 us per message).
       const countTokens = limiter.countsTokens()
       const promptTokens = countTokens || Option.isSome(budget) ? prompt() : 0
-      const run = FiberRef.getWith(currentRetry, (override) =>
-        withRetries(endpoint, body, countTokens ? promptTokens + allowance : 0, override === undefined ? basePolicy : RetryPolicy.resolve({ ...resolved.retry, ...override })))
+      const tokens = countTokens ? promptTokens + allowance : 0
+      const onEnd = outcome(endpoint)
+      const run = Effect.flatMap(currentPolicy, (policy) =>
+        withRetries((attempts, attemptTimeoutMillis, start) =>
+          limiter.withPermit(tokens, exchange(endpoint, body, attempts, attemptTimeoutMillis, start), onEnd), policy))
       if (Option.isNone(budget)) return run
       return Effect.flatMap(budget.value.reserve(model, promptTokens, allowance), (reservation) =>
         Effect.onExit(run, (exit) =>
@@ -388,9 +413,142 @@ const makeWith = (
         ({ value, ...rest }): EmbeddingResult => ({ embeddings: value, ...rest })
       )
 
+    const openChat = openStream(settingsFor("/chat/completions"))
+    const idleMillis = Duration.toMillis(resolved.idleTimeout)
+    const isChunk = Schema.is(ChatSchema.ChatCompletionChunk as Schema.Schema<ChatSchema.ChatCompletionChunk, ChatSchema.ChatCompletionChunk>)
+
+    /** One streaming attempt: open, check the status, and read up to the first event. */
+    const openAttempt = (body: string, attempts: number, attemptTimeoutMillis: number) =>
+      Effect.flatMap(Scope.make(), (scope) =>
+        Effect.gen(function* () {
+          const opened = yield* Scope.extend(openChat(body, attempts, attemptTimeoutMillis, idleMillis), scope)
+          if (opened.status < 200 || opened.status >= 300) {
+            const text = yield* Stream.mkString(Stream.decodeText(opened.body))
+            return yield* Effect.fail(Classify.statusError({ status: opened.status, headers: opened.headers, body: text, nowMillis: clock.unsafeCurrentTimeMillis(), attempts }, scrub))
+          }
+          const pull = yield* Scope.extend(Stream.toPull(Sse.decode(opened.body)), scope)
+          // The first non-empty piece of events: until it arrives the attempt may be retried.
+          const first: Chunk.Chunk<Sse.Event> = yield* Effect.repeat(
+            Effect.catchAll(pull, Option.match({
+              onNone: () => Effect.fail(new ChatError.TransportError({ code: "STREAM_EMPTY", detail: "the stream ended before its first event", attempts })),
+              onSome: Effect.fail
+            })),
+            { until: (events) => events.length > 0 }
+          )
+          return { scope, pull, first, status: opened.status, headers: opened.headers, attempts }
+        }).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))))
+
+    const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
+      Stream.unwrapScoped(Effect.gen(function* () {
+        const body = JSON.stringify({ ...request, stream: true })
+        const countTokens = limiter.countsTokens()
+        const allowance = Tokens.completionAllowance(request)
+        const promptTokens = countTokens || Option.isSome(budget) ? Tokens.promptTokens(request.messages) : 0
+        const tokens = countTokens ? promptTokens + allowance : 0
+        let usage: ChatSchema.CompletionUsage | undefined
+        let received = false
+        if (Option.isSome(budget)) {
+          const b = budget.value
+          const reservation = yield* b.reserve(request.model, promptTokens, allowance)
+          yield* Effect.addFinalizer((exit) =>
+            b.settle(
+              reservation,
+              usage !== undefined
+                ? Option.orElse(Pricing.cost(request.model, usage, b.prices), () => Option.some(reservation.amount))
+                : received || Exit.isSuccess(exit)
+                ? Option.some(reservation.amount)
+                : Option.match(Cause.failureOption(exit.cause as Cause.Cause<unknown>), {
+                  onNone: () => Option.some(reservation.amount),
+                  // Refused by the server before any chunk: nothing was billed.
+                  onSome: (error) => ChatError.isRefusal(error) ? Option.none() : Option.some(reservation.amount)
+                })
+            ))
+        }
+        const policy = yield* currentPolicy
+        const onOpen = (exit: Exit.Exit<unknown, ChatError.ChatError>): RateLimit.Outcome => {
+          Metrics.attempts.unsafeUpdate(1, [])
+          if (Exit.isSuccess(exit)) return {}
+          const error = Cause.failureOption(exit.cause)
+          if (error._tag === "Some" && error.value._tag === "RateLimitError") {
+            Metrics.rateLimited.unsafeUpdate(1, [])
+            return { retryAfterMillis: error.value.retryAfterMillis }
+          }
+          return {}
+        }
+        const opened = yield* withRetries((attempts, attemptTimeoutMillis) => limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis), onOpen), policy)
+        received = true
+        yield* Effect.addFinalizer((exit) => Scope.close(opened.scope, exit))
+        const requestId = opened.headers["x-request-id"]
+        let done = false
+        let finished = false
+        /** The chunks in a piece of events; `done` once `[DONE]` is seen. */
+        const toChunks = (events: Chunk.Chunk<Sse.Event>): Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, ChatError.ChatError> => {
+          const out: Array<ChatSchema.ChatCompletionChunk> = []
+          for (const event of events) {
+            if (event.data === "[DONE]") {
+              done = true
+              break
+            }
+            let json: unknown
+            try {
+              json = JSON.parse(event.data)
+            } catch (e) {
+              return Effect.fail(new ChatError.ResponseDecodeError({
+                status: opened.status,
+                detail: `a stream event is not JSON (${e instanceof Error ? e.message : String(e)})`,
+                bodyExcerpt: Classify.excerpt(event.data, scrub),
+                requestId,
+                attempts: opened.attempts
+              }))
+            }
+            if (isChunk(json)) {
+              if (json.usage !== undefined && json.usage !== null) usage = json.usage
+              for (const choice of json.choices) if (choice.finish_reason !== null) finished = true
+              out.push(json)
+              continue
+            }
+            const error = (json as { error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown } } | null)?.error
+            if (typeof error === "object" && error !== null) {
+              return Effect.fail(new ChatError.ApiError({
+                status: opened.status,
+                type: typeof error.type === "string" ? error.type : undefined,
+                code: typeof error.code === "string" || typeof error.code === "number" ? String(error.code) : undefined,
+                param: typeof error.param === "string" ? error.param : undefined,
+                detail: scrub(typeof error.message === "string" ? error.message : "an error event arrived mid-stream"),
+                requestId,
+                attempts: opened.attempts
+              }))
+            }
+            return Effect.fail(new ChatError.ResponseDecodeError({
+              status: opened.status,
+              detail: "a stream event is not a chat.completion.chunk",
+              bodyExcerpt: Classify.excerpt(event.data, scrub),
+              requestId,
+              attempts: opened.attempts
+            }))
+          }
+          return Effect.succeed(Chunk.unsafeFromArray(out))
+        }
+        const rest = Stream.repeatEffectChunkOption(Effect.suspend(() => {
+          if (done) return Effect.fail(Option.none())
+          return opened.pull.pipe(
+            Effect.catchAll(Option.match({
+              // The body ended. Without [DONE] it is complete only if every choice had finished.
+              onNone: () => finished ? Effect.fail(Option.none()) : Effect.fail(Option.some<ChatError.ChatError>(
+                new ChatError.TransportError({ code: "STREAM_ENDED_EARLY", detail: "the stream ended before [DONE]", attempts: opened.attempts })
+              )),
+              onSome: (error) => Effect.fail(Option.some<ChatError.ChatError>(error))
+            })),
+            Effect.flatMap((events) => Effect.mapError(toChunks(events), Option.some))
+          )
+        }))
+        return Stream.concat(Stream.unwrap(Effect.map(toChunks(opened.first), Stream.fromChunk)), rest)
+      }))
+
     return ChatClient.of({
       create: (request) => Effect.map(createWithMetadata(request), (result) => result.completion),
       createWithMetadata,
+      stream,
       embed: (request) => Effect.map(embedWithMetadata(request), (result) => result.embeddings),
       embedWithMetadata,
       options: resolved
@@ -406,7 +564,7 @@ export const make = (
   options: Overrides
 ): Effect.Effect<Service, ConfigError.ConfigError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.flatMap(Effect.zip(resolveOptions(options), HttpClient.HttpClient), ([resolved, http]) =>
-    makeWith(resolved, (settings) => Transport.viaHttpClient(http, settings)))
+    makeWith(resolved, (settings) => Transport.viaHttpClient(http, settings), (settings) => Transport.openViaHttpClient(http, settings)))
 
 /** The service over an `HttpClient` you provide (your own middleware, proxy or test stub). */
 export const layerWithoutHttpClient = (
@@ -434,12 +592,14 @@ export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigEr
         ),
         (agent) => Effect.promise(() => agent.destroy())
       )
-      if (resolved.transport === "undici") return yield* makeWith(resolved, (settings) => Transport.viaUndici(agent, settings))
+      if (resolved.transport === "undici") {
+        return yield* makeWith(resolved, (settings) => Transport.viaUndici(agent, settings), (settings) => Transport.openViaUndici(agent, settings))
+      }
       const platform = yield* Layer.build(
         NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Layer.succeed(NodeHttpClient.Dispatcher, agent)))
       )
       const http = Context.get(platform, HttpClient.HttpClient)
-      return yield* makeWith(resolved, (settings) => Transport.viaHttpClient(http, settings))
+      return yield* makeWith(resolved, (settings) => Transport.viaHttpClient(http, settings), (settings) => Transport.openViaHttpClient(http, settings))
     })
   )
 
@@ -449,6 +609,7 @@ export const optionsConfig: Config.Config<Overrides> = Config.all({
   baseUrl: Config.option(Config.string("OPENAI_BASE_URL")),
   connections: Config.option(Config.integer("SHEPHERD_CONNECTIONS")),
   timeout: Config.option(Config.duration("SHEPHERD_TIMEOUT")),
+  idleTimeout: Config.option(Config.duration("SHEPHERD_IDLE_TIMEOUT")),
   connectTimeout: Config.option(Config.duration("SHEPHERD_CONNECT_TIMEOUT")),
   maxRetries: Config.option(Config.integer("SHEPHERD_MAX_RETRIES")),
   totalTimeout: Config.option(Config.duration("SHEPHERD_TOTAL_TIMEOUT"))
@@ -458,6 +619,7 @@ export const optionsConfig: Config.Config<Overrides> = Config.all({
     baseUrl: Option.getOrUndefined(Option.filter(env.baseUrl, (url) => url.trim() !== "")),
     connections: Option.getOrUndefined(env.connections),
     timeout: Option.getOrUndefined(env.timeout),
+    idleTimeout: Option.getOrUndefined(env.idleTimeout),
     connectTimeout: Option.getOrUndefined(env.connectTimeout),
     retry: Option.isNone(env.maxRetries) && Option.isNone(env.totalTimeout)
       ? undefined

@@ -158,3 +158,7 @@ export const ChatError: Schema.Union<[
   typeof ResponseDecodeError,
   typeof BudgetExceededError
 ]> = Schema.Union(RateLimitError, ApiError, TimeoutError, TransportError, ResponseDecodeError, BudgetExceededError)
+
+/** A `RateLimitError` or an `ApiError`: the server refused the request, so nothing was billed. @internal */
+export const isRefusal = (error: unknown): error is RateLimitError | ApiError =>
+  error instanceof RateLimitError || error instanceof ApiError

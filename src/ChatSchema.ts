@@ -303,6 +303,123 @@ export const ChatCompletion = Schema.Struct({
 })
 export type ChatCompletion = typeof ChatCompletion.Type
 
+// ---------------------------------------------------------------------------------------------
+// Streaming (`stream: true`): `chat.completion.chunk` events
+// ---------------------------------------------------------------------------------------------
+
+/** A piece of a tool call: the first piece of each `index` has its id and name, later ones add to `arguments`. */
+export const ToolCallChunk = Schema.Struct({
+  index: Schema.Number,
+  id: Schema.optional(Schema.String),
+  type: Schema.optional(Schema.Literal("function")),
+  function: Schema.optional(Schema.Struct({ name: Schema.optional(Schema.String), arguments: Schema.optional(Schema.String) }))
+})
+export type ToolCallChunk = typeof ToolCallChunk.Type
+
+/** What a chunk adds to a choice's message. */
+export const ChunkDelta = Schema.Struct({
+  role: Schema.optional(Schema.Literal("developer", "system", "user", "assistant", "tool")),
+  content: nullable(Schema.String),
+  refusal: nullable(Schema.String),
+  tool_calls: Schema.optional(Schema.Array(ToolCallChunk))
+})
+export type ChunkDelta = typeof ChunkDelta.Type
+
+/** One choice's part of a chunk. */
+export const ChunkChoice = Schema.Struct({
+  index: Schema.Number,
+  delta: ChunkDelta,
+  finish_reason: Schema.NullOr(Schema.String),
+  logprobs: nullable(
+    Schema.Struct({
+      content: Schema.NullOr(Schema.Array(TokenLogprob)),
+      refusal: nullable(Schema.Array(TokenLogprob))
+    })
+  )
+})
+export type ChunkChoice = typeof ChunkChoice.Type
+
+/**
+ * A streamed chunk (`object: "chat.completion.chunk"`). With `stream_options.include_usage`, every
+ * chunk has `usage: null` and a last chunk with no choices carries the usage.
+ */
+export const ChatCompletionChunk = Schema.Struct({
+  id: Schema.String,
+  object: Schema.String,
+  created: Schema.Number,
+  model: Schema.String,
+  choices: Schema.Array(ChunkChoice),
+  usage: nullable(CompletionUsage),
+  system_fingerprint: nullable(Schema.String),
+  service_tier: nullable(Schema.String)
+})
+export type ChatCompletionChunk = typeof ChatCompletionChunk.Type
+
+type MutableChoice = {
+  index: number
+  content: string | null
+  refusal: string | null
+  toolCalls: Map<number, { id: string; name: string; arguments: string }>
+  finish_reason: string | null
+}
+
+/**
+ * Folds the chunks of one streamed completion into the `ChatCompletion` it stands for: each choice's
+ * content and refusal joined, tool-call pieces joined by `index` (arguments concatenated), the last
+ * finish reason, the usage of the usage chunk.
+ */
+export const accumulate = (chunks: Iterable<ChatCompletionChunk>): ChatCompletion => {
+  let head: ChatCompletionChunk | undefined
+  let usage: CompletionUsage | undefined
+  const choices = new Map<number, MutableChoice>()
+  for (const chunk of chunks) {
+    head ??= chunk
+    if (chunk.usage !== undefined && chunk.usage !== null) usage = chunk.usage
+    for (const c of chunk.choices) {
+      let choice = choices.get(c.index)
+      if (choice === undefined) {
+        choice = { index: c.index, content: null, refusal: null, toolCalls: new Map(), finish_reason: null }
+        choices.set(c.index, choice)
+      }
+      if (typeof c.delta.content === "string") choice.content = (choice.content ?? "") + c.delta.content
+      if (typeof c.delta.refusal === "string") choice.refusal = (choice.refusal ?? "") + c.delta.refusal
+      for (const piece of c.delta.tool_calls ?? []) {
+        const call = choice.toolCalls.get(piece.index) ?? { id: "", name: "", arguments: "" }
+        if (piece.id !== undefined) call.id = piece.id
+        if (piece.function?.name !== undefined) call.name += piece.function.name
+        if (piece.function?.arguments !== undefined) call.arguments += piece.function.arguments
+        choice.toolCalls.set(piece.index, call)
+      }
+      if (c.finish_reason !== null) choice.finish_reason = c.finish_reason
+    }
+  }
+  return {
+    id: head?.id ?? "",
+    object: "chat.completion",
+    created: head?.created ?? 0,
+    model: head?.model ?? "",
+    choices: [...choices.values()].sort((a, b) => a.index - b.index).map((c): Choice => ({
+      index: c.index,
+      message: {
+        role: "assistant",
+        content: c.content,
+        ...(c.refusal === null ? {} : { refusal: c.refusal }),
+        ...(c.toolCalls.size === 0 ? {} : {
+          tool_calls: [...c.toolCalls.entries()].sort(([a], [b]) => a - b).map(([, t]) => ({
+            id: t.id,
+            type: "function" as const,
+            function: { name: t.name, arguments: t.arguments }
+          }))
+        })
+      },
+      finish_reason: c.finish_reason
+    })),
+    ...(usage === undefined ? {} : { usage }),
+    ...(head?.system_fingerprint === undefined ? {} : { system_fingerprint: head.system_fingerprint }),
+    ...(head?.service_tier === undefined ? {} : { service_tier: head.service_tier })
+  }
+}
+
 /** The body of an error answer: `{ error: { message, type, param, code } }`. */
 export const ErrorResponse = Schema.Struct({
   error: Schema.Struct({

@@ -10,9 +10,12 @@
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { Dispatcher } from "undici"
 import * as ChatError from "../ChatError.js"
 import * as Classify from "./classify.js"
@@ -115,5 +118,99 @@ export const viaHttpClient = (client: HttpClient.HttpClient, settings: Settings)
           return Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)
         })
       )
+    })
+}
+
+/** A streaming answer: its status and headers, then its body as the bytes arrive. */
+export interface Opened {
+  readonly status: number
+  readonly headers: Record<string, string>
+  /**
+   * The body. Before its first bytes the attempt's deadline runs; after, each gap between pieces may
+   * last `idleMillis` at most (`TimeoutError{phase: "idle"}`).
+   */
+  readonly body: Stream.Stream<Uint8Array, ChatError.TransportError | ChatError.TimeoutError>
+}
+
+/** Opens a streaming request as attempt number `attempts`; closing the scope aborts it. */
+export type Open = (
+  body: string,
+  attempts: number,
+  timeoutMillis: number,
+  idleMillis: number
+) => Effect.Effect<Opened, ChatError.TransportError | ChatError.TimeoutError, Scope.Scope>
+
+/** Deadlines of a streamed answer: the attempt's until the first bytes, then an idle one per gap. */
+const streamDeadlines = (deadlines: Deadlines, timeoutMillis: number, idleMillis: number, attempts: number, abort: () => void) => {
+  let phase: "attempt" | "idle" = "attempt"
+  let current = deadlines.register(timeoutMillis, abort)
+  return {
+    /** Bytes arrived: the idle clock starts again. */
+    touch: () => {
+      deadlines.cancel(current)
+      phase = "idle"
+      current = deadlines.register(idleMillis, abort)
+    },
+    cancel: () => deadlines.cancel(current),
+    /** The timeout that fired, if one did. */
+    expired: (): ChatError.TimeoutError | undefined =>
+      current.expired
+        ? new ChatError.TimeoutError({ phase, timeoutMillis: phase === "attempt" ? timeoutMillis : idleMillis, attempts })
+        : undefined
+  }
+}
+
+/** Streaming straight onto undici (the default transport). */
+export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
+  const { deadlines, scrub, connectTimeoutMillis } = settings
+  const origin = settings.url.origin
+  const path = settings.url.pathname + settings.url.search
+  const headers = { ...settings.headers, accept: "text/event-stream", "content-type": "application/json" }
+  return (body, attempts, timeoutMillis, idleMillis) =>
+    Effect.gen(function* () {
+      const controller = new AbortController()
+      const timers = streamDeadlines(deadlines, timeoutMillis, idleMillis, attempts, () => controller.abort())
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          timers.cancel()
+          controller.abort()
+        })
+      )
+      const failure = (error: unknown) => timers.expired() ?? Classify.transportError(error, attempts, connectTimeoutMillis, scrub)
+      const response = yield* Effect.tryPromise({
+        try: () => agent.request({ origin, path, method: "POST", headers, body, signal: controller.signal }),
+        catch: failure
+      })
+      const bytes = Stream.fromAsyncIterable(response.body as AsyncIterable<Uint8Array>, failure).pipe(
+        Stream.tap(() => Effect.sync(timers.touch)),
+        Stream.ensuring(Effect.sync(timers.cancel))
+      )
+      return { status: response.statusCode, headers: flatten(response.headers), body: bytes }
+    })
+}
+
+/** Streaming through an `HttpClient`; the deadlines close the request's scope, which aborts it. */
+export const openViaHttpClient = (client: HttpClient.HttpClient, settings: Settings): Open => {
+  const { deadlines, scrub, connectTimeoutMillis } = settings
+  // withScope: the request lives as long as the scope it runs in, so closing that scope aborts it.
+  const http = client.pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withScope)
+  const base = HttpClientRequest.post(settings.url, { headers: { ...settings.headers, accept: "text/event-stream" } })
+  return (body, attempts, timeoutMillis, idleMillis) =>
+    Effect.gen(function* () {
+      const scope = yield* Effect.scope
+      const inner = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+      const timers = streamDeadlines(deadlines, timeoutMillis, idleMillis, attempts, () => Effect.runFork(Scope.close(inner, Exit.void)))
+      yield* Effect.addFinalizer(() => Effect.sync(timers.cancel))
+      const failure = (error: HttpClientError.HttpClientError) => timers.expired() ?? Classify.httpClientError(error, attempts, connectTimeoutMillis, scrub)
+      const response = yield* http.execute(HttpClientRequest.setBody(base, HttpBody.text(body, "application/json"))).pipe(
+        Scope.extend(inner),
+        Effect.mapError(failure)
+      )
+      const bytes = response.stream.pipe(
+        Stream.mapError(failure),
+        Stream.tap(() => Effect.sync(timers.touch)),
+        Stream.ensuring(Effect.sync(timers.cancel))
+      )
+      return { status: response.status, headers: response.headers, body: bytes }
     })
 }

@@ -47,6 +47,24 @@ export type Fault =
   | { readonly type: "malformed_json" }
   /** 200 whose body stops halfway, shorter than its `content-length`, then the connection closes. */
   | { readonly type: "truncated_body" }
+  /** Streaming requests: `afterChunks` chunks are sent, then nothing more (the connection stays open). */
+  | { readonly type: "stream_stall"; readonly afterChunks?: number }
+  /** Streaming requests: `afterChunks` chunks are sent, then the connection is dropped. */
+  | { readonly type: "stream_disconnect"; readonly afterChunks?: number }
+  /** Streaming requests: `afterChunks` chunks are sent, then an `{"error": ...}` event, then the end. */
+  | { readonly type: "stream_error"; readonly afterChunks?: number }
+
+/** How streamed answers (`stream: true`) are sent. The time to the first chunk is `latency`. */
+export interface StreamingOptions {
+  /** Characters of content per chunk. @default 8 */
+  readonly chunkChars?: number
+  /** Delay between chunks. @default 0 */
+  readonly interval?: Duration.DurationInput
+  /** Send a `: keep-alive` comment before the first chunk and between chunks. @default false */
+  readonly keepAlive?: boolean
+  /** Write each chunk's JSON pretty-printed over several `data:` lines. @default false */
+  readonly multiLineData?: boolean
+}
 
 /** How the assistant content is written when JSON content is on (the defects models produce). */
 export interface JsonContentOptions {
@@ -90,6 +108,8 @@ export interface Options {
   readonly rpm: number | undefined
   /** Tokens per minute allowed (prompt tokens plus `max_tokens`, or the completion when unset). @default undefined (no limit) */
   readonly tpm: number | undefined
+  /** How streamed answers are sent. @default { chunkChars: 8, interval: 0 } */
+  readonly streaming: StreamingOptions
 }
 
 export const defaults: Options = {
@@ -105,7 +125,8 @@ export const defaults: Options = {
   validate: true,
   journalLimit: 10_000,
   rpm: undefined,
-  tpm: undefined
+  tpm: undefined,
+  streaming: {}
 }
 
 /** What the server received, one entry per request. */
@@ -253,6 +274,51 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
       }
     }
 
+    /** A completion as server-sent events, chunk by chunk, with the streaming fault if one is due. */
+    const sendStream = (
+      entry: JournalEntry,
+      req: Http.IncomingMessage,
+      res: Http.ServerResponse,
+      request: ChatSchema.ChatCompletionRequest,
+      completion: ChatSchema.ChatCompletion,
+      headers: Record<string, string>,
+      fault: Extract<Fault, { type: "stream_stall" | "stream_disconnect" | "stream_error" }> | undefined
+    ) => {
+      entry.status = 200
+      stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-request-id": `req_mock_${entry.seq}`, ...headers })
+      const chunks = Content.streamChunks(request, completion, config.streaming.chunkChars ?? 8)
+      const interval = Duration.toMillis(config.streaming.interval ?? 0)
+      const event = (value: unknown) =>
+        config.streaming.multiLineData === true
+          ? JSON.stringify(value, null, 1).split("\n").map((line) => `data: ${line}\n`).join("") + "\n"
+          : `data: ${JSON.stringify(value)}\n\n`
+      const keepAlive = config.streaming.keepAlive === true ? ": keep-alive\n\n" : ""
+      let i = 0
+      const next = () => {
+        if (res.destroyed) return
+        if (fault !== undefined && i === (fault.afterChunks ?? 2)) {
+          if (fault.type === "stream_stall") return
+          if (fault.type === "stream_disconnect") return req.socket.destroy()
+          res.end(`data: ${JSON.stringify({ error: { message: "The server had an error while processing your request (mock).", type: "server_error", param: null, code: null } })}\n\n`)
+          return
+        }
+        if (i >= chunks.length) {
+          res.end("data: [DONE]\n\n")
+          return
+        }
+        res.write(keepAlive + event(chunks[i++]))
+        if (interval <= 0) return setImmediate(next)
+        const timer = setTimeout(() => {
+          timers.delete(timer)
+          next()
+        }, interval)
+        timers.add(timer)
+      }
+      if (keepAlive !== "") res.write(keepAlive)
+      next()
+    }
+
     const answer = (entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse, body: unknown) => {
       const path = entry.path
       const invalid = (error: ParseResult.ParseError) =>
@@ -265,7 +331,8 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
           return send(entry, res, 429, verdict.body!, verdict.headers)
         }
         const fault = nextFault()
-        if (fault !== undefined) return answerFault(fault, entry, req, res, verdict.headers)
+        // Streaming faults apply to streamed answers only.
+        if (fault !== undefined && !fault.type.startsWith("stream_")) return answerFault(fault, entry, req, res, verdict.headers)
         return send(entry, res, 200, JSON.stringify(reply), verdict.headers)
       }
       if (path === "/v1/chat/completions") {
@@ -276,6 +343,21 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
         const allowance = decoded.right.max_completion_tokens ?? decoded.right.max_tokens
         // Like OpenAI: the prompt plus the completion allowance (or, without one, what was produced).
         const cost = usage.prompt_tokens + (allowance === undefined || allowance === null ? usage.completion_tokens : allowance * (decoded.right.n ?? 1))
+        if (decoded.right.stream === true) {
+          const verdict = limits.take(Date.now(), cost)
+          if (verdict.limited !== undefined) {
+            stats.rateLimited++
+            return send(entry, res, 429, verdict.body!, verdict.headers)
+          }
+          const fault = nextFault()
+          if (fault !== undefined && fault.type.startsWith("stream_")) {
+            entry.fault = fault.type
+            stats.faults[fault.type] = (stats.faults[fault.type] ?? 0) + 1
+            return sendStream(entry, req, res, decoded.right, reply, verdict.headers, fault as Extract<Fault, { type: "stream_stall" | "stream_disconnect" | "stream_error" }>)
+          }
+          if (fault !== undefined) return answerFault(fault, entry, req, res, verdict.headers)
+          return sendStream(entry, req, res, decoded.right, reply, verdict.headers, undefined)
+        }
         return answerWith(reply, cost)
       }
       if (path === "/v1/embeddings") {

@@ -226,3 +226,39 @@ export const models = {
     owned_by: "mock"
   }))
 }
+
+/**
+ * A completion as the chunks OpenAI streams: per choice, a first chunk with the role, the content
+ * `chunkChars` characters at a time, a last chunk with the finish reason; with
+ * `stream_options.include_usage`, `usage: null` on each and a final chunk with no choices and the usage.
+ */
+export const streamChunks = (
+  request: ChatSchema.ChatCompletionRequest,
+  completion: ChatSchema.ChatCompletion,
+  chunkChars: number
+): Array<ChatSchema.ChatCompletionChunk> => {
+  const includeUsage = request.stream_options?.include_usage === true
+  const base = {
+    id: completion.id,
+    object: "chat.completion.chunk",
+    created: completion.created,
+    model: completion.model,
+    system_fingerprint: completion.system_fingerprint ?? null,
+    service_tier: completion.service_tier ?? null,
+    ...(includeUsage ? { usage: null } : {})
+  }
+  const chunk = (index: number, delta: ChatSchema.ChunkDelta, finish: string | null): ChatSchema.ChatCompletionChunk => ({
+    ...base,
+    choices: [{ index, delta, finish_reason: finish, logprobs: null }]
+  })
+  const out: Array<ChatSchema.ChatCompletionChunk> = []
+  const size = Math.max(1, Math.floor(chunkChars))
+  for (const choice of completion.choices) {
+    out.push(chunk(choice.index, { role: "assistant", content: "", refusal: null }, null))
+    const text = choice.message.content ?? ""
+    for (let i = 0; i < text.length; i += size) out.push(chunk(choice.index, { content: text.slice(i, i + size) }, null))
+    out.push(chunk(choice.index, {}, choice.finish_reason ?? "stop"))
+  }
+  if (includeUsage && completion.usage !== undefined && completion.usage !== null) out.push({ ...base, choices: [], usage: completion.usage })
+  return out
+}

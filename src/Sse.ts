@@ -1,0 +1,55 @@
+/**
+ * Server-sent events (`text/event-stream`) from a stream of bytes, with `eventsource-parser` (the
+ * WHATWG parsing rules: `\n`, `\r\n` or `\r` line ends, multi-line `data:` joined with `\n`, comments
+ * and unknown fields ignored, an event dispatched at each blank line). UTF-8 is decoded across chunk
+ * boundaries, so any split of the bytes gives the same events.
+ *
+ * @since 0.1.0
+ */
+import * as Chunk from "effect/Chunk"
+import * as Stream from "effect/Stream"
+import { createParser } from "eventsource-parser"
+
+/** One dispatched event. */
+export interface Event {
+  /** The `event:` field, when set. */
+  readonly event: string | undefined
+  /** The `id:` field, when set. */
+  readonly id: string | undefined
+  /** The `data:` lines, joined with `\n`. */
+  readonly data: string
+}
+
+/** The events in a byte stream; the stream's errors pass through. An unfinished last event is dropped, as the standard says. */
+export const decode = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Event, E, R> =>
+  Stream.suspend(() => {
+    const decoder = new TextDecoder("utf-8")
+    let pending: Array<Event> = []
+    const parser = createParser({
+      onEvent: (message) => {
+        pending.push({ event: message.event, id: message.id, data: message.data })
+      }
+    })
+    const take = () => {
+      const out = Chunk.unsafeFromArray(pending)
+      pending = []
+      return out
+    }
+    return bytes.pipe(
+      Stream.mapChunks((chunk) => {
+        for (const piece of chunk) parser.feed(decoder.decode(piece, { stream: true }))
+        return take()
+      }),
+      Stream.concat(Stream.suspend(() => {
+        const rest = decoder.decode()
+        if (rest !== "") parser.feed(rest)
+        return Stream.fromChunk(take())
+      }))
+    )
+  })
+
+/** `decode` over strings (tests, and text already decoded). */
+export const decodeText = <E, R>(text: Stream.Stream<string, E, R>): Stream.Stream<Event, E, R> => {
+  const encoder = new TextEncoder()
+  return decode(Stream.map(text, (s) => encoder.encode(s)))
+}
