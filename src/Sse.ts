@@ -25,6 +25,12 @@ export const decode = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Str
   Stream.suspend(() => {
     const decoder = new TextDecoder("utf-8")
     let pending: Array<Event> = []
+    let endsWithCr = false
+    const feed = (text: string) => {
+      if (text === "") return
+      parser.feed(text)
+      endsWithCr = text.endsWith("\r")
+    }
     const parser = createParser({
       onEvent: (message) => {
         pending.push({ event: message.event, id: message.id, data: message.data })
@@ -37,12 +43,14 @@ export const decode = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Str
     }
     return bytes.pipe(
       Stream.mapChunks((chunk) => {
-        for (const piece of chunk) parser.feed(decoder.decode(piece, { stream: true }))
+        for (const piece of chunk) feed(decoder.decode(piece, { stream: true }))
         return take()
       }),
       Stream.concat(Stream.suspend(() => {
-        const rest = decoder.decode()
-        if (rest !== "") parser.feed(rest)
+        feed(decoder.decode())
+        // A last "\r" is held back in case "\n" follows; at the end nothing follows, so "\n" ends that
+        // line the same way (an event ended by "\r\r" is dispatched; an unfinished one still is not).
+        if (endsWithCr) parser.feed("\n")
         return Stream.fromChunk(take())
       }))
     )
