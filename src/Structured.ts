@@ -15,6 +15,7 @@ import * as JSONSchema from "effect/JSONSchema"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as ChatClient from "./ChatClient.js"
 import type * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
@@ -91,19 +92,12 @@ export const generate = <A, I>(
     const parser = yield* Effect.serviceOption(JsonParser.JsonParser)
     const parse = Option.match(parser, { onNone: () => (text: string) => Json.parse(text), onSome: (p) => p.parse })
     const decode = Schema.decodeUnknownEither(schema)
-    // Without "$schema": providers' strict modes reject keywords they do not list.
-    const { $schema: _, ...jsonSchema } = JSONSchema.make(schema) as unknown as Record<string, unknown>
-    const format: Partial<ChatSchema.ChatCompletionRequest> =
-      o.mode === "json_schema"
-        ? { response_format: { type: "json_schema", json_schema: { name: o.name, schema: jsonSchema, strict: o.strict } } }
-        : o.mode === "json_object"
-        ? { response_format: { type: "json_object" } }
-        : {}
-    let messages: Array<ChatSchema.ChatMessage> = o.mode === "json_schema" ? [...request.messages] : [instruction(jsonSchema), ...request.messages]
+    const asked = structuredRequest(schema, request, o)
+    let messages: Array<ChatSchema.ChatMessage> = [...asked.messages]
     const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
 
     for (let attempt = 1; ; attempt++) {
-      const completion = yield* chat.create({ ...request, ...format, messages })
+      const completion = yield* chat.create({ ...asked, messages })
       usage.prompt_tokens += completion.usage?.prompt_tokens ?? 0
       usage.completion_tokens += completion.usage?.completion_tokens ?? 0
       usage.total_tokens += completion.usage?.total_tokens ?? 0
@@ -125,3 +119,79 @@ export const generate = <A, I>(
       ]
     }
   })
+
+/** What `stream` emits: partial values while the answer grows, then the decoded value. */
+export type StreamEvent<A> =
+  /** The JSON of the answer so far, its open strings, arrays and objects closed (not checked against the schema). */
+  | { readonly _tag: "Partial"; readonly value: unknown; readonly text: string }
+  /** The whole answer, decoded. */
+  | { readonly _tag: "Done"; readonly value: A; readonly text: string; readonly usage: ChatSchema.CompletionUsage | undefined }
+
+/** The request `generate` sends for `schema`: its `response_format`, or the schema in a system message. */
+const structuredRequest = <A, I>(
+  schema: Schema.Schema<A, I>,
+  request: ChatSchema.ChatCompletionRequest,
+  o: Options
+): ChatSchema.ChatCompletionRequest => {
+  // Without "$schema": providers' strict modes reject keywords they do not list.
+  const { $schema: _, ...jsonSchema } = JSONSchema.make(schema) as unknown as Record<string, unknown>
+  const format: Partial<ChatSchema.ChatCompletionRequest> =
+    o.mode === "json_schema"
+      ? { response_format: { type: "json_schema", json_schema: { name: o.name, schema: jsonSchema, strict: o.strict } } }
+      : o.mode === "json_object"
+      ? { response_format: { type: "json_object" } }
+      : {}
+  return { ...request, ...format, messages: o.mode === "json_schema" ? [...request.messages] : [instruction(jsonSchema), ...request.messages] }
+}
+
+/**
+ * Streams an answer matching `schema`: a `Partial` each time the JSON of the text so far (closed
+ * where it is cut) gives a new value, then `Done` with the decoded value. The prefix is parsed with
+ * `Json.parse`, which closes open strings and brackets; parsing stops being attempted for a prefix
+ * longer than `maxPartialBytes` (the final value is still parsed). An answer that does not decode
+ * fails with `StructuredOutputError` (streams are not re-asked; `generate` is).
+ */
+export const stream = <A, I>(
+  schema: Schema.Schema<A, I>,
+  request: ChatSchema.ChatCompletionRequest,
+  options: Partial<Options> & { readonly maxPartialBytes?: number } = {}
+): Stream.Stream<StreamEvent<A>, ChatError.ChatError | StructuredOutputError, ChatClient.ChatClient> =>
+  Stream.unwrap(Effect.map(ChatClient.ChatClient, (chat) => {
+    const o = { ...defaults, ...options }
+    const maxPartial = options.maxPartialBytes ?? 64 * 1024
+    const decode = Schema.decodeUnknownEither(schema)
+    let text = ""
+    let last = ""
+    let usage: ChatSchema.CompletionUsage | undefined
+    const partials = chat.stream(structuredRequest(schema, request, o)).pipe(
+      Stream.mapEffect((chunk) => {
+        if (chunk.usage !== undefined && chunk.usage !== null) usage = chunk.usage
+        const piece = chunk.choices.find((c) => c.index === 0)?.delta.content
+        if (typeof piece !== "string" || piece === "" || text.length + piece.length > maxPartial) {
+          if (typeof piece === "string") text += piece
+          return Effect.succeed(Option.none<StreamEvent<A>>())
+        }
+        text += piece
+        return Effect.match(Json.parse(text), {
+          onFailure: () => Option.none<StreamEvent<A>>(),
+          onSuccess: (result) => {
+            const shown = JSON.stringify(result.value)
+            if (shown === last) return Option.none<StreamEvent<A>>()
+            last = shown
+            return Option.some<StreamEvent<A>>({ _tag: "Partial", value: result.value, text })
+          }
+        })
+      }),
+      Stream.filterMap((event) => event)
+    )
+    const done = Stream.fromEffect(Effect.gen(function* () {
+      const fail = (issues: string) => new StructuredOutputError({ rawText: text, issues, attempts: 1, ...(usage === undefined ? {} : { usage: { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, total_tokens: usage.total_tokens } }) })
+      const parsed = yield* Effect.either(Json.parse(text))
+      if (Either.isLeft(parsed)) return yield* fail(`it is not JSON (${parsed.left.reason}: ${parsed.left.detail})`)
+      if (parsed.right.recovery === "truncated") return yield* fail("it was cut off before its end (raise max_tokens)")
+      const decoded = decode(parsed.right.value)
+      if (Either.isLeft(decoded)) return yield* fail(`it does not match the schema:\n${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`)
+      return { _tag: "Done", value: decoded.right, text, usage } satisfies StreamEvent<A>
+    }))
+    return Stream.concat(partials, done)
+  }))

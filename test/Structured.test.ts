@@ -3,6 +3,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { ChatClient, Structured } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import { stubClient, type StubReply } from "./helpers.js"
@@ -91,5 +92,45 @@ describe("Structured.generate (stub)", () => {
       const error = yield* Effect.flip(Structured.generate(Answer, request, { maxRepairs: 1 }).pipe(Effect.provide(layer)))
       expect(error).toMatchObject({ _tag: "StructuredOutputError", rawText: "I cannot do that.", attempts: 2 })
       expect(stub.sent).toHaveLength(2)
+    }))
+})
+
+describe("Structured.stream against MockServer", () => {
+  it.scopedLive("partial values grow with the text, then the decoded value; fences and trailing commas are recovered", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ jsonContent: { fence: true, trailingComma: true }, streaming: { chunkChars: 6 } })
+      const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url })), ChatClient.ChatClient)
+      const events = yield* Structured.stream(Answer, { ...request, stream_options: { include_usage: true } }).pipe(
+        Stream.runCollect,
+        Effect.provideService(ChatClient.ChatClient, chat)
+      )
+      const all = [...events]
+      const partials = all.filter((e) => e._tag === "Partial")
+      const done = all.at(-1)!
+      expect(partials.length).toBeGreaterThan(3)
+      // each partial is the parse of a longer prefix of the same text
+      for (let i = 1; i < partials.length; i++) expect(partials[i]!.text.startsWith(partials[i - 1]!.text)).toBe(true)
+      expect(partials.some((p) => typeof p.value === "object" && p.value !== null && "summary" in p.value)).toBe(true)
+      expect(done._tag).toBe("Done")
+      if (done._tag === "Done") {
+        expect(done.value.summary).toBe("summarise the refund policy for damaged items")
+        expect(done.usage?.completion_tokens).toBeGreaterThan(0)
+      }
+      expect(yield* mock.journal).toHaveLength(1)
+    }))
+
+  it.scopedLive("a cut-off answer ends in StructuredOutputError after its partial values", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ jsonContent: { truncate: true } })
+      const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url })), ChatClient.ChatClient)
+      const seen: Array<string> = []
+      const error = yield* Structured.stream(Answer, request).pipe(
+        Stream.runForEach((e) => Effect.sync(() => { seen.push(e._tag) })),
+        Effect.flip,
+        Effect.provideService(ChatClient.ChatClient, chat)
+      )
+      expect(error._tag).toBe("StructuredOutputError")
+      expect(seen.length).toBeGreaterThan(0)
+      expect(seen.every((tag) => tag === "Partial")).toBe(true)
     }))
 })
