@@ -75,6 +75,13 @@ export interface Options {
    * bench/throughput). `layerWithoutHttpClient` always uses the `HttpClient` it is given. @default "undici"
    */
   readonly transport: "undici" | "platform"
+  /**
+   * A span per call (`shepherd.chat`, `shepherd.embeddings`, `shepherd.stream`) with the model, the
+   * attempts, the status and the request id (never the key), through Effect's tracer: wire
+   * `@effect/opentelemetry` to export them. `false` skips them (bench/throughput measures the cost).
+   * @default true Env `SHEPHERD_TRACING` (`false` turns it off).
+   */
+  readonly tracing: boolean
   /** Retries and the total deadline; see `RetryPolicy.Options` for each field's default. Env `SHEPHERD_MAX_RETRIES`, `SHEPHERD_TOTAL_TIMEOUT`. @default RetryPolicy.defaults */
   readonly retry: Partial<RetryPolicy.Options>
   /**
@@ -99,6 +106,7 @@ export const defaults: Options = {
   idleTimeout: "30 seconds",
   headers: {},
   transport: "undici",
+  tracing: true,
   retry: {},
   limits: {}
 }
@@ -168,12 +176,14 @@ interface Received<A> {
 
 /** An endpoint: how to send to it, how to read its answer, how many tokens an answer used. */
 interface Endpoint<A> {
+  readonly name: "chat" | "embeddings"
   readonly send: Transport.Send
   readonly classify: (
     received: Classify.Received,
     scrub: Classify.Scrub
   ) => Either.Either<A, ChatError.RateLimitError | ChatError.ApiError | ChatError.ResponseDecodeError>
   readonly usedTokens: (value: A) => number | undefined
+  readonly usage: (value: A) => { readonly prompt_tokens: number; readonly completion_tokens: number } | undefined
 }
 
 /** Per-call retry options, set by {@link withRetry}; they win over the client's. */
@@ -275,11 +285,15 @@ const makeWith = (
       scrub
     })
     const chatEndpoint: Endpoint<ChatSchema.ChatCompletion> = {
+      name: "chat",
+      usage: (completion) => completion.usage ?? undefined,
       send: transport(settingsFor("/chat/completions")),
       classify: Classify.classify,
       usedTokens: (completion) => completion.usage?.total_tokens
     }
     const embeddingsEndpoint: Endpoint<ChatSchema.EmbeddingResponse> = {
+      name: "embeddings",
+      usage: (response) => ({ prompt_tokens: response.usage.prompt_tokens, completion_tokens: 0 }),
       send: transport(settingsFor("/embeddings")),
       classify: Classify.classifyWith(Classify.decodeEmbeddings),
       usedTokens: (response) => response.usage.total_tokens
@@ -356,6 +370,60 @@ const makeWith = (
      * sending, then count what the call really cost. A call refused by the server (429, other
      * statuses) cost nothing; one that failed in transit may have: it keeps its hold.
      */
+    const metricPrices = Option.match(budget, { onNone: () => Pricing.defaultTable, onSome: (b) => b.prices })
+    /** Updates the metrics for a call that ended. */
+    const record = (
+      endpoint: "chat" | "embeddings" | "stream",
+      model: string,
+      startMillis: number,
+      exit: Exit.Exit<unknown, ChatError.ChatError>,
+      attempts: number,
+      usage: { readonly prompt_tokens: number; readonly completion_tokens: number } | undefined
+    ) => {
+      const modelLabel = Metrics.label("model", model)
+      const endpointLabel = Metrics.label("endpoint", endpoint)
+      const outcome = Exit.isSuccess(exit)
+        ? "success"
+        : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (error) => error._tag })
+      Metrics.requests.unsafeUpdate(1, [modelLabel, endpointLabel, Metrics.label("outcome", outcome)])
+      Metrics.latency.unsafeUpdate(clock.unsafeCurrentTimeMillis() - startMillis, [endpointLabel])
+      if (attempts > 1) Metrics.retries.unsafeUpdate(attempts - 1, [])
+      if (usage !== undefined) {
+        Metrics.tokens.unsafeUpdate(usage.prompt_tokens, [modelLabel, Metrics.label("kind", "prompt")])
+        Metrics.tokens.unsafeUpdate(usage.completion_tokens, [modelLabel, Metrics.label("kind", "completion")])
+        const cost = Pricing.cost(model, usage, metricPrices)
+        if (Option.isSome(cost)) Metrics.costMicroUsd.unsafeUpdate(cost.value, [modelLabel])
+      }
+    }
+
+    /** The attempts a failure reports (0 when it was refused before sending). */
+    const attemptsOf = (exit: Exit.Exit<unknown, ChatError.ChatError>): number =>
+      Option.match(Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none(), {
+        onNone: () => 0,
+        onSome: (error) => ("attempts" in error ? error.attempts : 0)
+      })
+
+    /** `effect` in a span named `shepherd.<name>` when tracing is on; `annotate` adds what the end tells. */
+    const traced = <A, R>(
+      name: string,
+      model: string,
+      effect: Effect.Effect<A, ChatError.ChatError, R>,
+      annotate: (a: A) => Record<string, unknown>
+    ): Effect.Effect<A, ChatError.ChatError, R> =>
+      !resolved.tracing
+        ? effect
+        : effect.pipe(
+          Effect.tap((a) => Effect.annotateCurrentSpan(annotate(a))),
+          Effect.tapError((error) =>
+            Effect.annotateCurrentSpan({
+              "shepherd.error": error._tag,
+              ...("attempts" in error ? { "shepherd.attempts": error.attempts } : {}),
+              ...("status" in error && error.status !== undefined ? { "http.response.status_code": error.status } : {}),
+              ...("requestId" in error && error.requestId !== undefined ? { "shepherd.request_id": error.requestId } : {})
+            })),
+          Effect.withSpan(`shepherd.${name}`, { kind: "client", attributes: { "shepherd.model": model } })
+        )
+
     const call = <A>(
       endpoint: Endpoint<A>,
       model: string,
@@ -372,8 +440,7 @@ const makeWith = (
       const run = Effect.flatMap(currentPolicy, (policy) =>
         withRetries((attempts, attemptTimeoutMillis, start) =>
           limiter.withPermit(tokens, exchange(endpoint, body, attempts, attemptTimeoutMillis, start), onEnd), policy))
-      if (Option.isNone(budget)) return run
-      return Effect.flatMap(budget.value.reserve(model, promptTokens, allowance), (reservation) =>
+      const budgeted = Option.isNone(budget) ? run : Effect.flatMap(budget.value.reserve(model, promptTokens, allowance), (reservation) =>
         Effect.onExit(run, (exit) =>
           budget.value.settle(
             reservation,
@@ -384,6 +451,18 @@ const makeWith = (
                 onSome: (error) => error._tag === "RateLimitError" || error._tag === "ApiError" ? Option.none() : Option.some(reservation.amount)
               })
           )))
+      return Effect.suspend(() => {
+        const start = clock.unsafeCurrentTimeMillis()
+        const observed = Effect.onExit(budgeted, (exit) =>
+          Effect.sync(() =>
+            record(endpoint.name, model, start, exit, Exit.isSuccess(exit) ? exit.value.attempts : attemptsOf(exit), Exit.isSuccess(exit) ? endpoint.usage(exit.value.value) : undefined)
+          ))
+        return traced(endpoint.name, model, observed, (r) => ({
+          "shepherd.attempts": r.attempts,
+          "http.response.status_code": r.status,
+          ...(r.requestId === undefined ? {} : { "shepherd.request_id": r.requestId })
+        }))
+      })
     }
 
     const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
@@ -464,6 +543,13 @@ const makeWith = (
                 })
             ))
         }
+        const start = clock.unsafeCurrentTimeMillis()
+        let openedAttempts: number | undefined
+        yield* Effect.addFinalizer((exit) =>
+          Effect.sync(() => {
+            const e = exit as Exit.Exit<unknown, ChatError.ChatError>
+            record("stream", request.model, start, e, openedAttempts ?? attemptsOf(e), usage)
+          }))
         const policy = yield* currentPolicy
         const onOpen = (exit: Exit.Exit<unknown, ChatError.ChatError>): RateLimit.Outcome => {
           Metrics.attempts.unsafeUpdate(1, [])
@@ -477,6 +563,15 @@ const makeWith = (
         }
         const opened = yield* withRetries((attempts, attemptTimeoutMillis) => limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis), onOpen), policy)
         received = true
+        openedAttempts = opened.attempts
+        Metrics.timeToFirstToken.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, [])
+        if (resolved.tracing) {
+          yield* Effect.annotateCurrentSpan({
+            "shepherd.attempts": opened.attempts,
+            "http.response.status_code": opened.status,
+            ...(opened.headers["x-request-id"] === undefined ? {} : { "shepherd.request_id": opened.headers["x-request-id"] })
+          })
+        }
         yield* Effect.addFinalizer((exit) => Scope.close(opened.scope, exit))
         const requestId = opened.headers["x-request-id"]
         let done = false
@@ -543,7 +638,7 @@ const makeWith = (
           )
         }))
         return Stream.concat(Stream.unwrap(Effect.map(toChunks(opened.first), Stream.fromChunk)), rest)
-      }))
+      })).pipe((chunks) => resolved.tracing ? Stream.withSpan(chunks, "shepherd.stream", { kind: "client", attributes: { "shepherd.model": request.model } }) : chunks)
 
     return ChatClient.of({
       create: (request) => Effect.map(createWithMetadata(request), (result) => result.completion),
@@ -610,6 +705,7 @@ export const optionsConfig: Config.Config<Overrides> = Config.all({
   connections: Config.option(Config.integer("SHEPHERD_CONNECTIONS")),
   timeout: Config.option(Config.duration("SHEPHERD_TIMEOUT")),
   idleTimeout: Config.option(Config.duration("SHEPHERD_IDLE_TIMEOUT")),
+  tracing: Config.option(Config.boolean("SHEPHERD_TRACING")),
   connectTimeout: Config.option(Config.duration("SHEPHERD_CONNECT_TIMEOUT")),
   maxRetries: Config.option(Config.integer("SHEPHERD_MAX_RETRIES")),
   totalTimeout: Config.option(Config.duration("SHEPHERD_TOTAL_TIMEOUT"))
@@ -620,6 +716,7 @@ export const optionsConfig: Config.Config<Overrides> = Config.all({
     connections: Option.getOrUndefined(env.connections),
     timeout: Option.getOrUndefined(env.timeout),
     idleTimeout: Option.getOrUndefined(env.idleTimeout),
+    tracing: Option.getOrUndefined(env.tracing),
     connectTimeout: Option.getOrUndefined(env.connectTimeout),
     retry: Option.isNone(env.maxRetries) && Option.isNone(env.totalTimeout)
       ? undefined

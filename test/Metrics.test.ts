@@ -1,0 +1,88 @@
+/** Metrics and spans, against MockServer. */
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
+import { ChatClient, Metrics } from "../src/index.js"
+import { MockServer } from "../src/testing/index.js"
+
+const KEY = "sk-metrics-1f2e3d4c5b6a7980"
+const request = { model: "gpt-4.1-mini", messages: [{ role: "user" as const, content: "hello" }] }
+
+/** A tracer that keeps every span it is given. */
+const recordingTracer = () => {
+  const spans: Array<{ name: string; attributes: Map<string, unknown>; status: Tracer.SpanStatus }> = []
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind) => {
+      const attributes = new Map<string, unknown>()
+      const span: Tracer.Span = {
+        _tag: "Span", name, spanId: String(spans.length), traceId: "t", parent, context, status: { _tag: "Started", startTime }, attributes, links, sampled: true, kind,
+        end: (endTime, exit) => { (span as { status: Tracer.SpanStatus }).status = { _tag: "Ended", startTime, endTime, exit } },
+        attribute: (key, value) => { attributes.set(key, value) },
+        event: () => {},
+        addLinks: () => {}
+      }
+      spans.push(span as never)
+      return span
+    },
+    context: (f) => f()
+  })
+  return { spans, tracer }
+}
+
+const count = (entries: ReadonlyArray<Metrics.SnapshotEntry>, name: string, labels: Record<string, string>) =>
+  entries.filter((e) => e.name === name && Object.entries(labels).every(([k, v]) => e.labels[k] === v))
+    .reduce((sum, e) => sum + (e.value.type === "counter" ? e.value.count : e.value.count), 0)
+
+describe("Metrics and spans", () => {
+  it.scopedLive("calls update the request, retry, 429, token, cost, latency and first-token metrics", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY, script: [{ type: "rate_limit", retryAfterMillis: 1 }, "ok", { type: "bad_request" }] })
+      const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY), retry: { initialDelay: "1 millis" } })), ChatClient.ChatClient)
+      const model = `metrics-test-model-${Date.now()}` // a label of its own in the process-wide metrics
+      const before = yield* Metrics.snapshot
+      const ok = yield* chat.createWithMetadata({ ...request, model })
+      yield* Effect.flip(chat.create({ ...request, model }))
+      yield* Stream.runDrain(chat.stream({ ...request, model, stream_options: { include_usage: true } }))
+      const after = yield* Metrics.snapshot
+      const delta = (name: string, labels: Record<string, string> = {}) => count(after, name, labels) - count(before, name, labels)
+      expect(delta("shepherd_requests_total", { model, outcome: "success", endpoint: "chat" })).toBe(1)
+      expect(delta("shepherd_requests_total", { model, outcome: "ApiError" })).toBe(1)
+      expect(delta("shepherd_requests_total", { model, outcome: "success", endpoint: "stream" })).toBe(1)
+      expect(delta("shepherd_retries_total")).toBeGreaterThanOrEqual(1)
+      expect(delta("shepherd_rate_limited_total")).toBeGreaterThanOrEqual(1)
+      expect(delta("shepherd_tokens_total", { model, kind: "prompt" })).toBe(2 * ok.completion.usage!.prompt_tokens)
+      expect(delta("shepherd_request_duration_ms", { endpoint: "chat" })).toBeGreaterThanOrEqual(2)
+      expect(delta("shepherd_time_to_first_token_ms")).toBeGreaterThanOrEqual(1)
+      // an unknown model has no price: no cost counted for it
+      expect(delta("shepherd_cost_micro_usd_total", { model })).toBe(0)
+      yield* chat.create(request)
+      const priced = yield* Metrics.snapshot
+      expect(count(priced, "shepherd_cost_micro_usd_total", { model: "gpt-4.1-mini" })).toBeGreaterThan(count(after, "shepherd_cost_micro_usd_total", { model: "gpt-4.1-mini" }))
+      expect(JSON.stringify(priced)).not.toContain(KEY)
+    }))
+
+  it.scopedLive("a span per call with the model, attempts, status and request id, never the key; none with tracing off", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY, script: [{ type: "server_error", status: 503 }] })
+      const { spans, tracer } = recordingTracer()
+      const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY), retry: { initialDelay: "1 millis" } })), ChatClient.ChatClient)
+      yield* chat.create(request).pipe(Effect.withTracer(tracer))
+      yield* Stream.runDrain(chat.stream(request)).pipe(Effect.withTracer(tracer))
+      const [call, stream] = spans.filter((s) => s.name.startsWith("shepherd."))
+      expect(call!.name).toBe("shepherd.chat")
+      expect(Object.fromEntries(call!.attributes)).toMatchObject({ "shepherd.model": "gpt-4.1-mini", "shepherd.attempts": 2, "http.response.status_code": 200, "shepherd.request_id": "req_mock_2" })
+      expect(call!.status._tag).toBe("Ended")
+      expect(stream!.name).toBe("shepherd.stream")
+      expect(stream!.attributes.get("shepherd.request_id")).toBe("req_mock_3")
+      expect(JSON.stringify(spans.map((s) => [...s.attributes]))).not.toContain(KEY)
+
+      const quiet = recordingTracer()
+      const untraced = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY), tracing: false })), ChatClient.ChatClient)
+      yield* untraced.create(request).pipe(Effect.withTracer(quiet.tracer))
+      expect(quiet.spans.filter((s) => s.name.startsWith("shepherd."))).toEqual([])
+    }))
+})
