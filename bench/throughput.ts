@@ -54,10 +54,10 @@ interface Contender {
 }
 
 /** Shepherd's `ChatClient.create` under `Effect.forEach({ concurrency })`, with either transport. */
-const shepherdWith = (name: string, transport: ChatClient.Options["transport"]): Contender => ({
+const shepherdWith = (name: string, transport: ChatClient.Options["transport"], tracing = true): Contender => ({
   name,
   setup: async (url, concurrency) => {
-    const runtime = ManagedRuntime.make(ChatClient.layer({ baseUrl: url, connections: Math.max(concurrency, 1), transport }).pipe(Layer.orDie))
+    const runtime = ManagedRuntime.make(ChatClient.layer({ baseUrl: url, connections: Math.max(concurrency, 1), transport, tracing }).pipe(Layer.orDie))
     const run = (n: number) =>
       runtime.runPromise(
         Effect.flatMap(ChatClient.ChatClient, (chat) => {
@@ -74,6 +74,7 @@ const shepherdWith = (name: string, transport: ChatClient.Options["transport"]):
 })
 const shepherd = shepherdWith("shepherd", "undici")
 const shepherdPlatform = shepherdWith("shepherd-platform", "platform")
+const shepherdUntraced = shepherdWith("shepherd-notrace", "undici", false)
 
 const undici: Contender = {
   name: "undici",
@@ -116,7 +117,7 @@ const openai: Contender = {
   }
 }
 
-const contenders = [shepherd, shepherdPlatform, undici, openai].filter((c) => clients.includes(c.name))
+const contenders = [shepherd, shepherdUntraced, shepherdPlatform, undici, openai].filter((c) => clients.includes(c.name))
 
 const measure = async (contender: Contender, url: string, concurrency: number, n: number): Promise<Cell> => {
   const client = await contender.setup(url, concurrency)

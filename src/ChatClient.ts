@@ -380,19 +380,17 @@ const makeWith = (
       attempts: number,
       usage: { readonly prompt_tokens: number; readonly completion_tokens: number } | undefined
     ) => {
-      const modelLabel = Metrics.label("model", model)
-      const endpointLabel = Metrics.label("endpoint", endpoint)
       const outcome = Exit.isSuccess(exit)
         ? "success"
         : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (error) => error._tag })
-      Metrics.requests.unsafeUpdate(1, [modelLabel, endpointLabel, Metrics.label("outcome", outcome)])
-      Metrics.latency.unsafeUpdate(clock.unsafeCurrentTimeMillis() - startMillis, [endpointLabel])
+      Metrics.tagged(Metrics.requests, "model", model, "endpoint", endpoint, "outcome", outcome).unsafeUpdate(1, [])
+      Metrics.tagged(Metrics.latency, "endpoint", endpoint).unsafeUpdate(clock.unsafeCurrentTimeMillis() - startMillis, [])
       if (attempts > 1) Metrics.retries.unsafeUpdate(attempts - 1, [])
       if (usage !== undefined) {
-        Metrics.tokens.unsafeUpdate(usage.prompt_tokens, [modelLabel, Metrics.label("kind", "prompt")])
-        Metrics.tokens.unsafeUpdate(usage.completion_tokens, [modelLabel, Metrics.label("kind", "completion")])
+        Metrics.tagged(Metrics.tokens, "model", model, "kind", "prompt").unsafeUpdate(usage.prompt_tokens, [])
+        Metrics.tagged(Metrics.tokens, "model", model, "kind", "completion").unsafeUpdate(usage.completion_tokens, [])
         const cost = Pricing.cost(model, usage, metricPrices)
-        if (Option.isSome(cost)) Metrics.costMicroUsd.unsafeUpdate(cost.value, [modelLabel])
+        if (Option.isSome(cost)) Metrics.tagged(Metrics.costMicroUsd, "model", model).unsafeUpdate(cost.value, [])
       }
     }
 
@@ -421,7 +419,8 @@ const makeWith = (
               ...("status" in error && error.status !== undefined ? { "http.response.status_code": error.status } : {}),
               ...("requestId" in error && error.requestId !== undefined ? { "shepherd.request_id": error.requestId } : {})
             })),
-          Effect.withSpan(`shepherd.${name}`, { kind: "client", attributes: { "shepherd.model": model } })
+          // No stack capture: a stack trace per call cost more than the span itself (bench/throughput).
+          Effect.withSpan(`shepherd.${name}`, { kind: "client", attributes: { "shepherd.model": model }, captureStackTrace: false })
         )
 
     const call = <A>(
@@ -638,7 +637,7 @@ const makeWith = (
           )
         }))
         return Stream.concat(Stream.unwrap(Effect.map(toChunks(opened.first), Stream.fromChunk)), rest)
-      })).pipe((chunks) => resolved.tracing ? Stream.withSpan(chunks, "shepherd.stream", { kind: "client", attributes: { "shepherd.model": request.model } }) : chunks)
+      })).pipe((chunks) => resolved.tracing ? Stream.withSpan(chunks, "shepherd.stream", { kind: "client", attributes: { "shepherd.model": request.model }, captureStackTrace: false }) : chunks)
 
     return ChatClient.of({
       create: (request) => Effect.map(createWithMetadata(request), (result) => result.completion),

@@ -100,7 +100,8 @@ describe("shepherd run", () => {
       const input = writeInput(dir, lines)
       const out = Path.join(dir, "out.jsonl")
       const summaryPath = Path.join(dir, "summary.json")
-      const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--concurrency", "8", "--summary", summaryPath, "--no-progress"], { OPENAI_API_KEY: KEY })
+      const metricsPath = Path.join(dir, "metrics.json")
+      const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--concurrency", "8", "--summary", summaryPath, "--metrics", metricsPath, "--no-progress"], { OPENAI_API_KEY: KEY })
       expect(ended.code).toBe(0)
       const written = readOut(out)
       expect(written.map((l) => l.custom_id).sort()).toEqual(lines.map((_, i) => `r${i}`).sort())
@@ -124,8 +125,14 @@ describe("shepherd run", () => {
       expect(summary.rateLimited).toBe(journal.filter((e) => e.status === 429).length)
       expect(summary.retries).toBe(journal.length - 120)
       expect(ended.stderr).toContain("shepherd run: 120 outcomes written")
+      // --metrics: the process's shepherd_* metrics agree with the server
+      const { metrics } = JSON.parse(Fs.readFileSync(metricsPath, "utf8")) as { metrics: Array<{ name: string; labels: Record<string, string>; value: { count: number } }> }
+      const total = (name: string) => metrics.filter((m) => m.name === name).reduce((sum, m) => sum + m.value.count, 0)
+      expect(total("shepherd_requests_total")).toBe(120)
+      expect(total("shepherd_attempts_total")).toBe(journal.length)
+      expect(total("shepherd_rate_limited_total")).toBe(summary.rateLimited)
       // The key went to the server and nowhere else.
-      for (const text of [Fs.readFileSync(out, "utf8"), Fs.readFileSync(summaryPath, "utf8"), ended.stderr]) expect(text).not.toContain(KEY)
+      for (const text of [Fs.readFileSync(out, "utf8"), Fs.readFileSync(summaryPath, "utf8"), Fs.readFileSync(metricsPath, "utf8"), ended.stderr]) expect(text).not.toContain(KEY)
     }))
 
   it.scopedLive("reports every invalid line with its number and sends nothing (exit 2); --skip-invalid sends the valid ones", () =>

@@ -61,6 +61,7 @@ const options = {
   noProgress: Options.boolean("no-progress").pipe(Options.withDescription("no progress display on stderr")),
   progressInterval: durationOption("progress-interval", "5s", "how often a progress line is printed when stderr is not a terminal"),
   summary: Options.text("summary").pipe(Options.optional, Options.withDescription("also write the summary to this file, as JSON")),
+  metrics: Options.text("metrics").pipe(Options.optional, Options.withDescription("write a snapshot of the shepherd_* metrics to this file, as JSON, at the end")),
   grace: durationOption("grace", "30s", "after Ctrl-C, how long requests in flight may take to finish")
 }
 
@@ -72,6 +73,7 @@ interface Config {
   readonly noProgress: boolean
   readonly progressInterval: Duration.Duration
   readonly summary: Option.Option<string>
+  readonly metrics: Option.Option<string>
   readonly grace: Duration.Duration
   readonly prices: Pricing.PriceTable
 }
@@ -207,6 +209,7 @@ const handler = (o: {
   readonly noProgress: boolean
   readonly progressInterval: Duration.Duration
   readonly summary: Option.Option<string>
+  readonly metrics: Option.Option<string>
   readonly grace: Duration.Duration
 }) =>
   Effect.gen(function* () {
@@ -235,6 +238,7 @@ const handler = (o: {
       noProgress: o.noProgress,
       progressInterval: o.progressInterval,
       summary: o.summary,
+      metrics: o.metrics,
       grace: o.grace,
       prices
     }
@@ -318,6 +322,14 @@ const handler = (o: {
         yield* Effect.try({
           try: () => Fs.writeFileSync(config.summary.pipe(Option.getOrThrow), JSON.stringify(result, null, 2) + "\n"),
           catch: (e) => new BatchFile.FileError({ path: Option.getOrThrow(config.summary), detail: String(e) })
+        })
+      }
+      if (Option.isSome(config.metrics)) {
+        const path = config.metrics.value
+        const metrics = yield* Metrics.snapshot
+        yield* Effect.try({
+          try: () => Fs.writeFileSync(path, JSON.stringify({ takenAt: new Date(now).toISOString(), metrics }, null, 2) + "\n"),
+          catch: (e) => new BatchFile.FileError({ path, detail: String(e) })
         })
       }
       if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return yield* Effect.failCause(exit.cause)
