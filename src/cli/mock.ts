@@ -13,7 +13,18 @@ import { parseDuration } from "../internal/durationText.js"
 import * as MockServer from "../testing/MockServer.js"
 import { CliError } from "./error.js"
 
-const FAULT_TYPES = ["rate_limit", "server_error", "bad_request", "reset", "hang", "malformed_json", "truncated_body"] as const
+const FAULT_TYPES = [
+  "rate_limit",
+  "server_error",
+  "bad_request",
+  "reset",
+  "hang",
+  "malformed_json",
+  "truncated_body",
+  "stream_stall",
+  "stream_disconnect",
+  "stream_error"
+] as const
 
 const invalid = (e: unknown) => HelpDoc.p(e instanceof Error ? e.message : String(e))
 
@@ -37,6 +48,9 @@ export const parseFaults = (text: string, retryAfterSeconds: number): Array<Mock
       case "hang":
       case "malformed_json":
       case "truncated_body":
+      case "stream_stall":
+      case "stream_disconnect":
+      case "stream_error":
         return { type: name }
       default:
         throw new Error(`unknown fault ${JSON.stringify(name)}; choose from ${FAULT_TYPES.join(", ")}`)
@@ -77,7 +91,13 @@ const options = {
   apiKeyEnv: Options.text("api-key-env").pipe(Options.optional, Options.withDescription("require the bearer token held in this environment variable")),
   noValidate: Options.boolean("no-validate").pipe(Options.withDescription("accept request bodies without checking them")),
   rpm: Options.integer("rpm").pipe(Options.optional, Options.withDescription("requests per minute allowed; over it, 429 with retry-after")),
-  tpm: Options.integer("tpm").pipe(Options.optional, Options.withDescription("tokens per minute allowed (prompt plus max_tokens)"))
+  tpm: Options.integer("tpm").pipe(Options.optional, Options.withDescription("tokens per minute allowed (prompt plus max_tokens)")),
+  streamChunkChars: Options.integer("stream-chunk-chars").pipe(Options.withDefault(8), Options.withDescription("characters of content per streamed chunk")),
+  streamInterval: Options.text("stream-interval").pipe(
+    Options.withDefault("0ms"),
+    Options.withDescription("delay between streamed chunks"),
+    Options.mapTryCatch(parseDuration, invalid)
+  )
 }
 
 export const mockCommand = Command.make("mock", options, (o) =>
@@ -98,7 +118,8 @@ export const mockCommand = Command.make("mock", options, (o) =>
       apiKey: Option.getOrUndefined(apiKey),
       validate: !o.noValidate,
       rpm: Option.getOrUndefined(o.rpm),
-      tpm: Option.getOrUndefined(o.tpm)
+      tpm: Option.getOrUndefined(o.tpm),
+      streaming: { chunkChars: o.streamChunkChars, interval: o.streamInterval }
     })
     yield* Console.log(server.url)
     yield* Console.error(`shepherd mock: listening on ${server.url} (Ctrl-C to stop)`)
