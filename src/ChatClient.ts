@@ -501,19 +501,26 @@ const makeWith = (
         Effect.gen(function* () {
           const opened = yield* Scope.extend(openChat(body, attempts, attemptTimeoutMillis, idleMillis), scope)
           if (opened.status < 200 || opened.status >= 300) {
-            const text = yield* Stream.mkString(Stream.decodeText(opened.body))
+            const text = yield* Transport.readText(opened.pull)
             return yield* Effect.fail(Classify.statusError({ status: opened.status, headers: opened.headers, body: text, nowMillis: clock.unsafeCurrentTimeMillis(), attempts }, scrub))
           }
-          const pull = yield* Scope.extend(Stream.toPull(Sse.decode(opened.body)), scope)
-          // The first non-empty piece of events: until it arrives the attempt may be retried.
-          const first: Chunk.Chunk<Sse.Event> = yield* Effect.repeat(
-            Effect.catchAll(pull, Option.match({
-              onNone: () => Effect.fail(new ChatError.TransportError({ code: "STREAM_EMPTY", detail: "the stream ended before its first event", attempts })),
-              onSome: Effect.fail
-            })),
-            { until: (events) => events.length > 0 }
-          )
-          return { scope, pull, first, status: opened.status, headers: opened.headers, attempts }
+          const decoder = Sse.makeDecoder()
+          // Until the first event arrives the attempt may be retried.
+          let first: Array<Sse.Event> = []
+          let ended = false
+          while (first.length === 0 && !ended) {
+            const next = yield* Effect.either(opened.pull)
+            if (Either.isRight(next)) first = decoder.feed(next.right)
+            else if (Option.isSome(next.left)) return yield* Effect.fail(next.left.value)
+            else {
+              ended = true
+              first = decoder.end()
+            }
+          }
+          if (first.length === 0) {
+            return yield* Effect.fail(new ChatError.TransportError({ code: "STREAM_EMPTY", detail: "the stream ended before its first event", attempts }))
+          }
+          return { scope, pull: opened.pull, decoder, first, ended, status: opened.status, headers: opened.headers, attempts }
         }).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))))
 
     const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
@@ -576,7 +583,7 @@ const makeWith = (
         let done = false
         let finished = false
         /** The chunks in a piece of events; `done` once `[DONE]` is seen. */
-        const toChunks = (events: Chunk.Chunk<Sse.Event>): Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, ChatError.ChatError> => {
+        const toChunks = (events: ReadonlyArray<Sse.Event>): Either.Either<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, ChatError.ChatError> => {
           const out: Array<ChatSchema.ChatCompletionChunk> = []
           for (const event of events) {
             if (event.data === "[DONE]") {
@@ -587,7 +594,7 @@ const makeWith = (
             try {
               json = JSON.parse(event.data)
             } catch (e) {
-              return Effect.fail(new ChatError.ResponseDecodeError({
+              return Either.left(new ChatError.ResponseDecodeError({
                 status: opened.status,
                 detail: `a stream event is not JSON (${e instanceof Error ? e.message : String(e)})`,
                 bodyExcerpt: Classify.excerpt(event.data, scrub),
@@ -603,7 +610,7 @@ const makeWith = (
             }
             const error = (json as { error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown } } | null)?.error
             if (typeof error === "object" && error !== null) {
-              return Effect.fail(new ChatError.ApiError({
+              return Either.left(new ChatError.ApiError({
                 status: opened.status,
                 type: typeof error.type === "string" ? error.type : undefined,
                 code: typeof error.code === "string" || typeof error.code === "number" ? String(error.code) : undefined,
@@ -613,7 +620,7 @@ const makeWith = (
                 attempts: opened.attempts
               }))
             }
-            return Effect.fail(new ChatError.ResponseDecodeError({
+            return Either.left(new ChatError.ResponseDecodeError({
               status: opened.status,
               detail: "a stream event is not a chat.completion.chunk",
               bodyExcerpt: Classify.excerpt(event.data, scrub),
@@ -621,22 +628,37 @@ const makeWith = (
               attempts: opened.attempts
             }))
           }
-          return Effect.succeed(Chunk.unsafeFromArray(out))
+          return Either.right(Chunk.unsafeFromArray(out))
         }
-        const rest = Stream.repeatEffectChunkOption(Effect.suspend(() => {
+        let bodyEnded = opened.ended
+        const endOfBody = (): Effect.Effect<never, Option.Option<ChatError.ChatError>> =>
+          // Without [DONE] the answer is complete only if every choice had finished.
+          done || finished
+            ? Effect.fail(Option.none())
+            : Effect.fail(Option.some(new ChatError.TransportError({ code: "STREAM_ENDED_EARLY", detail: "the stream ended before [DONE]", attempts: opened.attempts })))
+        const emit = (events: ReadonlyArray<Sse.Event>, next: Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, Option.Option<ChatError.ChatError>>) => {
+          const chunks = toChunks(events)
+          if (Either.isLeft(chunks)) return Effect.fail(Option.some(chunks.left))
+          return chunks.right.length > 0 || done ? Effect.succeed(chunks.right) : next
+        }
+        /** The next chunks: bytes are read until they complete an event that holds one. */
+        const nextChunks: Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, Option.Option<ChatError.ChatError>> = Effect.suspend(() => {
           if (done) return Effect.fail(Option.none())
-          return opened.pull.pipe(
-            Effect.catchAll(Option.match({
-              // The body ended. Without [DONE] it is complete only if every choice had finished.
-              onNone: () => finished ? Effect.fail(Option.none()) : Effect.fail(Option.some<ChatError.ChatError>(
-                new ChatError.TransportError({ code: "STREAM_ENDED_EARLY", detail: "the stream ended before [DONE]", attempts: opened.attempts })
-              )),
+          if (bodyEnded) return endOfBody()
+          return Effect.matchEffect(opened.pull, {
+            onFailure: Option.match({
+              onNone: () => {
+                bodyEnded = true
+                return emit(opened.decoder.end(), endOfBody())
+              },
               onSome: (error) => Effect.fail(Option.some<ChatError.ChatError>(error))
-            })),
-            Effect.flatMap((events) => Effect.mapError(toChunks(events), Option.some))
-          )
-        }))
-        return Stream.concat(Stream.unwrap(Effect.map(toChunks(opened.first), Stream.fromChunk)), rest)
+            }),
+            onSuccess: (bytes) => emit(opened.decoder.feed(bytes), nextChunks)
+          })
+        })
+        const first = toChunks(opened.first)
+        if (Either.isLeft(first)) return Stream.fail(first.left)
+        return Stream.concat(Stream.fromChunk(first.right), Stream.repeatEffectChunkOption(nextChunks))
       })).pipe((chunks) => resolved.tracing ? Stream.withSpan(chunks, "shepherd.stream", { kind: "client", attributes: { "shepherd.model": request.model }, captureStackTrace: false }) : chunks)
 
     return ChatClient.of({

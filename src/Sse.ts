@@ -20,39 +20,60 @@ export interface Event {
   readonly data: string
 }
 
+/** An incremental decoder: bytes in, the events they complete out. */
+export interface Decoder {
+  /** The events completed by these bytes (UTF-8 is decoded across calls). */
+  readonly feed: (bytes: Uint8Array) => Array<Event>
+  /** The events completed by the end of the input. */
+  readonly end: () => Array<Event>
+}
+
+/** A fresh decoder (one per stream). */
+export const makeDecoder = (): Decoder => {
+  const decoder = new TextDecoder("utf-8")
+  let pending: Array<Event> = []
+  let endsWithCr = false
+  const parser = createParser({
+    onEvent: (message) => {
+      pending.push({ event: message.event, id: message.id, data: message.data })
+    }
+  })
+  const feedText = (text: string) => {
+    if (text === "") return
+    parser.feed(text)
+    endsWithCr = text.endsWith("\r")
+  }
+  const take = () => {
+    const out = pending
+    pending = []
+    return out
+  }
+  return {
+    feed: (bytes) => {
+      feedText(decoder.decode(bytes, { stream: true }))
+      return take()
+    },
+    end: () => {
+      feedText(decoder.decode())
+      // A last "\r" is held back in case "\n" follows; at the end nothing follows, so "\n" ends that
+      // line the same way (an event ended by "\r\r" is dispatched; an unfinished one still is not).
+      if (endsWithCr) parser.feed("\n")
+      return take()
+    }
+  }
+}
+
 /** The events in a byte stream; the stream's errors pass through. An unfinished last event is dropped, as the standard says. */
 export const decode = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Event, E, R> =>
   Stream.suspend(() => {
-    const decoder = new TextDecoder("utf-8")
-    let pending: Array<Event> = []
-    let endsWithCr = false
-    const feed = (text: string) => {
-      if (text === "") return
-      parser.feed(text)
-      endsWithCr = text.endsWith("\r")
-    }
-    const parser = createParser({
-      onEvent: (message) => {
-        pending.push({ event: message.event, id: message.id, data: message.data })
-      }
-    })
-    const take = () => {
-      const out = Chunk.unsafeFromArray(pending)
-      pending = []
-      return out
-    }
+    const decoder = makeDecoder()
     return bytes.pipe(
       Stream.mapChunks((chunk) => {
-        for (const piece of chunk) feed(decoder.decode(piece, { stream: true }))
-        return take()
+        const out: Array<Event> = []
+        for (const piece of chunk) out.push(...decoder.feed(piece))
+        return Chunk.unsafeFromArray(out)
       }),
-      Stream.concat(Stream.suspend(() => {
-        feed(decoder.decode())
-        // A last "\r" is held back in case "\n" follows; at the end nothing follows, so "\n" ends that
-        // line the same way (an event ended by "\r\r" is dispatched; an unfinished one still is not).
-        if (endsWithCr) parser.feed("\n")
-        return Stream.fromChunk(take())
-      }))
+      Stream.concat(Stream.suspend(() => Stream.fromIterable(decoder.end())))
     )
   })
 

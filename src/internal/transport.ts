@@ -11,9 +11,11 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Dispatcher } from "undici"
@@ -126,10 +128,12 @@ export interface Opened {
   readonly status: number
   readonly headers: Record<string, string>
   /**
-   * The body. Before its first bytes the attempt's deadline runs; after, each gap between pieces may
-   * last `idleMillis` at most (`TimeoutError{phase: "idle"}`).
+   * The next piece of the body; fails with `None` at its end. Before its first bytes the attempt's
+   * deadline runs; after, each gap between pieces may last `idleMillis` at most
+   * (`TimeoutError{phase: "idle"}`). One `Effect.async` per piece: no stream operators per chunk
+   * (bench/streaming).
    */
-  readonly body: Stream.Stream<Uint8Array, ChatError.TransportError | ChatError.TimeoutError>
+  readonly pull: Effect.Effect<Uint8Array, Option.Option<ChatError.TransportError | ChatError.TimeoutError>>
 }
 
 /** Opens a streaming request as attempt number `attempts`; closing the scope aborts it. */
@@ -139,6 +143,21 @@ export type Open = (
   timeoutMillis: number,
   idleMillis: number
 ) => Effect.Effect<Opened, ChatError.TransportError | ChatError.TimeoutError, Scope.Scope>
+
+/** The whole rest of a body as text (an error answer). */
+export const readText = (pull: Opened["pull"]): Effect.Effect<string, ChatError.TransportError | ChatError.TimeoutError> =>
+  Effect.suspend(() => {
+    const decoder = new TextDecoder()
+    let text = ""
+    const loop: Effect.Effect<string, ChatError.TransportError | ChatError.TimeoutError> = Effect.matchEffect(pull, {
+      onFailure: Option.match({ onNone: () => Effect.succeed(text + decoder.decode()), onSome: Effect.fail }),
+      onSuccess: (bytes) => {
+        text += decoder.decode(bytes, { stream: true })
+        return loop
+      }
+    })
+    return loop
+  })
 
 /** Deadlines of a streamed answer: the attempt's until the first bytes, then an idle one per gap. */
 const streamDeadlines = (deadlines: Deadlines, timeoutMillis: number, idleMillis: number, attempts: number, abort: () => void) => {
@@ -181,11 +200,26 @@ export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
         try: () => agent.request({ origin, path, method: "POST", headers, body, signal: controller.signal }),
         catch: failure
       })
-      const bytes = Stream.fromAsyncIterable(response.body as AsyncIterable<Uint8Array>, failure).pipe(
-        Stream.tap(() => Effect.sync(timers.touch)),
-        Stream.ensuring(Effect.sync(timers.cancel))
-      )
-      return { status: response.statusCode, headers: flatten(response.headers), body: bytes }
+      const iterator = (response.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+      const pull: Opened["pull"] = Effect.async((resume) => {
+        iterator.next().then(
+          (next) => {
+            if (next.done === true) {
+              timers.cancel()
+              resume(Effect.fail(Option.none()))
+            } else {
+              timers.touch()
+              resume(Effect.succeed(next.value))
+            }
+          },
+          (error: unknown) => {
+            const mapped = failure(error)
+            timers.cancel()
+            resume(Effect.fail(Option.some(mapped)))
+          }
+        )
+      })
+      return { status: response.statusCode, headers: flatten(response.headers), pull }
     })
 }
 
@@ -206,11 +240,25 @@ export const openViaHttpClient = (client: HttpClient.HttpClient, settings: Setti
         Scope.extend(inner),
         Effect.mapError(failure)
       )
-      const bytes = response.stream.pipe(
-        Stream.mapError(failure),
-        Stream.tap(() => Effect.sync(timers.touch)),
-        Stream.ensuring(Effect.sync(timers.cancel))
+      // The body's reader lives in the attempt's scope, not in `inner`: a deadline closes `inner`,
+      // whose abort makes a pending read fail (closing the reader first would wait on that read).
+      const chunks = yield* Stream.toPull(response.stream)
+      const pull: Opened["pull"] = chunks.pipe(
+        Effect.mapError(Option.map(failure)),
+        Effect.flatMap((piece) => {
+          timers.touch()
+          return Effect.succeed(Chunk.reduce(piece, new Uint8Array(0), concatBytes))
+        }),
+        Effect.tapError(() => Effect.sync(timers.cancel))
       )
-      return { status: response.status, headers: response.headers, body: bytes }
+      return { status: response.status, headers: response.headers, pull }
     })
+}
+
+const concatBytes = (a: Uint8Array, b: Uint8Array): Uint8Array => {
+  if (a.length === 0) return b
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a)
+  out.set(b, a.length)
+  return out
 }
