@@ -200,24 +200,65 @@ export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
         try: () => agent.request({ origin, path, method: "POST", headers, body, signal: controller.signal }),
         catch: failure
       })
-      const iterator = (response.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+      // Everything already buffered is taken in one read: under load several pieces wait, and one
+      // pull for all of them saves the per-piece cost of the stream that carries them (bench/streaming).
+      const readable = response.body
+      let ended = false
+      let failed: unknown = undefined
+      readable.once("end", () => { ended = true })
+      readable.once("error", (error) => { failed ??= error })
+      const take = (): Uint8Array | undefined => {
+        const first = readable.read() as Buffer | null
+        if (first === null) return undefined
+        const second = readable.read() as Buffer | null
+        if (second === null) return first
+        const pieces = [first, second]
+        for (let piece = readable.read() as Buffer | null; piece !== null; piece = readable.read() as Buffer | null) pieces.push(piece)
+        return Buffer.concat(pieces)
+      }
       const pull: Opened["pull"] = Effect.async((resume) => {
-        iterator.next().then(
-          (next) => {
-            if (next.done === true) {
-              timers.cancel()
-              resume(Effect.fail(Option.none()))
-            } else {
-              timers.touch()
-              resume(Effect.succeed(next.value))
-            }
-          },
-          (error: unknown) => {
-            const mapped = failure(error)
+        const attempt = (): boolean => {
+          const bytes = take()
+          if (bytes !== undefined) {
+            timers.touch()
+            resume(Effect.succeed(bytes))
+            return true
+          }
+          if (failed !== undefined) {
+            const mapped = failure(failed)
             timers.cancel()
             resume(Effect.fail(Option.some(mapped)))
+            return true
           }
-        )
+          if (ended || readable.readableEnded) {
+            timers.cancel()
+            resume(Effect.fail(Option.none()))
+            return true
+          }
+          if (readable.destroyed) {
+            // Closed without an end or an error: an abort (a deadline) or a dropped connection.
+            const mapped = failure(readable.errored ?? new Error("the response body closed before its end"))
+            timers.cancel()
+            resume(Effect.fail(Option.some(mapped)))
+            return true
+          }
+          return false
+        }
+        if (attempt()) return
+        const onEvent = () => {
+          if (attempt()) stop()
+        }
+        const stop = () => {
+          readable.off("readable", onEvent)
+          readable.off("end", onEvent)
+          readable.off("error", onEvent)
+          readable.off("close", onEvent)
+        }
+        readable.on("readable", onEvent)
+        readable.on("end", onEvent)
+        readable.on("error", onEvent)
+        readable.on("close", onEvent)
+        return Effect.sync(stop)
       })
       return { status: response.statusCode, headers: flatten(response.headers), pull }
     })
