@@ -74,3 +74,42 @@ describe("ChatCompletion", () => {
     expect(Schema.decodeUnknownSync(ChatSchema.ErrorResponse)(body)).toEqual(body)
   })
 })
+
+describe("ChatCompletionChunk and accumulate", () => {
+  const validChunk = validatorFor("CreateChatCompletionStreamResponse")
+  const base = { id: "chatcmpl-9", object: "chat.completion.chunk", created: 1, model: "gpt-4.1", system_fingerprint: "fp" }
+  const chunks = [
+    { ...base, choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null, logprobs: null }] },
+    { ...base, choices: [{ index: 0, delta: { content: "Let me " }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: { content: "check." }, finish_reason: null }, { index: 1, delta: { refusal: "I can't" }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "track", arguments: "" } }] }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 1, id: "call_2", type: "function", function: { name: "refund", arguments: "{\"order\"" } }] }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: "{\"order\": 42}" } }, { index: 1, function: { arguments: ": 42}" } }] }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }, { index: 1, delta: { refusal: " help." }, finish_reason: "stop" }] },
+    { ...base, choices: [], usage: { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30 } }
+  ]
+
+  it("spec-valid chunks decode, unknown fields kept", () => {
+    for (const chunk of chunks) {
+      expect(validChunk(chunk)).toBeUndefined()
+      expect(Schema.decodeUnknownSync(ChatSchema.ChatCompletionChunk, { onExcessProperty: "preserve" })(chunk)).toEqual(chunk)
+    }
+  })
+
+  it("accumulate joins content, refusals and tool-call pieces by index, keeps the last finish reason and the usage", () => {
+    const decoded = chunks.map((c) => Schema.decodeUnknownSync(ChatSchema.ChatCompletionChunk)(c))
+    const completion = ChatSchema.accumulate(decoded)
+    expect(completion.choices[0]!.message).toEqual({
+      role: "assistant",
+      content: "Let me check.",
+      tool_calls: [
+        { id: "call_1", type: "function", function: { name: "track", arguments: "{\"order\": 42}" } },
+        { id: "call_2", type: "function", function: { name: "refund", arguments: "{\"order\": 42}" } }
+      ]
+    })
+    expect(completion.choices[0]!.finish_reason).toBe("tool_calls")
+    expect(completion.choices[1]!.message).toEqual({ role: "assistant", content: null, refusal: "I can't help." })
+    expect(completion.usage).toEqual({ prompt_tokens: 10, completion_tokens: 20, total_tokens: 30 })
+    expect(validResponse({ ...completion, choices: completion.choices.map((c) => ({ ...c, logprobs: null, message: { refusal: null, ...c.message } })) })).toBeUndefined()
+  })
+})
