@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { jsonrepair } from "jsonrepair"
+import { quickRepair } from "./internal/quickRepair.js"
 
 /** How a value was recovered. */
 export type Recovery =
@@ -192,6 +193,12 @@ const looksLikeJson = (text: string): boolean => /^\s*(?:[{["'\d-]|true\b|false\
 
 const repair = (candidate: string): Either.Either<JsonResult, string> => {
   if (!looksLikeJson(candidate)) return Either.left("does not start like a JSON value")
+  // The linear pass first; jsonrepair (quadratic on some inputs) only for what it does not fix.
+  const quick = quickRepair(candidate)
+  if (quick !== undefined) {
+    const value = strict(quick.text)
+    if (Either.isRight(value)) return Either.right({ value: value.right, recovery: quick.truncated ? "truncated" : "repaired" })
+  }
   let repaired: string
   try {
     repaired = jsonrepair(candidate)
