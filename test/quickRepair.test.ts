@@ -97,8 +97,10 @@ describe("quickRepair", () => {
       return // e.g. a cut number ("1."): left to jsonrepair
     }
     if (cut !== full && cut.trim() !== "" && typeof v === "object" && v !== null) expect(repaired.truncated || JSON.stringify(mine) === cut).toBe(true)
+    // Compared where jsonrepair reads the whole document right (it misreads some, see above).
+    const whole = viaJsonrepair(full)
     const theirs = viaJsonrepair(cut)
-    if (theirs.ok) expect(mine).toEqual(theirs.value)
+    if (theirs.ok && whole.ok && JSON.stringify(whole.value) === full) expect(mine).toEqual(theirs.value)
   })
 
   it("the defects one by one", () => {

@@ -38,150 +38,127 @@ const LITERALS: Record<string, string> = { true: "true", false: "false", null: "
 const controlEscape = (c: number): string =>
   c === 10 ? "\\n" : c === 13 ? "\\r" : c === 9 ? "\\t" : c === 8 ? "\\b" : c === 12 ? "\\f" : "\\u" + c.toString(16).padStart(4, "0")
 
-/** `piece` without its trailing white space, raw (space, tab, CR, LF) or escaped (`\t`, `\n`, `\r`). */
+/** `piece` without its trailing raw white space (space, tab, CR, LF); escaped ones stay, as in jsonrepair. */
 const trimWhiteEnd = (piece: string): string => {
   let end = piece.length
-  while (end > 0) {
-    const c = piece.charCodeAt(end - 1)
-    if (isSpace(c)) {
-      end--
-      continue
-    }
-    if ((c === 116 || c === 110 || c === 114) && end >= 2 && piece.charCodeAt(end - 2) === BACKSLASH) {
-      // An escape only if the backslashes before the letter are odd in number.
-      let slashes = 0
-      for (let k = end - 2; k >= 0 && piece.charCodeAt(k) === BACKSLASH; k--) slashes++
-      if (slashes % 2 === 1) {
-        end -= 2
-        continue
-      }
-    }
-    break
-  }
+  while (end > 0 && isSpace(piece.charCodeAt(end - 1))) end--
   return piece.slice(0, end)
 }
 
 /** Repairs `text`, or `undefined` when it holds something this pass does not fix. */
 export const quickRepair = (text: string): Repaired | undefined => {
+  // The output is the input with edits: unchanged runs are copied in one slice each, so a document
+  // with few defects costs few string operations (bench/json-adversarial).
   const out: Array<string> = []
+  let copyFrom = 0
   // Containers open: true for an object, false for an array.
   const stack: Array<boolean> = []
   let state: State = "value"
-  // Read through a function: `afterValue` changes `state`, which the compiler's narrowing cannot see.
+  // Read through a function: helpers change `state`, which the compiler's narrowing cannot see.
   const now = (): State => state
-  let pendingComma = false
+  /** Where the comma waiting to learn whether it is trailing sits (-1: none). */
+  let commaAt = -1
+  /** The waiting comma was left out of a run already copied: it must be written before the next item. */
+  let commaHeld = false
   let truncated = false
   const n = text.length
   let i = 0
 
+  /** Copies the input up to `upTo`, leaving out a waiting comma. */
+  const flush = (upTo: number) => {
+    if (upTo <= copyFrom) return
+    if (commaAt >= copyFrom && commaAt < upTo) {
+      out.push(text.slice(copyFrom, commaAt), text.slice(commaAt + 1, upTo))
+      commaHeld = true
+    } else out.push(text.slice(copyFrom, upTo))
+    copyFrom = upTo
+  }
+  /** Replaces the input from `from` to `to` with `replacement`. */
+  const edit = (from: number, to: number, replacement: string) => {
+    flush(from)
+    if (replacement !== "") out.push(replacement)
+    copyFrom = Math.max(copyFrom, to)
+  }
+  /** A key or a value starts at `at`: the waiting comma, if any, belongs before it. */
+  const beforeItem = (at: number) => {
+    if (commaHeld) edit(at, at, ",")
+    commaAt = -1
+    commaHeld = false
+  }
   /** After a value: what the container expects next. */
   const afterValue = () => {
     state = stack.length === 0 ? "end" : "comma"
   }
-  /** A key or a value is about to be written: the comma before it, if one is owed. */
-  const beforeItem = () => {
-    if (pendingComma) {
-      out.push(",")
-      pendingComma = false
-    }
-  }
 
-  /**
-   * A string from `i` (at its opening quote) to its closing quote, written with double quotes; raw
-   * control characters escaped. Returns false when the text ends inside it (then it is closed).
-   */
+  /** The string whose opening quote is at `i`, rewritten with double quotes. False when the text ends inside it. */
   const readString = (open: number): boolean => {
     const close = open === QUOTE ? QUOTE : open === APOSTROPHE ? APOSTROPHE : open === LEFT_DOUBLE ? RIGHT_DOUBLE : RIGHT_SINGLE
     const straight = open === QUOTE
-    out.push('"')
-    i++
-    let run = i
-    while (i < n) {
-      const c = text.charCodeAt(i)
-      if (c === close) {
-        out.push(text.slice(run, i), '"')
-        i++
-        return true
-      }
+    const start = i
+    // Where it ends: its closing quote, or (cut) the end of the text less trailing white space.
+    let end = start + 1
+    while (end < n) {
+      const c = text.charCodeAt(end)
+      if (c === close) break
+      end += c === BACKSLASH ? 2 : 1
+    }
+    const closed = end < n
+    let contentEnd = closed ? end : n
+    if (!closed) contentEnd = start + 1 + trimWhiteEnd(text.slice(start + 1, n)).length
+    if (!straight) edit(start, start + 1, '"')
+    for (let k = start + 1; k < contentEnd; k++) {
+      const c = text.charCodeAt(k)
       if (c === BACKSLASH) {
-        if (i + 1 >= n) {
-          // Cut inside an escape: drop the backslash.
-          out.push(text.slice(run, i))
-          run = n
-          i = n
+        if (k + 1 >= contentEnd) {
+          // Cut inside an escape: the backslash goes.
+          edit(k, k + 1, "")
           break
         }
-        const next = text.charCodeAt(i + 1)
-        if (!straight && next === APOSTROPHE) {
-          // \' is not a JSON escape: the apostrophe alone.
-          out.push(text.slice(run, i), "'")
-          i += 2
-          run = i
-          continue
-        }
-        i += 2
-        continue
-      }
-      if (c < 32) {
-        out.push(text.slice(run, i), controlEscape(c))
-        i++
-        run = i
-        continue
-      }
-      if (c === QUOTE && !straight) {
-        out.push(text.slice(run, i), '\\"')
-        i++
-        run = i
-        continue
-      }
-      i++
+        if (!straight && text.charCodeAt(k + 1) === APOSTROPHE) edit(k, k + 2, "'")
+        k++
+      } else if (c < 32) edit(k, k + 1, controlEscape(c))
+      else if (c === QUOTE && !straight) edit(k, k + 1, '\\"')
     }
-    // Cut inside the string: its trailing white space goes (as jsonrepair does: raw or escaped), then the quote.
-    out.push(text.slice(run, i))
-    while (out.length > 0 && out[out.length - 1] !== '"') {
-      const trimmed = trimWhiteEnd(out[out.length - 1]!)
-      if (trimmed === "") {
-        out.pop()
-        continue
-      }
-      out[out.length - 1] = trimmed
-      break
+    if (closed) {
+      if (!straight) edit(end, end + 1, '"')
+      i = end + 1
+    } else {
+      edit(contentEnd, n, '"')
+      i = n
     }
-    out.push('"')
-    return false
+    return closed
   }
 
   while (i < n) {
     const c = text.charCodeAt(i)
     if (isSpace(c)) {
-      const start = i
-      while (i < n && isSpace(text.charCodeAt(i))) i++
-      out.push(text.slice(start, i))
+      i++
       continue
     }
     if (c === SLASH && i + 1 < n && text.charCodeAt(i + 1) === SLASH) {
       const end = text.indexOf("\n", i)
+      edit(i, end === -1 ? n : end, "")
       i = end === -1 ? n : end
       continue
     }
     if (c === SLASH && i + 1 < n && text.charCodeAt(i + 1) === STAR) {
       const end = text.indexOf("*/", i + 2)
+      edit(i, end === -1 ? n : end + 2, "")
       i = end === -1 ? n : end + 2
       continue
     }
     if (c === QUOTE || c === APOSTROPHE || c === LEFT_DOUBLE || c === LEFT_SINGLE) {
-      if (state !== "key" && state !== "value") return undefined
-      beforeItem()
-      const closed = readString(c)
-      if (!closed) truncated = true
-      if (state === "key") state = "colon"
+      const at = now()
+      if (at !== "key" && at !== "value") return undefined
+      beforeItem(i)
+      if (!readString(c)) truncated = true
+      if (at === "key") state = "colon"
       else afterValue()
       continue
     }
     if (c === 123 /* { */ || c === 91 /* [ */) {
-      if (state !== "value") return undefined
-      beforeItem()
-      out.push(c === 123 ? "{" : "[")
+      if (now() !== "value") return undefined
+      beforeItem(i)
       stack.push(c === 123)
       state = c === 123 ? "key" : "value"
       i++
@@ -193,23 +170,23 @@ export const quickRepair = (text: string): Repaired | undefined => {
       // Allowed: right after the opening bracket, after a value, or after a trailing comma (dropped).
       const at = now()
       if (isObject ? at !== "key" && at !== "comma" : at !== "value" && at !== "comma") return undefined
-      pendingComma = false
+      if (commaAt >= 0 && !commaHeld) edit(commaAt, commaAt + 1, "")
+      commaAt = -1
+      commaHeld = false
       stack.pop()
-      out.push(isObject ? "}" : "]")
       afterValue()
       i++
       continue
     }
     if (c === 44 /* , */) {
       if (now() !== "comma") return undefined
-      pendingComma = true
+      commaAt = i
       state = stack[stack.length - 1] === true ? "key" : "value"
       i++
       continue
     }
     if (c === 58 /* : */) {
-      if (state !== "colon") return undefined
-      out.push(":")
+      if (now() !== "colon") return undefined
       state = "value"
       i++
       continue
@@ -218,37 +195,40 @@ export const quickRepair = (text: string): Repaired | undefined => {
       const start = i
       while (i < n && isIdentPart(text.charCodeAt(i))) i++
       const word = text.slice(start, i)
-      if (state === "key") {
-        beforeItem()
-        out.push('"', word, '"')
+      const at = now()
+      if (at === "key") {
+        beforeItem(start)
+        edit(start, start, '"')
+        edit(i, i, '"')
         state = "colon"
         continue
       }
       const literal = LITERALS[word]
-      if (state !== "value" || literal === undefined) return undefined
-      beforeItem()
-      out.push(literal)
+      if (at !== "value" || literal === undefined) return undefined
+      beforeItem(start)
+      if (literal !== word) edit(start, i, literal)
       afterValue()
       continue
     }
     if ((c >= 48 && c <= 57) || c === 45) {
-      if (state !== "value") return undefined
-      beforeItem()
-      const start = i
+      if (now() !== "value") return undefined
+      beforeItem(i)
       while (i < n && isNumberPart(text.charCodeAt(i))) i++
-      out.push(text.slice(start, i))
       afterValue()
       continue
     }
     return undefined
   }
 
-  // The end of the text: complete what is open.
-  if (state === "value" && stack.length === 0) return undefined
-  if (state === "colon") {
+  // The end of the text: complete what is open (a trailing comma at the end goes).
+  if (commaAt >= 0 && !commaHeld) edit(commaAt, commaAt + 1, "")
+  flush(n)
+  const end = now()
+  if (end === "value" && stack.length === 0) return undefined
+  if (end === "colon") {
     out.push(":null")
     truncated = true
-  } else if (state === "value" && stack[stack.length - 1] === true) {
+  } else if (end === "value" && stack[stack.length - 1] === true) {
     // After "key": the value is missing.
     out.push("null")
     truncated = true
@@ -257,5 +237,5 @@ export const quickRepair = (text: string): Repaired | undefined => {
     out.push(stack[k] ? "}" : "]")
     truncated = true
   }
-  return { text: out.join(""), truncated }
+  return { text: out.length === 1 ? out[0]! : out.join(""), truncated }
 }
