@@ -119,7 +119,27 @@ const main = async () => {
   }
 }
 
-main().catch((e) => {
+/** The deadline: an input the linear pass leaves to jsonrepair, through a JsonParser pool with its default deadline. */
+const deadlineRun = async () => {
+  const { Effect, Either, ManagedRuntime } = await import("effect")
+  const JsonParser = await import("../src/JsonParser.js")
+  const runtime = ManagedRuntime.make(JsonParser.layer({ maxThreads: 1 }))
+  const parser = await runtime.runPromise(JsonParser.JsonParser)
+  const mb = Number(args.get("deadline-mb") ?? 1)
+  const text = make("trailing-comma", mb).slice(0, -1) + ', {"x": undefined}]'
+  const started = performance.now()
+  const result = await runtime.runPromise(Effect.either(parser.parse(text)))
+  const elapsed = performance.now() - started
+  const nextStarted = performance.now()
+  await runtime.runPromise(parser.parse("x".repeat(20_000) + ' {"ok": true}'))
+  const next = performance.now() - nextStarted
+  await runtime.dispose()
+  const outcome = Either.isLeft(result) ? `JsonParseError{reason: "${result.left.reason}"}` : "a value"
+  console.log(`\ndeadline: ${mb} MB of trailing commas plus one \`undefined\` (left to jsonrepair), JsonParser with its default deadline ` +
+    `(${String(JsonParser.defaults.deadline)} + ${String(JsonParser.defaults.deadlinePerMb)} per MB): ${outcome} after ${fmt(elapsed)}; the next parse on the same pool took ${fmt(next)}`)
+}
+
+main().then(deadlineRun).catch((e) => {
   console.error(e)
   process.exit(1)
 })

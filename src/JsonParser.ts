@@ -31,6 +31,22 @@ export interface Options extends Json.Options {
   readonly idleTimeout: Duration.DurationInput
   /** Heap of each worker, in MB; a document that needs more fails with `worker_failed`. @default 512 */
   readonly maxWorkerHeapMb: number
+  /**
+   * Longest a parse in the pool may take, plus `deadlinePerMb` for each MB of text; past it the task
+   * is aborted (piscina ends that worker and starts another) and the call fails with
+   * `JsonParseError{reason: "deadline"}`. bench/json-adversarial: the linear pass reads every defect
+   * kind at 20 MB/s or more (8 MB in under 0.4 s), so only inputs left to jsonrepair come near it.
+   * @default "2 seconds"
+   */
+  readonly deadline: Duration.DurationInput
+  /** Added to `deadline` for each MB of text. @default "250 millis" */
+  readonly deadlinePerMb: Duration.DurationInput
+}
+
+/** Per-call options of `parse`. */
+export interface ParseOptions {
+  /** This call's deadline (the size allowance is not added). @default the layer's */
+  readonly deadline?: Duration.DurationInput | undefined
 }
 
 export const defaults: Options = {
@@ -38,12 +54,18 @@ export const defaults: Options = {
   inlineBelowBytes: 16_384,
   maxThreads: Math.max(1, availableParallelism() - 1),
   idleTimeout: "30 seconds",
-  maxWorkerHeapMb: 512
+  maxWorkerHeapMb: 512,
+  deadline: "2 seconds",
+  deadlinePerMb: "250 millis"
 }
 
 /** The parser service. */
 export interface Service {
-  readonly parse: (text: string) => Effect.Effect<Json.JsonResult, Json.JsonParseError>
+  /**
+   * Recovers the JSON value of `text` (as `Json.parse`): inline below `inlineBelowBytes`, else in
+   * the pool within its deadline.
+   */
+  readonly parse: (text: string, options?: ParseOptions) => Effect.Effect<Json.JsonResult, Json.JsonParseError>
 }
 
 export class JsonParser extends Context.Tag("effect-shepherd/JsonParser")<JsonParser, Service>() {}
@@ -141,8 +163,25 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =
           }),
           fromReply
         )
+      const baseMillis = Duration.toMillis(o.deadline)
+      const perMbMillis = Duration.toMillis(o.deadlinePerMb)
+      const withDeadline = (text: string, options: ParseOptions | undefined) => {
+        const millis = options?.deadline !== undefined
+          ? Duration.toMillis(options.deadline)
+          : baseMillis + Math.ceil((perMbMillis * text.length) / (1024 * 1024))
+        // The timeout interrupts the task, whose abort signal makes piscina end that worker.
+        return Effect.timeoutFail(inPool(text), {
+          duration: millis,
+          onTimeout: () =>
+            new Json.JsonParseError({
+              reason: "deadline",
+              detail: `parsing took longer than its deadline of ${millis} ms and was stopped; the text is not JSON that the linear repair pass reads`,
+              excerpt: text.slice(0, 200)
+            })
+        })
+      }
       return JsonParser.of({
-        parse: (text) => (text.length < o.inlineBelowBytes ? Json.parse(text, limits) : inPool(text))
+        parse: (text, options) => (text.length < o.inlineBelowBytes ? Json.parse(text, limits) : withDeadline(text, options))
       })
     })
   )

@@ -21,6 +21,8 @@ const parserWith = (options: Partial<JsonParser.Options>) =>
 
 /** About `bytes` of a document whose objects each end with a trailing comma: slow for jsonrepair. */
 const trailingCommas = (bytes: number) => "[" + Array.from({ length: Math.ceil(bytes / 12) }, (_, i) => `{"id": ${i},}`).join(",") + "]"
+/** Trailing commas plus a defect the linear pass leaves to jsonrepair (`undefined`): jsonrepair is quadratic on the rest. */
+const leftToJsonrepair = (bytes: number) => trailingCommas(bytes).slice(0, -1) + ', {"x": undefined}]'
 
 describe("JsonParser", () => {
   it.scopedLive("the pool gives exactly what inline parsing gives, values and errors alike", () =>
@@ -47,7 +49,7 @@ describe("JsonParser", () => {
     Effect.gen(function* () {
       const parser = yield* parserWith({ inlineBelowBytes: 1024, maxThreads: 1 })
       // about 1.5 s of jsonrepair work (it is quadratic on this shape)
-      const fiber = yield* Effect.fork(parser.parse(trailingCommas(350_000)))
+      const fiber = yield* Effect.fork(parser.parse(leftToJsonrepair(350_000), { deadline: "1 minute" }))
       yield* Effect.sleep("100 millis")
       yield* Fiber.interrupt(fiber) // returns once the worker is stopped
       const next = yield* parser.parse("x".repeat(2000) + ' {"ok": true}')
@@ -63,4 +65,25 @@ describe("JsonParser", () => {
       const next = yield* parser.parse("y".repeat(2000) + ' {"ok": 1}')
       expect(next.value).toEqual({ ok: 1 })
     }), 60_000)
+
+  it.scopedLive("a parse past its deadline fails with reason deadline; the pool keeps serving", () =>
+    Effect.gen(function* () {
+      const parser = yield* parserWith({ inlineBelowBytes: 1024, maxThreads: 1, deadline: "300 millis", deadlinePerMb: "0 millis" })
+      // seconds of jsonrepair work: the linear pass does not take it (undefined), jsonrepair is quadratic on the rest
+      const error = yield* Effect.flip(parser.parse(leftToJsonrepair(600_000)))
+      expect(error).toMatchObject({ _tag: "JsonParseError", reason: "deadline" })
+      expect(error.message).toContain("300 ms")
+      const next = yield* parser.parse("z".repeat(2000) + ' {"ok": 2}')
+      expect(next.value).toEqual({ ok: 2 })
+      // the linear pass reads the same defects without the one it leaves out, far within the deadline
+      const repaired = yield* parser.parse(trailingCommas(600_000))
+      expect(repaired.recovery).toBe("repaired")
+    }), 30_000)
+
+  it.scopedLive("a per-call deadline wins over the layer's", () =>
+    Effect.gen(function* () {
+      const parser = yield* parserWith({ inlineBelowBytes: 1024, maxThreads: 1, deadline: "1 minute" })
+      const error = yield* Effect.flip(parser.parse(leftToJsonrepair(600_000), { deadline: "200 millis" }))
+      expect(error.reason).toBe("deadline")
+    }), 30_000)
 })

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { ChatClient, Structured } from "../src/index.js"
+import { ChatClient, JsonParser, Structured } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import { stubClient, type StubReply } from "./helpers.js"
 
@@ -93,6 +93,27 @@ describe("Structured.generate (stub)", () => {
       expect(error).toMatchObject({ _tag: "StructuredOutputError", rawText: "I cannot do that.", attempts: 2 })
       expect(stub.sent).toHaveLength(2)
     }))
+})
+
+describe("Structured.generate with a JsonParser pool", () => {
+  it.scopedLive("an answer whose parse passes its deadline is asked again, like any answer that does not parse", () =>
+    Effect.gen(function* () {
+      // Trailing commas plus `undefined`: left to jsonrepair, which takes seconds on this much of it.
+      const slow = "[" + Array.from({ length: 50_000 }, (_, i) => `{"id": ${i},}`).join(",") + ', {"x": undefined}]'
+      const stub = stubClient([
+        completionWith(slow),
+        completionWith('{"answer_id": "x", "summary": "s", "keywords": [], "sentiment": "neutral", "score": 0.5}')
+      ])
+      const layer = ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1" }).pipe(
+        Layer.provide(stub.layer),
+        Layer.merge(JsonParser.layer({ inlineBelowBytes: 1024, maxThreads: 1, deadline: "200 millis", deadlinePerMb: "0 millis" }))
+      )
+      const result = yield* Structured.generate(Answer, request).pipe(Effect.provide(layer))
+      expect(result.value.sentiment).toBe("neutral")
+      expect(result.attempts).toBe(2)
+      const second = JSON.parse(stub.sent[1]!.body) as { messages: Array<{ content: string }> }
+      expect(second.messages.at(-1)!.content).toContain("deadline")
+    }), 30_000)
 })
 
 describe("Structured.stream against MockServer", () => {
