@@ -22,7 +22,9 @@ const KINDS: Record<string, { readonly open: string; readonly item: (i: number) 
   comments: { open: "[", item: (i) => `{"id": ${i}, /* a note */ "name": "item ${i}"} // line\n`, sep: ", ", close: "]" },
   "unquoted-keys": { open: "[", item: (i) => `{id: ${i}, name: "item ${i}", score: 0.5}`, sep: ", ", close: "]" },
   "raw-newlines": { open: "[", item: (i) => `{"id": ${i}, "text": "line one\nline two\n"}`, sep: ", ", close: "]" },
-  truncated: { open: "[", item: (i) => `{"id": ${i}, "name": "item ${i}", "tags": ["a", "b"]}`, sep: ", ", close: "" }
+  truncated: { open: "[", item: (i) => `{"id": ${i}, "name": "item ${i}", "tags": ["a", "b"]}`, sep: ", ", close: "" },
+  // Python json_repair's issue #203: an unclosed string followed by many commas.
+  "unclosed-string-commas": { open: '{"note": "starts here', item: () => ",", sep: " ", close: "" }
 }
 
 const kinds = args.get("kinds") === undefined || args.get("kinds") === "all" ? Object.keys(KINDS) : args.get("kinds")!.split(",")
@@ -77,8 +79,9 @@ const time = (impl: "shepherd" | "jsonrepair", text: string) =>
     worker.once("message", (m: number | { error: string }) => {
       clearTimeout(timer)
       void worker.terminate()
+      // A parser that cannot repair the input at all: shown as "fails".
       if (typeof m === "number") resolve(m > capSeconds * 1000 ? undefined : m)
-      else reject(new Error(`${impl}: ${m.error}`))
+      else resolve(-1)
     })
     worker.once("error", (e) => {
       clearTimeout(timer)
@@ -86,8 +89,9 @@ const time = (impl: "shepherd" | "jsonrepair", text: string) =>
     })
   })
 
-const fmt = (ms: number | undefined) => (ms === undefined ? `> ${capSeconds} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`)
-const rate = (mb: number, ms: number | undefined) => (ms === undefined ? "-" : (mb / (ms / 1000)).toFixed(1))
+const fmt = (ms: number | undefined) =>
+  ms === undefined ? `> ${capSeconds} s` : ms < 0 ? "fails" : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`
+const rate = (mb: number, ms: number | undefined) => (ms === undefined || ms < 0 ? "-" : (mb / (ms / 1000)).toFixed(1))
 
 const main = async () => {
   console.log(`bench/json-adversarial: one parse per cell (after one warm-up parse), each in its own worker thread, cap ${capSeconds} s; node ${process.version}\n`)
@@ -99,12 +103,16 @@ const main = async () => {
     const mine = new Map<number, number | undefined>()
     const theirs = new Map<number, number | undefined>()
     let theirsCapped = false
+    let theirsSkip: number | undefined = undefined
     for (const mb of sizes) {
       const text = make(kind, mb)
       const a = await time("shepherd", text)
       // Past the cap at a smaller size, a larger one would only take longer.
-      const b = theirsCapped ? undefined : await time("jsonrepair", text)
-      if (b === undefined) theirsCapped = true
+      const b = theirsCapped ? theirsSkip : await time("jsonrepair", text)
+      if (b === undefined || b < 0) {
+        theirsCapped = true
+        theirsSkip = b
+      }
       mine.set(mb, a)
       theirs.set(mb, b)
       row.push(fmt(a), rate(mb, a), fmt(b), rate(mb, b))
@@ -112,7 +120,7 @@ const main = async () => {
     const growth = (m: Map<number, number | undefined>) => {
       const one = m.get(1)
       const eight = m.get(8)
-      return one === undefined || eight === undefined ? "-" : `${(eight / one).toFixed(1)}x`
+      return one === undefined || eight === undefined || one < 0 || eight < 0 ? "-" : `${(eight / one).toFixed(1)}x`
     }
     row.push(growth(mine), growth(theirs))
     console.log(`| ${row.join(" | ")} |`)
