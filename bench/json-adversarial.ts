@@ -108,7 +108,7 @@ const main = async () => {
       const text = make(kind, mb)
       const a = await time("shepherd", text)
       // Past the cap at a smaller size, a larger one would only take longer.
-      const b = theirsCapped ? theirsSkip : await time("jsonrepair", text)
+      const b: number | undefined = theirsCapped ? theirsSkip : await time("jsonrepair", text)
       if (b === undefined || b < 0) {
         theirsCapped = true
         theirsSkip = b
