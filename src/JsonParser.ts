@@ -163,14 +163,17 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =
           }),
           fromReply
         )
+      const slots = yield* Effect.makeSemaphore(o.maxThreads)
       const baseMillis = Duration.toMillis(o.deadline)
       const perMbMillis = Duration.toMillis(o.deadlinePerMb)
       const withDeadline = (text: string, options: ParseOptions | undefined) => {
         const millis = options?.deadline !== undefined
           ? Duration.toMillis(options.deadline)
           : baseMillis + Math.ceil((perMbMillis * text.length) / (1024 * 1024))
+        // At most one task per thread is handed to piscina, so that the deadline counts the parse,
+        // not a wait in piscina's queue (where one task was seen starved behind 38 later ones).
         // The timeout interrupts the task, whose abort signal makes piscina end that worker.
-        return Effect.timeoutFail(inPool(text), {
+        return slots.withPermits(1)(Effect.timeoutFail(inPool(text), {
           duration: millis,
           onTimeout: () =>
             new Json.JsonParseError({
@@ -178,7 +181,7 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =
               detail: `parsing took longer than its deadline of ${millis} ms and was stopped; the text is not JSON that the linear repair pass reads`,
               excerpt: text.slice(0, 200)
             })
-        })
+        }))
       }
       return JsonParser.of({
         parse: (text, options) => (text.length < o.inlineBelowBytes ? Json.parse(text, limits) : withDeadline(text, options))
