@@ -75,7 +75,7 @@ export class JsonParser extends Context.Tag("effect-shepherd/JsonParser")<JsonPa
  * TypeScript test runner, the build's copy.
  */
 export const workerPath = (): string => {
-  const candidates = [new URL("../workers/jsonWorker.js", import.meta.url), new URL("../dist/workers/jsonWorker.js", import.meta.url)]
+  const candidates = [new URL("../workers/jsonWorkerEntry.cjs", import.meta.url), new URL("../dist/workers/jsonWorkerEntry.cjs", import.meta.url)]
   for (const url of candidates) {
     const path = fileURLToPath(url)
     if (existsSync(path)) return path

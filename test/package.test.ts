@@ -42,6 +42,6 @@ describe("the built package in node_modules", () => {
     expect(run.stderr).toBe("")
     const [recovery, length, make, worker] = run.stdout.trim().split(" ")
     expect([recovery, length, make]).toEqual(["repaired", "3000", "function"])
-    expect(worker).toBe(join(self, "dist", "workers", "jsonWorker.js"))
+    expect(worker).toBe(join(self, "dist", "workers", "jsonWorkerEntry.cjs"))
   }, 60_000)
 })
