@@ -120,17 +120,26 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
     const prices = options.prices ?? Pricing.defaultTable
     let stoppedBy: ChatError.BudgetExceededError | undefined
 
+    /** What every success carries, from the call's metadata. */
+    const succeeded = (
+      request: BatchRequest,
+      index: number,
+      result: { readonly attempts: number; readonly latencyMillis: number; readonly requestId: string | undefined; readonly status: number }
+    ) => ({
+      _tag: "Success" as const,
+      custom_id: request.custom_id,
+      index,
+      attempts: result.attempts,
+      latencyMillis: result.latencyMillis,
+      requestId: result.requestId,
+      status: result.status
+    })
+
     const send = (request: BatchRequest, index: number): Effect.Effect<BatchOutcome, ChatError.ChatError> => {
       if (isEmbedding(request)) {
         return Effect.map(chat.embedWithMetadata(request.body), (result): EmbeddingSuccess => ({
-          _tag: "Success",
+          ...succeeded(request, index, result),
           url: "/v1/embeddings",
-          custom_id: request.custom_id,
-          index,
-          attempts: result.attempts,
-          latencyMillis: result.latencyMillis,
-          requestId: result.requestId,
-          status: result.status,
           embeddings: result.embeddings,
           usage: { promptTokens: result.embeddings.usage.prompt_tokens, completionTokens: 0 },
           costMicroUsd: Pricing.cost(request.body.model, { prompt_tokens: result.embeddings.usage.prompt_tokens, completion_tokens: 0 }, prices)
@@ -139,14 +148,8 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
       return Effect.map(chat.createWithMetadata(request.body), (result): ChatSuccess => {
         const usage = result.completion.usage
         return {
-          _tag: "Success",
+          ...succeeded(request, index, result),
           url: "/v1/chat/completions",
-          custom_id: request.custom_id,
-          index,
-          attempts: result.attempts,
-          latencyMillis: result.latencyMillis,
-          requestId: result.requestId,
-          status: result.status,
           completion: result.completion,
           usage: { promptTokens: usage?.prompt_tokens ?? 0, completionTokens: usage?.completion_tokens ?? 0 },
           costMicroUsd: usage == null ? Option.none() : Pricing.cost(request.body.model, usage, prices)

@@ -276,17 +276,19 @@ export const ResponseMessage = Schema.Struct({
 })
 export type ResponseMessage = typeof ResponseMessage.Type
 
+/** The log probabilities of a choice's content and refusal tokens. */
+export const ChoiceLogprobs = Schema.Struct({
+  content: Schema.NullOr(Schema.Array(TokenLogprob)),
+  refusal: nullable(Schema.Array(TokenLogprob))
+})
+export type ChoiceLogprobs = typeof ChoiceLogprobs.Type
+
 /** One of the `n` answers. `finish_reason` is a string: providers add their own reasons. */
 export const Choice = Schema.Struct({
   index: Schema.Number,
   message: ResponseMessage,
   finish_reason: Schema.NullOr(Schema.String),
-  logprobs: nullable(
-    Schema.Struct({
-      content: Schema.NullOr(Schema.Array(TokenLogprob)),
-      refusal: nullable(Schema.Array(TokenLogprob))
-    })
-  )
+  logprobs: nullable(ChoiceLogprobs)
 })
 export type Choice = typeof Choice.Type
 
@@ -330,12 +332,7 @@ export const ChunkChoice = Schema.Struct({
   index: Schema.Number,
   delta: ChunkDelta,
   finish_reason: Schema.NullOr(Schema.String),
-  logprobs: nullable(
-    Schema.Struct({
-      content: Schema.NullOr(Schema.Array(TokenLogprob)),
-      refusal: nullable(Schema.Array(TokenLogprob))
-    })
-  )
+  logprobs: nullable(ChoiceLogprobs)
 })
 export type ChunkChoice = typeof ChunkChoice.Type
 

@@ -65,6 +65,9 @@ const options = {
   grace: durationOption("grace", "30s", "after Ctrl-C, how long requests in flight may take to finish")
 }
 
+/** The command's arguments and options, as @effect/cli parses them. */
+const commandConfig = { input: Args.file({ name: "IN.jsonl", exists: "yes" }), ...options }
+
 interface Config {
   readonly input: string
   readonly out: string
@@ -193,25 +196,7 @@ const showProgress = (stats: RunStats.RunStats, interval: Duration.Duration) =>
     )
   })
 
-const handler = (o: {
-  readonly input: string
-  readonly out: string
-  readonly baseUrl: Option.Option<string>
-  readonly concurrency: number
-  readonly rpm: Option.Option<number>
-  readonly tpm: Option.Option<number>
-  readonly maxRetries: Option.Option<number>
-  readonly timeout: Option.Option<Duration.Duration>
-  readonly budgetUsd: Option.Option<number>
-  readonly prices: Option.Option<string>
-  readonly apiKeyEnv: Option.Option<string>
-  readonly skipInvalid: boolean
-  readonly noProgress: boolean
-  readonly progressInterval: Duration.Duration
-  readonly summary: Option.Option<string>
-  readonly metrics: Option.Option<string>
-  readonly grace: Duration.Duration
-}) =>
+const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
   Effect.gen(function* () {
     if (o.concurrency < 1) return yield* new CliError({ detail: `--concurrency must be at least 1, got ${o.concurrency}`, exitCode: 2 })
     if (Option.isSome(o.budgetUsd) && !(o.budgetUsd.value > 0)) {
@@ -359,6 +344,6 @@ const handler = (o: {
     if (result.stoppedBy !== null) return yield* Effect.interrupt
   }).pipe(Effect.scoped)
 
-export const runCommand = Command.make("run", { input: Args.file({ name: "IN.jsonl", exists: "yes" }), ...options }, handler).pipe(
+export const runCommand = Command.make("run", commandConfig, handler).pipe(
   Command.withDescription("Send an OpenAI Batch API input file (JSONL); write one output line per custom_id; rerun to resume")
 )
