@@ -10,6 +10,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
 import { existsSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
@@ -163,7 +164,13 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =
           }),
           fromReply
         )
-      const slots = yield* Effect.makeSemaphore(o.maxThreads)
+      // One token per thread; a parse takes one to run in the pool. A queue serves waiters in order
+      // (a semaphore let newcomers take a freed permit first, and one parse waited 1.5 s behind 38).
+      const slots = yield* Queue.bounded<void>(o.maxThreads)
+      yield* Queue.offerAll(slots, Array.from({ length: o.maxThreads }, () => undefined))
+      const inSlot = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+        // The wait for a token stays interruptible (an interrupted caller leaves the line).
+        Effect.acquireUseRelease(Effect.interruptible(Queue.take(slots)), () => effect, () => Queue.offer(slots, undefined))
       const baseMillis = Duration.toMillis(o.deadline)
       const perMbMillis = Duration.toMillis(o.deadlinePerMb)
       const withDeadline = (text: string, options: ParseOptions | undefined) => {
@@ -173,7 +180,7 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =
         // At most one task per thread is handed to piscina, so that the deadline counts the parse,
         // not a wait in piscina's queue (where one task was seen starved behind 38 later ones).
         // The timeout interrupts the task, whose abort signal makes piscina end that worker.
-        return slots.withPermits(1)(Effect.timeoutFail(inPool(text), {
+        return inSlot(Effect.timeoutFail(inPool(text), {
           duration: millis,
           onTimeout: () =>
             new Json.JsonParseError({

@@ -87,4 +87,20 @@ describe("JsonParser", () => {
       const error = yield* Effect.flip(parser.parse(leftToJsonrepair(600_000), { deadline: "200 millis" }))
       expect(error.reason).toBe("deadline")
     }), 30_000)
+
+  it.scopedLive("a parse waiting for a free worker can be interrupted, and the waiting does not count against its deadline", () =>
+    Effect.gen(function* () {
+      const parser = yield* parserWith({ inlineBelowBytes: 1024, maxThreads: 1, deadline: "1 minute" })
+      // the only worker is busy with a slow parse
+      const busy = yield* Effect.fork(parser.parse(leftToJsonrepair(250_000)))
+      yield* Effect.sleep("50 millis")
+      const waiting = yield* Effect.fork(parser.parse("w".repeat(2000) + ' {"w": 1}'))
+      yield* Effect.sleep("50 millis")
+      yield* Fiber.interrupt(waiting) // returns: it was only waiting in line
+      // a deadline shorter than the wait behind `busy` (seconds of jsonrepair): it counts from
+      // the start of its own parse, so the parse still succeeds
+      const result = yield* parser.parse("q".repeat(2000) + ' {"q": 1}', { deadline: "500 millis" })
+      expect(result.value).toEqual({ q: 1 })
+      yield* Fiber.join(busy)
+    }), 30_000)
 })
