@@ -97,10 +97,19 @@ describe("quickRepair", () => {
       return // e.g. a cut number ("1."): left to jsonrepair
     }
     if (cut !== full && cut.trim() !== "" && typeof v === "object" && v !== null) expect(repaired.truncated || JSON.stringify(mine) === cut).toBe(true)
-    // Compared where jsonrepair reads the whole document right (it misreads some, see above).
+    // Compared for documents that are an object or an array (a bare cut string such as `",a]` is read
+    // by jsonrepair as several values in an array), where jsonrepair reads the whole document right
+    // (it misreads some, see above).
     const whole = viaJsonrepair(full)
     const theirs = viaJsonrepair(cut)
-    if (theirs.ok && whole.ok && JSON.stringify(whole.value) === full) expect(mine).toEqual(theirs.value)
+    if (typeof v === "object" && v !== null && theirs.ok && whole.ok && JSON.stringify(whole.value) === full) expect(mine).toEqual(theirs.value)
+  })
+
+  it("a string cut by truncation ends before trailing delimiters and white space, as jsonrepair reads it", () => {
+    for (const [cut, expected] of [['{"note": "refund, then resend', { note: "refund, then resend" }], ['[0,[",', [0, [""]]], ['{"a": "x] ', { a: "x" }]] as const) {
+      expect(JSON.parse(quickRepair(cut)!.text)).toEqual(expected)
+      expect(viaJsonrepair(cut)).toEqual({ ok: true, value: expected })
+    }
   })
 
   it("the defects one by one", () => {

@@ -40,10 +40,17 @@ const LITERALS: Record<string, string> = { true: "true", false: "false", null: "
 const controlEscape = (c: number): string =>
   c === 10 ? "\\n" : c === 13 ? "\\r" : c === 9 ? "\\t" : c === 8 ? "\\b" : c === 12 ? "\\f" : "\\u" + c.toString(16).padStart(4, "0")
 
-/** `piece` without its trailing raw white space (space, tab, CR, LF); escaped ones stay, as in jsonrepair. */
+/**
+ * The content of a string cut by the end of the text, without its trailing raw white space and
+ * delimiters (`,` `]` `}`): jsonrepair reads a string cut there as ending before them (a separator
+ * after a missing closing quote), and the two agree. Escaped white space stays.
+ */
 const trimWhiteEnd = (piece: string): string => {
   let end = piece.length
-  while (end > 0 && isSpace(piece.charCodeAt(end - 1))) end--
+  for (; end > 0; end--) {
+    const c = piece.charCodeAt(end - 1)
+    if (!(isSpace(c) || c === 44 || c === 93 || c === 125)) break
+  }
   return piece.slice(0, end)
 }
 
