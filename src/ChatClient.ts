@@ -319,16 +319,39 @@ const makeWith = (
           })
       })
 
-    /** What an attempt's end tells the limiter: the tokens used, the server's counters, a 429's delay. */
-    const outcome = <A>(endpoint: Endpoint<A>) => (exit: Exit.Exit<Received<A>, ChatError.ChatError>): RateLimit.Outcome => {
+    /**
+     * What an attempt's end tells the limiter (the tokens used when known, the server's counters, a
+     * 429's delay), counted in the metrics. For every endpoint, streams included.
+     */
+    const attemptOutcome = <A extends { readonly headers: Readonly<Record<string, string>> }>(
+      usedTokens: (value: A) => number | undefined
+    ) =>
+    (exit: Exit.Exit<A, ChatError.ChatError>): RateLimit.Outcome => {
       Metrics.attempts.unsafeUpdate(1, [])
-      if (Exit.isSuccess(exit)) return { usedTokens: endpoint.usedTokens(exit.value.value), headers: exit.value.headers }
+      if (Exit.isSuccess(exit)) return { usedTokens: usedTokens(exit.value), headers: exit.value.headers }
       const error = Cause.failureOption(exit.cause)
       if (error._tag === "Some" && error.value._tag === "RateLimitError") {
         Metrics.rateLimited.unsafeUpdate(1, [])
         return { retryAfterMillis: error.value.retryAfterMillis }
       }
       return {}
+    }
+    const outcome = <A>(endpoint: Endpoint<A>) => attemptOutcome((received: Received<A>) => endpoint.usedTokens(received.value))
+    /** A streamed answer's tokens are known only at its end: the estimate stays. */
+    const streamOutcome = attemptOutcome(() => undefined)
+
+    /** What a failed call settles in the budget: nothing when the server refused it, else its hold (it may have been billed). */
+    const failedCost = (reservation: Budget.Reservation, cause: Cause.Cause<unknown>): Option.Option<Pricing.MicroUsd> =>
+      Option.match(Cause.failureOption(cause), {
+        onNone: () => Option.some(reservation.amount),
+        onSome: (error) => (ChatError.isRefusal(error) ? Option.none() : Option.some(reservation.amount))
+      })
+
+    /** The prompt tokens (counted once, and only when a limit or a budget needs them: about 5 us per message) and the limiter's tokens. */
+    const tokensOf = (prompt: () => number, allowance: number) => {
+      const countTokens = limiter.countsTokens()
+      const promptTokens = countTokens || Option.isSome(budget) ? prompt() : 0
+      return { promptTokens, tokens: countTokens ? promptTokens + allowance : 0 }
     }
 
     /**
@@ -431,10 +454,7 @@ const makeWith = (
       allowance: number,
       costOf: (value: A, prices: Pricing.PriceTable) => Option.Option<Pricing.MicroUsd>
     ): Effect.Effect<Received<A>, ChatError.ChatError> => {
-      // Tokens are counted once, and only when a limit or a budget needs them (about 5 us per message).
-      const countTokens = limiter.countsTokens()
-      const promptTokens = countTokens || Option.isSome(budget) ? prompt() : 0
-      const tokens = countTokens ? promptTokens + allowance : 0
+      const { promptTokens, tokens } = tokensOf(prompt, allowance)
       const onEnd = outcome(endpoint)
       const run = Effect.flatMap(currentPolicy, (policy) =>
         withRetries((attempts, attemptTimeoutMillis, start) =>
@@ -445,10 +465,7 @@ const makeWith = (
             reservation,
             Exit.isSuccess(exit)
               ? Option.orElse(costOf(exit.value.value, budget.value.prices), () => Option.some(reservation.amount))
-              : Option.match(Cause.failureOption(exit.cause), {
-                onNone: () => Option.some(reservation.amount),
-                onSome: (error) => error._tag === "RateLimitError" || error._tag === "ApiError" ? Option.none() : Option.some(reservation.amount)
-              })
+              : failedCost(reservation, exit.cause)
           )))
       return Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeMillis()
@@ -526,29 +543,11 @@ const makeWith = (
     const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
       Stream.unwrapScoped(Effect.gen(function* () {
         const body = JSON.stringify({ ...request, stream: true })
-        const countTokens = limiter.countsTokens()
         const allowance = Tokens.completionAllowance(request)
-        const promptTokens = countTokens || Option.isSome(budget) ? Tokens.promptTokens(request.messages) : 0
-        const tokens = countTokens ? promptTokens + allowance : 0
+        const { promptTokens, tokens } = tokensOf(() => Tokens.promptTokens(request.messages), allowance)
         let usage: ChatSchema.CompletionUsage | undefined
         let received = false
-        if (Option.isSome(budget)) {
-          const b = budget.value
-          const reservation = yield* b.reserve(request.model, promptTokens, allowance)
-          yield* Effect.addFinalizer((exit) =>
-            b.settle(
-              reservation,
-              usage !== undefined
-                ? Option.orElse(Pricing.cost(request.model, usage, b.prices), () => Option.some(reservation.amount))
-                : received || Exit.isSuccess(exit)
-                ? Option.some(reservation.amount)
-                : Option.match(Cause.failureOption(exit.cause as Cause.Cause<unknown>), {
-                  onNone: () => Option.some(reservation.amount),
-                  // Refused by the server before any chunk: nothing was billed.
-                  onSome: (error) => ChatError.isRefusal(error) ? Option.none() : Option.some(reservation.amount)
-                })
-            ))
-        }
+        // Recorded as a call is, a budget refusal included.
         const start = clock.unsafeCurrentTimeMillis()
         let openedAttempts: number | undefined
         yield* Effect.addFinalizer((exit) =>
@@ -556,18 +555,22 @@ const makeWith = (
             const e = exit as Exit.Exit<unknown, ChatError.ChatError>
             record("stream", request.model, start, e, openedAttempts ?? attemptsOf(e), usage)
           }))
-        const policy = yield* currentPolicy
-        const onOpen = (exit: Exit.Exit<unknown, ChatError.ChatError>): RateLimit.Outcome => {
-          Metrics.attempts.unsafeUpdate(1, [])
-          if (Exit.isSuccess(exit)) return {}
-          const error = Cause.failureOption(exit.cause)
-          if (error._tag === "Some" && error.value._tag === "RateLimitError") {
-            Metrics.rateLimited.unsafeUpdate(1, [])
-            return { retryAfterMillis: error.value.retryAfterMillis }
-          }
-          return {}
+        if (Option.isSome(budget)) {
+          const b = budget.value
+          const reservation = yield* b.reserve(request.model, promptTokens, allowance)
+          // From the usage chunk when there is one; once a chunk arrived the answer was billed.
+          yield* Effect.addFinalizer((exit) =>
+            b.settle(
+              reservation,
+              usage !== undefined
+                ? Option.orElse(Pricing.cost(request.model, usage, b.prices), () => Option.some(reservation.amount))
+                : received || Exit.isSuccess(exit)
+                ? Option.some(reservation.amount)
+                : failedCost(reservation, exit.cause)
+            ))
         }
-        const opened = yield* withRetries((attempts, attemptTimeoutMillis) => limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis), onOpen), policy)
+        const policy = yield* currentPolicy
+        const opened = yield* withRetries((attempts, attemptTimeoutMillis) => limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis), streamOutcome), policy)
         received = true
         openedAttempts = opened.attempts
         Metrics.timeToFirstToken.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, [])

@@ -6,7 +6,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
-import { ChatClient, Metrics } from "../src/index.js"
+import { Budget, ChatClient, Metrics } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 
 const KEY = "sk-metrics-1f2e3d4c5b6a7980"
@@ -84,5 +84,21 @@ describe("Metrics and spans", () => {
       const untraced = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY), tracing: false })), ChatClient.ChatClient)
       yield* untraced.create(request).pipe(Effect.withTracer(quiet.tracer))
       expect(quiet.spans.filter((s) => s.name.startsWith("shepherd."))).toEqual([])
+    }))
+
+  it.scopedLive("a call or a stream the budget refuses is counted, by its outcome, and never sent", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make()
+      const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provideMerge(Budget.layer({ maxUsd: 0.000001 }))))
+      const chat = Context.get(context, ChatClient.ChatClient)
+      const model = "gpt-4.1"
+      const before = yield* Metrics.snapshot
+      expect((yield* Effect.flip(chat.create({ ...request, model })))._tag).toBe("BudgetExceededError")
+      expect((yield* Effect.flip(Stream.runDrain(chat.stream({ ...request, model }))))._tag).toBe("BudgetExceededError")
+      const after = yield* Metrics.snapshot
+      const delta = (labels: Record<string, string>) => count(after, "shepherd_requests_total", labels) - count(before, "shepherd_requests_total", labels)
+      expect(delta({ model, endpoint: "chat", outcome: "BudgetExceededError" })).toBe(1)
+      expect(delta({ model, endpoint: "stream", outcome: "BudgetExceededError" })).toBe(1)
+      expect(yield* mock.journal).toHaveLength(0)
     }))
 })
