@@ -106,9 +106,10 @@ const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => requ
  * Sends every request and emits one outcome per input, in completion order. Interrupting the stream
  * stops new sends and aborts the requests in flight.
  *
- * When the `Budget` in the context refuses a request (`BudgetExceededError`), the batch stops
- * sending: requests already in flight complete, and every later input gets a `Failure` with that
- * error without being sent (so each input still has its outcome and nothing more is spent).
+ * When the `Budget` in the context refuses a request (`BudgetExceededError`), or shared limits that
+ * fail closed cannot be reached (`LimiterUnavailableError`), the batch stops sending: requests
+ * already in flight complete, and every later input gets a `Failure` with that error without being
+ * sent (so each input still has its outcome and nothing more is spent).
  *
  * An input stream that fails (a file that cannot be read) fails the outcome stream with its error.
  */
@@ -118,7 +119,7 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
 ): Stream.Stream<OutcomeOf<R>, E, ChatClient.ChatClient | Q> =>
   Stream.unwrap(Effect.map(ChatClient.ChatClient, (chat): Stream.Stream<OutcomeOf<R>, E, Q> => {
     const prices = options.prices ?? Pricing.defaultTable
-    let stoppedBy: ChatError.BudgetExceededError | undefined
+    let stoppedBy: ChatError.BudgetExceededError | ChatError.LimiterUnavailableError | undefined
 
     /** What every success carries, from the call's metadata. */
     const succeeded = (
@@ -162,7 +163,7 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
         ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
         : Effect.flatMap(Clock.currentTimeMillis, (start) =>
           Effect.catchAll(send(request, index), (error) => {
-            if (error._tag === "BudgetExceededError" && stoppedBy === undefined) stoppedBy = error
+            if ((error._tag === "BudgetExceededError" || error._tag === "LimiterUnavailableError") && stoppedBy === undefined) stoppedBy = error
             return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
               _tag: "Failure",
               custom_id: request.custom_id,

@@ -140,6 +140,25 @@ export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>
   }
 }
 
+/**
+ * The shared limits (rate limits or budget kept in Redis) could not be reached and the store is
+ * configured to fail closed: the request was not sent.
+ */
+export class LimiterUnavailableError extends Schema.TaggedError<LimiterUnavailableError>()("LimiterUnavailableError", {
+  /** Which shared state: `rate-limit` or `budget`. */
+  store: Schema.Literal("rate-limit", "budget"),
+  /** Where it lives, without credentials (e.g. `redis://127.0.0.1:6379`). */
+  location: Schema.String,
+  /** Why it failed (connection refused, timed out, a Redis error). */
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `the shared ${this.store === "budget" ? "budget" : "rate limits"} at ${this.location} could not be reached (${clause(this.detail)}), ` +
+      `so the request was not sent. Check that Redis is running and reachable, or choose onUnavailable: "fallbackLocal" ` +
+      `to go on with local limits divided among the workers.`
+  }
+}
+
 /** Every error a chat call can fail with. */
 export type ChatError =
   | RateLimitError
@@ -148,6 +167,7 @@ export type ChatError =
   | TransportError
   | ResponseDecodeError
   | BudgetExceededError
+  | LimiterUnavailableError
 
 /** The `ChatError` union as one `Schema`, to decode errors read back from files or workers. */
 export const ChatError: Schema.Union<[
@@ -156,8 +176,9 @@ export const ChatError: Schema.Union<[
   typeof TimeoutError,
   typeof TransportError,
   typeof ResponseDecodeError,
-  typeof BudgetExceededError
-]> = Schema.Union(RateLimitError, ApiError, TimeoutError, TransportError, ResponseDecodeError, BudgetExceededError)
+  typeof BudgetExceededError,
+  typeof LimiterUnavailableError
+]> = Schema.Union(RateLimitError, ApiError, TimeoutError, TransportError, ResponseDecodeError, BudgetExceededError, LimiterUnavailableError)
 
 /** A `RateLimitError` or an `ApiError`: the server refused the request, so nothing was billed. @internal */
 export const isRefusal = (error: unknown): error is RateLimitError | ApiError =>

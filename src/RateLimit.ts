@@ -14,9 +14,11 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import type { LimiterUnavailableError } from "./ChatError.js"
 
 /** Limits. Leave one out for no limit of that kind. */
 export interface Options {
@@ -28,105 +30,162 @@ export interface Options {
   readonly maxInFlight?: number | undefined
   /** Slow down from the server's `x-ratelimit-remaining-*` / `-reset-*` headers before it answers 429. @default true */
   readonly adaptive?: boolean | undefined
+  /**
+   * Added to the 60 s window of `rpm` and `tpm`. Requests take different times to reach the server:
+   * the last of one window's may arrive sooner after the first of the previous one's than they were
+   * sent, and a server counting to the millisecond would refuse it. The margin absorbs that.
+   * @default 0 (memory store); 1 second for `layerRedis`
+   */
+  readonly windowMargin?: Duration.DurationInput | undefined
 }
 
 /** The window of `rpm` and `tpm`. */
 export const WINDOW_MILLIS = 60_000
 
-/** One admitted request, as the store remembers it. */
+/** One request the store admitted. */
 export interface Admission {
-  /** When it may start (epoch ms). */
+  /** The store's number for it (`settle` finds it by this and `at`). */
+  readonly id: number
+  /** When it may start, on the store's clock (epoch ms). */
   readonly at: number
-  /** Tokens counted for it; `settle` corrects them. */
-  tokens: number
-  /** Still inside the window the store counts (a correction after it left changes nothing). */
-  inWindow: boolean
+  /** How long to wait from now before it starts, in ms (0: at once). */
+  readonly waitMillis: number
 }
 
 /**
- * Where the limiter's state lives. Every method is atomic with respect to the others: the memory
- * store is (JavaScript runs one callback at a time); a shared store uses server-side scripts.
+ * Where the limiter's state lives: every method is atomic with respect to the others. The memory
+ * store is (JavaScript runs one callback at a time); the Redis store runs each as a Lua script, on
+ * the Redis server's clock, so that processes on different machines share one timeline.
  */
 export interface RateLimitStore {
   /**
-   * Admits a request of `tokens` tokens that arrives at `now`: the earliest start time, not before any
-   * request admitted earlier, at which the request and token windows have room (and the cooldown has passed).
+   * Admits a request of `tokens` tokens arriving now: it is given the earliest start time, not before
+   * any request admitted earlier, at which the request and token windows have room and the shared
+   * pause has ended.
    */
-  readonly admit: (now: number, tokens: number) => Admission
+  readonly admit: (tokens: number) => Effect.Effect<Admission, LimiterUnavailableError>
   /** Corrects the tokens counted for an admitted request (refund or charge the difference). */
-  readonly settle: (admission: Admission, tokens: number) => void
-  /** Pauses every request until `until` (epoch ms); an earlier pause never shortens a later one. */
-  readonly pauseUntil: (until: number) => void
-  /** The end of the current pause (epoch ms), 0 when none. */
-  readonly pausedUntil: () => number
+  readonly settle: (admission: Admission, tokens: number) => Effect.Effect<void, LimiterUnavailableError>
+  /** Pauses every request for `millis` from now; an earlier pause never shortens a later one. */
+  readonly pause: (millis: number) => Effect.Effect<void, LimiterUnavailableError>
+  /** What is left of the shared pause, in ms (0: none). */
+  readonly pauseRemaining: Effect.Effect<number, LimiterUnavailableError>
 }
 
-/** Sliding-window limits in memory, for one process. */
-export const memoryStore = (options: Pick<Options, "rpm" | "tpm">): RateLimitStore => {
-  const rpm = options.rpm
-  const tpm = options.tpm
-  // Admissions in start order (start times never decrease); those older than the window are dropped.
-  const log: Array<Admission> = []
-  let head = 0
-  let windowTokens = 0
-  let lastAt = 0
-  let pause = 0
+/** The limits a window counts. */
+export interface WindowLimits {
+  readonly rpm?: number | undefined
+  readonly tpm?: number | undefined
+  /** The window's length in ms. @default WINDOW_MILLIS */
+  readonly windowMillis?: number | undefined
+}
 
-  const expire = (t: number) => {
-    while (head < log.length && log[head]!.at + WINDOW_MILLIS <= t) {
-      const old = log[head]!
-      windowTokens -= old.tokens
-      old.inWindow = false
-      head++
+interface Entry {
+  readonly id: number
+  readonly at: number
+  tokens: number
+}
+
+/**
+ * The limiter's algorithm on explicit times, in memory: sliding windows of `rpm` starts and `tpm`
+ * tokens, first come first served, and the shared pause. The Redis store's Lua script is this
+ * algorithm written for Redis; a property test checks that both decide alike.
+ */
+export class SlidingWindow {
+  private readonly rpm: number | undefined
+  private readonly tpm: number | undefined
+  private readonly window: number
+  /** Admissions in start order (start times never decrease); ids are consecutive. */
+  private log: Array<Entry> = []
+  private head = 0
+  private windowTokens = 0
+  private lastAt = 0
+  private pause = 0
+  private nextId = 1
+
+  constructor(limits: WindowLimits) {
+    this.rpm = limits.rpm
+    this.tpm = limits.tpm
+    this.window = limits.windowMillis ?? WINDOW_MILLIS
+  }
+
+  private expire(t: number): void {
+    const log = this.log
+    while (this.head < log.length && log[this.head]!.at + this.window <= t) {
+      this.windowTokens -= log[this.head]!.tokens
+      this.head++
     }
-    if (head > 1024 && head * 2 > log.length) {
-      log.splice(0, head)
-      head = 0
+    if (this.head > 1024 && this.head * 2 > log.length) {
+      this.log = log.slice(this.head)
+      this.head = 0
     }
   }
 
-  if (rpm === undefined && tpm === undefined) {
+  /** Admits a request of `tokens` arriving at `now`; returns its id and start time. */
+  admit(now: number, tokens: number): { readonly id: number; readonly at: number } {
     // Nothing to count: only the pause applies, and nothing is remembered per request.
-    return {
-      admit: (now, tokens) => ({ at: Math.max(now, pause), tokens, inWindow: false }),
-      settle: (admission, tokens) => {
-        admission.tokens = tokens
-      },
-      pauseUntil: (until) => {
-        if (until > pause) pause = until
-      },
-      pausedUntil: () => pause
+    if (this.rpm === undefined && this.tpm === undefined) return { id: 0, at: Math.max(now, this.pause) }
+    let t = Math.max(now, this.lastAt, this.pause)
+    this.expire(t)
+    // Requests: the one `rpm` places back must have left the window.
+    while (this.rpm !== undefined && this.log.length - this.head >= this.rpm) {
+      t = Math.max(t, this.log[this.head]!.at + this.window)
+      this.expire(t)
     }
+    // Tokens: wait for the oldest admissions to leave until this one fits (alone, it always fits).
+    while (this.tpm !== undefined && this.head < this.log.length && this.windowTokens + tokens > this.tpm) {
+      t = Math.max(t, this.log[this.head]!.at + this.window)
+      this.expire(t)
+    }
+    const id = this.nextId++
+    this.log.push({ id, at: t, tokens })
+    this.windowTokens += tokens
+    this.lastAt = t
+    return { id, at: t }
   }
 
+  /** Sets the tokens of admission `id` (started at `at`) if it is still in the window. */
+  settle(id: number, at: number, tokens: number): void {
+    const log = this.log
+    if (log.length === 0) return
+    const index = id - log[0]!.id
+    if (index < this.head || index >= log.length) return
+    const entry = log[index]!
+    if (entry.at !== at) return
+    this.windowTokens += tokens - entry.tokens
+    entry.tokens = tokens
+  }
+
+  /** Pauses every start until `until`; an earlier pause never shortens a later one. */
+  pauseUntil(until: number): void {
+    if (until > this.pause) this.pause = until
+  }
+
+  /** The end of the pause (epoch ms), 0 when none was set. */
+  pausedUntil(): number {
+    return this.pause
+  }
+}
+
+/** The window's length for these options, in ms. */
+export const windowMillisOf = (options: Pick<Options, "windowMargin">, defaultMargin: Duration.DurationInput = 0): number =>
+  WINDOW_MILLIS + Math.max(0, Math.round(Duration.toMillis(options.windowMargin ?? defaultMargin)))
+
+/** Sliding-window limits in memory, for one process, on the Effect `Clock`. */
+export const memoryStore = (options: Pick<Options, "rpm" | "tpm" | "windowMargin">): RateLimitStore => {
+  const window = new SlidingWindow({ rpm: options.rpm, tpm: options.tpm, windowMillis: windowMillisOf(options) })
   return {
-    admit: (now, tokens) => {
-      let t = Math.max(now, lastAt, pause)
-      expire(t)
-      // Requests: the one `rpm` places back must have left the window.
-      while (rpm !== undefined && log.length - head >= rpm) {
-        t = Math.max(t, log[head]!.at + WINDOW_MILLIS)
-        expire(t)
-      }
-      // Tokens: wait for the oldest admissions to leave until this one fits (alone, it always fits).
-      while (tpm !== undefined && head < log.length && windowTokens + tokens > tpm) {
-        t = Math.max(t, log[head]!.at + WINDOW_MILLIS)
-        expire(t)
-      }
-      const admission: Admission = { at: t, tokens, inWindow: true }
-      log.push(admission)
-      windowTokens += tokens
-      lastAt = t
-      return admission
-    },
-    settle: (admission, tokens) => {
-      if (admission.inWindow) windowTokens += tokens - admission.tokens
-      admission.tokens = tokens
-    },
-    pauseUntil: (until) => {
-      if (until > pause) pause = until
-    },
-    pausedUntil: () => pause
+    admit: (tokens) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const { at, id } = window.admit(now, tokens)
+          return { id, at, waitMillis: at - now }
+        })
+      ),
+    settle: (admission, tokens) => Effect.sync(() => window.settle(admission.id, admission.at, tokens)),
+    pause: (millis) => Effect.clockWith((clock) => Effect.sync(() => window.pauseUntil(clock.unsafeCurrentTimeMillis() + millis))),
+    pauseRemaining: Effect.clockWith((clock) => Effect.sync(() => Math.max(0, window.pausedUntil() - clock.unsafeCurrentTimeMillis())))
   }
 }
 
@@ -156,7 +215,7 @@ export interface Service {
     tokens: number,
     use: Effect.Effect<A, E, R>,
     outcome: (exit: Exit.Exit<A, E>) => Outcome
-  ) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | LimiterUnavailableError, R>
   /** Whether token counts are needed (a `tpm` limit, or the server reports token limits). */
   readonly countsTokens: () => boolean
 }
@@ -224,19 +283,19 @@ export const make = (options: Options = {}, store: RateLimitStore = memoryStore(
       return at
     }
 
-    /** Sleeps until `at`, then again while a pause set meanwhile lasts. */
-    const waitUntil = (at: number): Effect.Effect<void> =>
+    /** Sleeps until `at` (local clock), then again while a pause set meanwhile lasts. */
+    const waitUntil = (at: number): Effect.Effect<void, LimiterUnavailableError> =>
       Effect.suspend(() => {
-        const target = Math.max(at, store.pausedUntil())
         const now = clock.unsafeCurrentTimeMillis()
-        return target <= now ? Effect.void : Effect.zipRight(Clock.sleep(target - now), waitUntil(at))
+        return at > now
+          ? Effect.zipRight(Clock.sleep(at - now), waitUntil(at))
+          : Effect.flatMap(store.pauseRemaining, (left) => left > 0 ? Effect.zipRight(Clock.sleep(left), waitUntil(0)) : Effect.void)
       })
 
-    /** Admits a request now (counted as outstanding at once); `at` is when it may start. */
-    const admit = (tokens: number): { readonly permit: Permit; readonly at: number } => {
+    /** Counts an admitted request as outstanding; returns when it may start on the local clock. */
+    const admitted = (admission: Admission, tokens: number): { readonly permit: Permit; readonly at: number } => {
       const now = clock.unsafeCurrentTimeMillis()
-      const admission = store.admit(now, tokens)
-      const at = Math.max(admission.at, reserve(serverRequests, 1, now), reserve(serverTokens, tokens, now))
+      const at = Math.max(now + admission.waitMillis, reserve(serverRequests, 1, now), reserve(serverTokens, tokens, now))
       outstanding++
       outstandingTokens += tokens
       return { permit: { admission, tokens }, at }
@@ -267,29 +326,32 @@ export const make = (options: Options = {}, store: RateLimitStore = memoryStore(
       return current
     }
 
+    // Telling the store how a request ended is best effort: a store that cannot be reached then
+    // must not turn a request that was answered into a failure.
     const release = (permit: Permit, outcome: Outcome): Effect.Effect<void> =>
-      Effect.sync(() => {
+      Effect.suspend(() => {
         outstanding--
         outstandingTokens -= permit.tokens
-        if (outcome.usedTokens !== undefined) store.settle(permit.admission, outcome.usedTokens)
         const now = clock.unsafeCurrentTimeMillis()
-        if (outcome.retryAfterMillis !== undefined) store.pauseUntil(now + outcome.retryAfterMillis)
         if (adaptive && outcome.headers !== undefined) {
           serverRequests = observe(serverRequests, outcome.headers, "requests", outstanding, now)
           serverTokens = observe(serverTokens, outcome.headers, "tokens", outstandingTokens, now)
           if (serverTokens !== undefined) serverCountsTokens = true
         }
+        const settle = outcome.usedTokens === undefined || outcome.usedTokens === permit.tokens ? Effect.void : store.settle(permit.admission, outcome.usedTokens)
+        const pause = outcome.retryAfterMillis === undefined ? Effect.void : store.pause(outcome.retryAfterMillis)
+        return Effect.ignore(Effect.zipRight(settle, pause))
       })
 
-    // The wait for a slot stays interruptible (a caller may give up while it waits); whatever ends
-    // it, interruption included, the permit is released.
+    // The waits (for the store, for a slot) stay interruptible: a caller may give up while it waits.
+    // Once admitted, whatever ends the request, interruption included, the permit is released.
     const withPermit: Service["withPermit"] = (tokens, use, outcome) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const { at, permit } = admit(tokens)
-          const now = clock.unsafeCurrentTimeMillis()
-          const run = at <= now && store.pausedUntil() <= now ? use : Effect.zipRight(waitUntil(at), use)
-          return Effect.onExit(restore(run), (exit) => release(permit, outcome(exit)))
+        Effect.flatMap(restore(store.admit(tokens)), (admission) => {
+          const { at, permit } = admitted(admission, tokens)
+          const sent = Effect.onExit(restore(use), (exit) => release(permit, outcome(exit)))
+          if (at <= clock.unsafeCurrentTimeMillis()) return sent
+          return Effect.zipRight(Effect.onError(restore(waitUntil(at)), () => release(permit, {})), sent)
         }))
 
     return {

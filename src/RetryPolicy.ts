@@ -85,6 +85,7 @@ export const isRetryable = (error: ChatError.ChatError): boolean => {
       return error.phase === "connect" || error.phase === "attempt"
     case "ResponseDecodeError":
     case "BudgetExceededError":
+    case "LimiterUnavailableError":
       return false
   }
 }

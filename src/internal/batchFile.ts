@@ -119,6 +119,8 @@ const nonHttpCode = (error: ChatError.ChatError): string => {
       return "response_decode_error"
     case "BudgetExceededError":
       return "budget_exceeded"
+    case "LimiterUnavailableError":
+      return "limiter_unavailable"
     default:
       return "error"
   }
