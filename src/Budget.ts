@@ -12,7 +12,11 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { BudgetExceededError } from "./ChatError.js"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import type * as Scope from "effect/Scope"
+import { BudgetExceededError, type LimiterUnavailableError } from "./ChatError.js"
+import * as Shared from "./internal/redis.js"
 import * as Pricing from "./Pricing.js"
 
 export interface Options {
@@ -26,6 +30,8 @@ export interface Options {
 export interface Reservation {
   readonly model: string
   readonly amount: Pricing.MicroUsd
+  /** The shared store's number for it (Redis budgets). */
+  readonly id?: number | undefined
 }
 
 /** Spent, held and allowed, in micro-dollars. */
@@ -37,7 +43,7 @@ export interface Snapshot {
 
 export interface Service {
   /** Holds the worst-case cost of a request, or fails when it does not fit (or the model has no price). */
-  readonly reserve: (model: string, promptTokens: number, maxCompletionTokens: number) => Effect.Effect<Reservation, BudgetExceededError>
+  readonly reserve: (model: string, promptTokens: number, maxCompletionTokens: number) => Effect.Effect<Reservation, BudgetExceededError | LimiterUnavailableError>
   /** Replaces a reservation by what the request really cost (`Option.none()`: nothing was spent). */
   readonly settle: (reservation: Reservation, actual: Option.Option<Pricing.MicroUsd>) => Effect.Effect<void>
   readonly snapshot: Effect.Effect<Snapshot>
@@ -47,6 +53,18 @@ export interface Service {
 
 export class Budget extends Context.Tag("effect-shepherd/Budget")<Budget, Service>() {}
 
+/** The worst case of a request at `prices`, or the error when its model has no price. */
+const worstCaseOf = (prices: Pricing.PriceTable, limit: number, committed: () => number) =>
+  (model: string, promptTokens: number, maxCompletionTokens: number): Effect.Effect<Pricing.MicroUsd, BudgetExceededError> => {
+    const worst = Pricing.worstCase(model, promptTokens, maxCompletionTokens, prices)
+    return Option.isSome(worst) ? Effect.succeed(worst.value) : Effect.fail(new BudgetExceededError({
+      limitMicroUsd: limit,
+      committedMicroUsd: committed(),
+      requiredMicroUsd: 0,
+      detail: `no price is known for model "${model}": add it with Pricing.withPrices (or a prices file) so that its cost can be counted`
+    }))
+  }
+
 /** A budget in memory, for one process. */
 export const make = (options: Options): Effect.Effect<Service> =>
   Effect.sync(() => {
@@ -54,24 +72,16 @@ export const make = (options: Options): Effect.Effect<Service> =>
     const prices = options.prices ?? Pricing.defaultTable
     let spent = 0
     let reserved = 0
+    const worstCase = worstCaseOf(prices, limit, () => spent + reserved)
     return {
       prices,
       reserve: (model, promptTokens, maxCompletionTokens) =>
-        Effect.suspend(() => {
-          const worst = Pricing.worstCase(model, promptTokens, maxCompletionTokens, prices)
-          if (Option.isNone(worst)) {
-            return Effect.fail(new BudgetExceededError({
-              limitMicroUsd: limit,
-              committedMicroUsd: spent + reserved,
-              requiredMicroUsd: 0,
-              detail: `no price is known for model "${model}": add it with Pricing.withPrices (or a prices file) so that its cost can be counted`
-            }))
+        Effect.flatMap(worstCase(model, promptTokens, maxCompletionTokens), (worst) => {
+          if (spent + reserved + worst > limit) {
+            return Effect.fail(new BudgetExceededError({ limitMicroUsd: limit, committedMicroUsd: spent + reserved, requiredMicroUsd: worst }))
           }
-          if (spent + reserved + worst.value > limit) {
-            return Effect.fail(new BudgetExceededError({ limitMicroUsd: limit, committedMicroUsd: spent + reserved, requiredMicroUsd: worst.value }))
-          }
-          reserved += worst.value
-          return Effect.succeed({ model, amount: worst.value })
+          reserved += worst
+          return Effect.succeed({ model, amount: worst })
         }),
       settle: (reservation, actual) =>
         Effect.sync(() => {
@@ -84,3 +94,137 @@ export const make = (options: Options): Effect.Effect<Service> =>
 
 /** The budget as a layer. */
 export const layer = (options: Options): Layer.Layer<Budget> => Layer.effect(Budget, make(options))
+
+/** Options of a budget kept in Redis. */
+export interface RedisOptions extends Options, Shared.RedisOptions {
+  /**
+   * How long a reservation is held at most: one left by a process that died is given back after it.
+   * Keep it above the longest a request can take (all its attempts). @default 15 minutes
+   */
+  readonly leaseDuration?: Duration.DurationInput | undefined
+}
+
+/**
+ * A budget kept in Redis, shared by every process with the same base URL, API key and namespace:
+ * reservations and settlements are Lua scripts, so that together the processes never commit more
+ * than `maxUsd`. The spend stays in Redis after the processes end (a rerun continues the same
+ * budget); choose a new namespace for a new budget.
+ *
+ * When Redis cannot be reached: `failClosed` refuses requests with `LimiterUnavailableError`;
+ * `fallbackLocal` gives each process `1/workers` of what was left at its last contact with Redis,
+ * and adds what it spent meanwhile to the shared total when Redis answers again. A settlement that
+ * could not be written is kept and written with the next call that reaches Redis.
+ */
+export const makeRedis = (options: RedisOptions): Effect.Effect<Service, LimiterUnavailableError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const limit = Math.round(options.maxUsd * 1e6)
+    const prices = options.prices ?? Pricing.defaultTable
+    const prefix = yield* Shared.resolveIdentity(options)
+    const keys = [`${prefix}budget:totals`, `${prefix}budget:leases`, `${prefix}budget:amounts`]
+    const leaseMillis = Math.max(1, Math.round(Duration.toMillis(options.leaseDuration ?? "15 minutes")))
+    const workers = Math.max(1, Math.floor(options.workers ?? 1))
+    const connection = yield* Shared.connect(options, "budget")
+    const reserveScript = Shared.script(Shared.RESERVE)
+    const settleScript = Shared.script(Shared.SETTLE_BUDGET)
+    const call = <A>(run: (redis: Shared.Connection["redis"]) => Promise<A>) => connection.call("budget", run)
+
+    /** The shared totals as last seen. */
+    let lastSpent = 0
+    let lastReserved = 0
+    /** Settlements Redis has not taken yet: [reservation id (0: none), micro-dollars spent]. */
+    const unwritten: Array<readonly [number, number]> = []
+    /** While on local state: the share of what was left, and what this process committed of it. */
+    let localLimit: number | undefined
+    let localCommitted = 0
+    const localReservations = new WeakSet<Reservation>()
+
+    const writeSettlement = (id: number, actual: number) =>
+      Effect.map(call((redis) => settleScript(redis, keys, [id, actual]) as Promise<[number, number]>), ([spent, reserved]) => {
+        lastSpent = spent
+        lastReserved = reserved
+      })
+    /** Writes the settlements Redis missed, oldest first; stops at the first failure. */
+    const flush: Effect.Effect<void, LimiterUnavailableError> = Effect.suspend(() =>
+      unwritten.length === 0 ? Effect.void : Effect.zipRight(
+        writeSettlement(unwritten[0]![0], unwritten[0]![1]),
+        Effect.suspend(() => {
+          unwritten.shift()
+          return flush
+        })
+      )
+    )
+    const guard = yield* Shared.makeGuard(connection, options, "budget", Effect.zipRight(flush, Effect.sync(() => { localLimit = undefined })))
+    const worstCase = worstCaseOf(prices, limit, () => lastSpent + lastReserved)
+
+    const sharedReserve = (model: string, worst: number): Effect.Effect<Reservation, LimiterUnavailableError | BudgetExceededError> =>
+      Effect.zipRight(
+        flush,
+        Effect.flatMap(call((redis) => reserveScript(redis, keys, [-1, worst, limit, leaseMillis]) as Promise<[number, number, number]>), ([id, spent, reserved]) => {
+          lastSpent = spent
+          lastReserved = reserved
+          return id === 0
+            ? Effect.fail(new BudgetExceededError({ limitMicroUsd: limit, committedMicroUsd: spent + reserved, requiredMicroUsd: worst }))
+            : Effect.succeed<Reservation>({ model, amount: worst, id })
+        })
+      )
+    const localReserve = (model: string, worst: number): Effect.Effect<Reservation, BudgetExceededError> =>
+      Effect.suspend(() => {
+        if (localLimit === undefined) {
+          localLimit = Math.floor(Math.max(0, limit - lastSpent - lastReserved) / workers)
+          localCommitted = 0
+        }
+        if (localCommitted + worst > localLimit) {
+          return Effect.fail(new BudgetExceededError({ limitMicroUsd: limit, committedMicroUsd: limit - localLimit + localCommitted, requiredMicroUsd: worst }))
+        }
+        localCommitted += worst
+        const reservation: Reservation = { model, amount: worst }
+        localReservations.add(reservation)
+        return Effect.succeed(reservation)
+      })
+
+    // A refusal by the budget is an answer, not a failure of Redis: it must not switch to local state.
+    const reserve: Service["reserve"] = (model, promptTokens, maxCompletionTokens) =>
+      Effect.flatMap(worstCase(model, promptTokens, maxCompletionTokens), (worst) =>
+        Effect.flatten(guard.run(
+          Effect.either(sharedReserve(model, worst)).pipe(
+            Effect.flatMap((result) =>
+              Either.isLeft(result) && result.left._tag === "LimiterUnavailableError" ? Effect.fail(result.left) : Effect.succeed(result as Either.Either<Reservation, BudgetExceededError>)
+            )
+          ),
+          Effect.either(localReserve(model, worst))
+        )))
+
+    const settle: Service["settle"] = (reservation, actual) =>
+      Effect.suspend(() => {
+        const spent = Math.round(Option.getOrElse(actual, () => 0))
+        if (localReservations.has(reservation)) {
+          localCommitted += spent - reservation.amount
+          // Written to Redis when it answers again (or with the next shared call).
+          if (spent > 0) unwritten.push([0, spent])
+          return Effect.void
+        }
+        return Effect.catchAll(writeSettlement(reservation.id ?? 0, spent), () => Effect.sync(() => { unwritten.push([reservation.id ?? 0, spent]) }))
+      })
+
+    const snapshot: Service["snapshot"] = Effect.map(
+      Effect.either(call((redis) => redis.hmget(keys[0]!, "spent", "reserved"))),
+      (result) => {
+        if (result._tag === "Right") {
+          lastSpent = Number(result.right[0] ?? 0)
+          lastReserved = Number(result.right[1] ?? 0)
+        }
+        const pending = unwritten.reduce((sum, [, spent]) => sum + spent, 0)
+        return { limitMicroUsd: limit, spentMicroUsd: lastSpent + pending, reservedMicroUsd: lastReserved }
+      }
+    )
+
+    // What could not be written yet gets one more chance when the scope closes.
+    yield* Effect.addFinalizer(() => Effect.ignore(flush))
+    return { prices, reserve, settle, snapshot }
+  })
+
+/**
+ * The budget in Redis as a layer (see `makeRedis`); fails to build when Redis cannot be reached and
+ * `onUnavailable` is `failClosed` (the default).
+ */
+export const layerRedis = (options: RedisOptions): Layer.Layer<Budget, LimiterUnavailableError> => Layer.scoped(Budget, makeRedis(options))

@@ -7,8 +7,9 @@
  * the usage its response reports). Requests wait in arrival order: each `acquire` is given the first
  * start time at which it fits behind everything admitted before it, so no request can overtake another.
  *
- * The state sits behind `RateLimitStore`; this module has the memory store, and a Redis store with
- * the same interface shares limits across processes.
+ * The state sits behind `RateLimitStore`: the memory store (one process), or the Redis store
+ * (`layerRedis`), which shares the windows and the pause among every process that uses the same
+ * Redis, API key and namespace.
  *
  * @since 0.1.0
  */
@@ -18,7 +19,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type { LimiterUnavailableError } from "./ChatError.js"
+import * as Shared from "./internal/redis.js"
 
 /** Limits. Leave one out for no limit of that kind. */
 export interface Options {
@@ -362,3 +365,67 @@ export const make = (options: Options = {}, store: RateLimitStore = memoryStore(
 
 /** The limiter as a layer; `ChatClient` uses it when it is in the context. */
 export const layer = (options: Options = {}): Layer.Layer<RateLimit> => Layer.effect(RateLimit, make(options))
+
+/** Options of the Redis store: the limits, where Redis is, and what to do without it. */
+export interface RedisOptions extends Options, Shared.RedisOptions {}
+
+/**
+ * The limiter's state in Redis, shared by every process with the same base URL, API key and
+ * namespace: each operation is one Lua script, timed by the Redis server's clock. The window margin
+ * defaults to 1 second (`windowMargin`). See `RedisOptions` for failures (`onUnavailable`).
+ */
+export const redisStore = (options: RedisOptions): Effect.Effect<RateLimitStore, LimiterUnavailableError, Scope.Scope> =>
+  Effect.gen(function* () {
+    for (const [name, value] of [["rpm", options.rpm], ["tpm", options.tpm], ["workers", options.workers]] as const) {
+      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
+        return yield* Effect.dieMessage(`RateLimit.redisStore: ${name} must be a whole number of at least 1, got ${value}`)
+      }
+    }
+    const prefix = yield* Shared.resolveIdentity(options)
+    const keys = [`${prefix}rl:log`, `${prefix}rl:entries`, `${prefix}rl:state`]
+    const windowMillis = windowMillisOf(options, "1 second")
+    const connection = yield* Shared.connect(options, "rate-limit")
+    const guard = yield* Shared.makeGuard(connection, options, "rate-limit")
+    const workers = options.workers ?? 1
+    const share = (limit: number | undefined) => (limit === undefined ? undefined : Math.max(1, Math.floor(limit / workers)))
+    const local = memoryStore({ rpm: share(options.rpm), tpm: share(options.tpm), windowMargin: windowMillis - WINDOW_MILLIS })
+    const localAdmissions = new WeakSet<Admission>()
+    const admitScript = Shared.script(Shared.ADMIT)
+    const settleScript = Shared.script(Shared.SETTLE)
+    const pauseScript = Shared.script(Shared.PAUSE)
+    const pauseLeftScript = Shared.script(Shared.PAUSE_LEFT)
+    const limits = [options.rpm ?? -1, options.tpm ?? -1, windowMillis] as const
+    const call = <A>(run: (redis: Shared.Connection["redis"]) => Promise<A>) => connection.call("rate-limit", run)
+    return {
+      admit: (tokens) =>
+        guard.run(
+          Effect.map(
+            call((redis) => admitScript(redis, keys, [-1, Math.max(0, Math.round(tokens)), ...limits]) as Promise<[number, number, number]>),
+            ([id, at, now]): Admission => ({ id, at, waitMillis: Math.max(0, at - now) })
+          ),
+          Effect.tap(local.admit(tokens), (admission) => Effect.sync(() => localAdmissions.add(admission)))
+        ),
+      settle: (admission, tokens) =>
+        localAdmissions.has(admission)
+          ? local.settle(admission, tokens)
+          : admission.id === 0
+          ? Effect.void
+          : Effect.asVoid(call((redis) => settleScript(redis, keys, [admission.id, admission.at, Math.max(0, Math.round(tokens))]))),
+      pause: (millis) =>
+        guard.run(Effect.asVoid(call((redis) => pauseScript(redis, keys, [-1, Math.max(0, Math.round(millis)), windowMillis]))), local.pause(millis)),
+      pauseRemaining: guard.run(call((redis) => pauseLeftScript(redis, keys, [-1]) as Promise<number>), local.pauseRemaining)
+    }
+  })
+
+/**
+ * A limiter shared through Redis by every process with the same base URL, API key and namespace;
+ * `ChatClient` uses it when it is in the context. Fails to build when Redis cannot be reached and
+ * `onUnavailable` is `failClosed` (the default).
+ *
+ * @example
+ * ```ts
+ * ChatClient.layerConfig().pipe(Layer.provide(RateLimit.layerRedis({ url: "redis://127.0.0.1:6379", namespace: "nightly", rpm: 600 })))
+ * ```
+ */
+export const layerRedis = (options: RedisOptions): Layer.Layer<RateLimit, LimiterUnavailableError> =>
+  Layer.scoped(RateLimit, Effect.flatMap(redisStore(options), (store) => make(options, store)))

@@ -1,0 +1,336 @@
+/**
+ * Shared state in Redis: the connection (scoped), the key prefix, the Lua scripts of the rate limiter
+ * and the budget, and what happens when Redis cannot be reached (fail closed, or fall back to local
+ * state and return to Redis when it answers again).
+ * @internal
+ */
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
+import { createHash } from "node:crypto"
+import { LimiterUnavailableError } from "../ChatError.js"
+
+/** Where the shared state lives and what to do without it. */
+export interface RedisOptions {
+  /** `redis://[[user]:password@]host[:port][/db]` (or `rediss://` for TLS). */
+  readonly url: string
+  /** Separates jobs that share one key but not their limits or budget. @default "default" */
+  readonly namespace?: string | undefined
+  /** The API the limits belong to (part of the key prefix). @default OPENAI_BASE_URL, else https://api.openai.com/v1 */
+  readonly baseUrl?: string | undefined
+  /** The API key the limits belong to: only a hash of it is used. @default OPENAI_API_KEY */
+  readonly apiKey?: Redacted.Redacted<string> | undefined
+  /**
+   * When Redis cannot be reached: `failClosed` fails each request with `LimiterUnavailableError`
+   * without sending it; `fallbackLocal` goes on with local state (limits divided by `workers`), with
+   * a warning, and returns to Redis when it answers again. @default "failClosed"
+   */
+  readonly onUnavailable?: "failClosed" | "fallbackLocal" | undefined
+  /** How many processes share the limits: `fallbackLocal` gives each 1/workers of them. @default 1 */
+  readonly workers?: number | undefined
+  /** How long one Redis command may take before Redis counts as unreachable. @default 2 seconds */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** While on local state, how often Redis is tried again. @default 5 seconds */
+  readonly retryInterval?: Duration.DurationInput | undefined
+}
+
+const NAMESPACE = /^[A-Za-z0-9._:-]{1,100}$/
+
+/** The URL without its credentials, for messages and logs. */
+export const location = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    parsed.username = ""
+    parsed.password = ""
+    return parsed.toString().replace(/\/$/, "")
+  } catch {
+    return "(an unreadable Redis URL)"
+  }
+}
+
+/**
+ * The prefix of every key: `shepherd:{<namespace>:<hash>}:` where the hash is 16 hex digits of
+ * SHA-256 over the base URL and the API key (never the key itself). The braces keep all of one
+ * namespace's keys in one Redis Cluster slot, as Lua scripts need.
+ */
+export const keyPrefix = (namespace: string, baseUrl: string, apiKey: string | undefined): string => {
+  const digest = createHash("sha256").update(`${baseUrl.replace(/\/+$/, "")}\n${apiKey ?? ""}`).digest("hex").slice(0, 16)
+  return `shepherd:{${namespace}:${digest}}:`
+}
+
+/** The options with the identity read from the environment where not given. */
+export const resolveIdentity = (options: RedisOptions) =>
+  Effect.gen(function* () {
+    const namespace = options.namespace ?? "default"
+    if (!NAMESPACE.test(namespace)) {
+      return yield* Effect.fail(
+        new LimiterUnavailableError({
+          store: "rate-limit",
+          location: location(options.url),
+          detail: `the namespace ${JSON.stringify(namespace)} is not 1 to 100 letters, digits or . _ : -`
+        })
+      )
+    }
+    const baseUrl = options.baseUrl ??
+      (yield* Config.string("OPENAI_BASE_URL").pipe(Config.withDefault("https://api.openai.com/v1"), Effect.orElseSucceed(() => "https://api.openai.com/v1")))
+    const apiKey = options.apiKey ?? Option.getOrUndefined(yield* Config.option(Config.redacted("OPENAI_API_KEY")).pipe(Effect.orElseSucceed(() => Option.none())))
+    return keyPrefix(namespace, baseUrl, apiKey === undefined ? undefined : Redacted.value(apiKey))
+  })
+
+/** A Redis error or an unreachable server, as text for `LimiterUnavailableError.detail`. */
+const describe = (error: unknown): string => {
+  const text = error instanceof Error ? error.message : String(error)
+  if (/enableOfflineQueue|Stream isn't writeable|Connection is closed/i.test(text)) return "not connected"
+  if (/Command timed out/i.test(text)) return "no answer in time"
+  return text
+}
+
+/** One connection, opened when the scope starts and closed with it. */
+export interface Connection {
+  readonly redis: Redis
+  readonly location: string
+  /** Runs a command; a failure or a timeout becomes `LimiterUnavailableError` for `store`. */
+  readonly call: <A>(store: LimiterUnavailableError["store"], run: (redis: Redis) => Promise<A>) => Effect.Effect<A, LimiterUnavailableError>
+}
+
+/**
+ * Connects to Redis. Commands are not queued while disconnected (they fail at once, and the caller
+ * decides); the client reconnects in the background, every 100 ms to 2 s.
+ */
+export const connect = (options: RedisOptions, store: LimiterUnavailableError["store"]): Effect.Effect<Connection, LimiterUnavailableError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const where = location(options.url)
+    const timeout = Math.max(1, Math.round(Duration.toMillis(options.commandTimeout ?? "2 seconds")))
+    const redis = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () =>
+          new Redis(options.url, {
+            lazyConnect: true,
+            enableOfflineQueue: false,
+            maxRetriesPerRequest: 0,
+            commandTimeout: timeout,
+            connectTimeout: timeout,
+            retryStrategy: (times) => Math.min(100 * times, 2000)
+          }),
+        catch: (e) => new LimiterUnavailableError({ store, location: where, detail: describe(e) })
+      }),
+      (redis) => Effect.sync(() => redis.disconnect())
+    )
+    // Errors are reported through the commands that fail; without a listener ioredis would print each.
+    redis.on("error", () => undefined)
+    const call: Connection["call"] = (s, run) =>
+      Effect.tryPromise({ try: () => run(redis), catch: (e) => new LimiterUnavailableError({ store: s, location: where, detail: describe(e) }) })
+    const connected = yield* Effect.either(Effect.tryPromise({ try: () => redis.connect(), catch: (e) => new LimiterUnavailableError({ store, location: where, detail: describe(e) }) }))
+    if (connected._tag === "Left" && options.onUnavailable !== "fallbackLocal") return yield* Effect.fail(connected.left)
+    if (connected._tag === "Left") {
+      yield* Effect.logWarning(`shepherd: Redis at ${where} cannot be reached (${connected.left.detail}); using local ${store} state until it can`)
+    }
+    return { redis, location: where, call }
+  })
+
+/**
+ * Runs shared operations while Redis answers, and, with `fallbackLocal`, local ones while it does
+ * not: a failed shared call switches to local state (one warning), and after `retryInterval` the next
+ * call tries Redis again (`onReturn` runs first when it answers).
+ */
+export interface Guard {
+  readonly run: <A>(shared: Effect.Effect<A, LimiterUnavailableError>, local: Effect.Effect<A, LimiterUnavailableError>) => Effect.Effect<A, LimiterUnavailableError>
+  /** Whether the last call went to Redis. */
+  readonly usingShared: () => boolean
+}
+
+export const makeGuard = (
+  connection: Connection,
+  options: RedisOptions,
+  store: LimiterUnavailableError["store"],
+  onReturn: Effect.Effect<void, LimiterUnavailableError> = Effect.void
+): Effect.Effect<Guard> =>
+  Effect.gen(function* () {
+    const clock = yield* Effect.clock
+    const fallback = options.onUnavailable === "fallbackLocal"
+    const retryMillis = Duration.toMillis(options.retryInterval ?? "5 seconds")
+    let local = connection.redis.status !== "ready" && fallback
+    let retryAt = local ? clock.unsafeCurrentTimeMillis() + retryMillis : 0
+    const goLocal = (error: LimiterUnavailableError) =>
+      Effect.suspend(() => {
+        retryAt = clock.unsafeCurrentTimeMillis() + retryMillis
+        if (local) return Effect.void
+        local = true
+        return Effect.logWarning(
+          `shepherd: Redis at ${connection.location} failed (${error.detail}); going on with local ${store} state ` +
+            `(1/${options.workers ?? 1} of the limits) and trying Redis again every ${Duration.format(retryMillis)}`
+        )
+      })
+    const run: Guard["run"] = (shared, localEffect) =>
+      Effect.suspend(() => {
+        if (!fallback) return shared
+        if (local && clock.unsafeCurrentTimeMillis() < retryAt) return localEffect
+        const wasLocal = local
+        const attempt = wasLocal
+          ? Effect.zipRight(Effect.zipRight(onReturn, Effect.sync(() => { local = false })), shared)
+          : shared
+        return attempt.pipe(
+          Effect.tap(() => wasLocal ? Effect.logInfo(`shepherd: Redis at ${connection.location} answers again; ${store} state is shared again`) : Effect.void),
+          Effect.catchAll((error) => Effect.zipRight(goLocal(error), localEffect))
+        )
+      })
+    return { run, usingShared: () => !local }
+  })
+
+/** The current time on the Redis server, in ms, unless the caller passes one (tests do). */
+const NOW = `
+local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+/**
+ * The sliding window (RateLimit.SlidingWindow) in Lua. KEYS: 1 the log (a list of ids in start
+ * order), 2 the entries (id -> "at:tokens"), 3 the state (lastAt, windowTokens, pause, seq).
+ * ARGV: now (-1: the server's), tokens, rpm (-1: none), tpm (-1: none), window ms.
+ * Returns { id, at, now }. Keys expire two windows after the last admission (or after the pause).
+ */
+export const ADMIT = `${NOW}
+local tokens = tonumber(ARGV[2])
+local rpm = tonumber(ARGV[3])
+local tpm = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local state = redis.call('HMGET', KEYS[3], 'lastAt', 'windowTokens', 'pause', 'seq')
+local lastAt = tonumber(state[1]) or 0
+local windowTokens = tonumber(state[2]) or 0
+local pause = tonumber(state[3]) or 0
+local seq = tonumber(state[4]) or 0
+if rpm < 0 and tpm < 0 then
+  return { 0, math.max(now, pause), now }
+end
+local count = redis.call('LLEN', KEYS[1])
+local headAt = nil
+local headTokens = 0
+local function head()
+  local id = redis.call('LINDEX', KEYS[1], 0)
+  if not id then headAt = nil; return end
+  local entry = redis.call('HGET', KEYS[2], id)
+  local sep = string.find(entry, ':', 1, true)
+  headAt = tonumber(string.sub(entry, 1, sep - 1))
+  headTokens = tonumber(string.sub(entry, sep + 1))
+end
+local function expire(t)
+  head()
+  while headAt ~= nil and headAt + window <= t do
+    local id = redis.call('LPOP', KEYS[1])
+    redis.call('HDEL', KEYS[2], id)
+    windowTokens = windowTokens - headTokens
+    count = count - 1
+    head()
+  end
+end
+local t = math.max(now, lastAt, pause)
+expire(t)
+while rpm >= 0 and count >= rpm do
+  t = math.max(t, headAt + window)
+  expire(t)
+end
+while tpm >= 0 and count > 0 and windowTokens + tokens > tpm do
+  t = math.max(t, headAt + window)
+  expire(t)
+end
+seq = seq + 1
+redis.call('RPUSH', KEYS[1], seq)
+redis.call('HSET', KEYS[2], seq, t .. ':' .. tokens)
+windowTokens = windowTokens + tokens
+redis.call('HSET', KEYS[3], 'lastAt', t, 'windowTokens', windowTokens, 'seq', seq)
+local ttl = math.max(t, pause) - now + 2 * window
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[3], ttl)
+return { seq, t, now }
+`
+
+/** Corrects an admission's tokens while it is in the window. ARGV: id, at, tokens. */
+export const SETTLE = `
+local entry = redis.call('HGET', KEYS[2], ARGV[1])
+if not entry then return 0 end
+local sep = string.find(entry, ':', 1, true)
+local at = string.sub(entry, 1, sep - 1)
+if at ~= ARGV[2] then return 0 end
+local old = tonumber(string.sub(entry, sep + 1))
+local tokens = tonumber(ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], at .. ':' .. tokens)
+redis.call('HINCRBY', KEYS[3], 'windowTokens', tokens - old)
+return 1
+`
+
+/** Extends the shared pause. ARGV: now (-1: the server's), millis, window ms. Returns the pause's end. */
+export const PAUSE = `${NOW}
+local untilAt = now + tonumber(ARGV[2])
+local pause = tonumber(redis.call('HGET', KEYS[3], 'pause') or '0')
+if untilAt > pause then
+  pause = untilAt
+  redis.call('HSET', KEYS[3], 'pause', pause)
+  local ttl = pause - now + 2 * tonumber(ARGV[3])
+  if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+end
+return pause
+`
+
+/** What is left of the pause, in ms. ARGV: now (-1: the server's). */
+export const PAUSE_LEFT = `${NOW}
+local pause = tonumber(redis.call('HGET', KEYS[3], 'pause') or '0')
+return math.max(0, pause - now)
+`
+
+/**
+ * Budget reservation. KEYS: 1 totals (spent, reserved, seq), 2 leases (zset id -> expiry),
+ * 3 amounts (id -> micro-dollars). ARGV: now (-1: the server's), amount, limit, lease ms.
+ * Leases past their expiry (a process that died holding them) are given back first.
+ * Returns { id (0: refused), spent, reserved }.
+ */
+export const RESERVE = `${NOW}
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(expired) do
+  local amount = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+  redis.call('HINCRBY', KEYS[1], 'reserved', -amount)
+  redis.call('HDEL', KEYS[3], id)
+end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+local amount = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local totals = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
+local spent = tonumber(totals[1]) or 0
+local reserved = tonumber(totals[2]) or 0
+if spent + reserved + amount > limit then return { 0, spent, reserved } end
+local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('HINCRBY', KEYS[1], 'reserved', amount)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id)
+redis.call('HSET', KEYS[3], id, amount)
+return { id, spent, reserved + amount }
+`
+
+/** Budget settlement: the reservation (if still held) is given back, the actual cost spent. ARGV: id, actual. */
+export const SETTLE_BUDGET = `
+local amount = redis.call('HGET', KEYS[3], ARGV[1])
+if amount then
+  redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(amount))
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+redis.call('HINCRBY', KEYS[1], 'spent', tonumber(ARGV[2]))
+local totals = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
+return { tonumber(totals[1]) or 0, tonumber(totals[2]) or 0 }
+`
+
+/** Runs a script by its SHA-1, loading it on a server that does not know it (NOSCRIPT). */
+export const script = (source: string) => {
+  const sha = createHash("sha1").update(source).digest("hex")
+  return (redis: Redis, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>): Promise<unknown> =>
+    redis.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
+      if (error instanceof Error && error.message.startsWith("NOSCRIPT")) return redis.eval(source, keys.length, ...keys, ...args)
+      throw error
+    })
+}

@@ -1,0 +1,312 @@
+/** The Redis stores (rate limits, pause, budget) against a real redis-server on a loopback port. */
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FastCheck from "effect/FastCheck"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
+import { afterAll, beforeAll } from "vitest"
+import { Budget, ChatClient, RateLimit } from "../src/index.js"
+import * as Shared from "../src/internal/redis.js"
+import { MockServer } from "../src/testing/index.js"
+import { redisAvailable, type RedisServer, startRedis } from "./redisServer.js"
+
+const available = redisAvailable("Redis store")
+const KEY = "sk-test-redis-0123456789abcdefSECRET"
+
+let server: RedisServer
+let scope: Scope.CloseableScope
+let redis: Redis
+let counter = 0
+/** A namespace no other test uses. */
+const fresh = () => `t${process.pid}-${++counter}`
+
+beforeAll(async () => {
+  if (!available) return
+  scope = Effect.runSync(Scope.make())
+  server = await Effect.runPromise(Scope.extend(startRedis, scope))
+  redis = new Redis(server.url, { lazyConnect: true })
+  await redis.connect()
+}, 30_000)
+afterAll(async () => {
+  if (!available) return
+  redis.disconnect()
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+})
+
+const base = (namespace: string) => ({ url: server.url, namespace, baseUrl: "http://127.0.0.1:1/v1", apiKey: Redacted.make(KEY) })
+const request = { model: "gpt-4.1-mini", messages: [{ role: "user" as const, content: "hi" }], max_tokens: 10 }
+
+/** Captures log lines. */
+const captureLogs = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ message }) => {
+    lines.push(Array.isArray(message) ? message.join(" ") : String(message))
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+describe.runIf(available)("Redis rate-limit store", () => {
+  it("property: the Lua window decides exactly like SlidingWindow for any sequence of admissions, corrections and pauses", async () => {
+    const admit = Shared.script(Shared.ADMIT)
+    const settle = Shared.script(Shared.SETTLE)
+    const pause = Shared.script(Shared.PAUSE)
+    const op = FastCheck.oneof(
+      FastCheck.record({ kind: FastCheck.constant("admit" as const), gap: FastCheck.integer({ min: 0, max: 30_000 }), tokens: FastCheck.integer({ min: 0, max: 400 }) }),
+      FastCheck.record({ kind: FastCheck.constant("settle" as const), back: FastCheck.integer({ min: 1, max: 10 }), tokens: FastCheck.integer({ min: 0, max: 400 }) }),
+      FastCheck.record({ kind: FastCheck.constant("pause" as const), millis: FastCheck.integer({ min: 0, max: 20_000 }) })
+    )
+    const limits = FastCheck.record({
+      rpm: FastCheck.option(FastCheck.integer({ min: 1, max: 12 }), { nil: undefined }),
+      tpm: FastCheck.option(FastCheck.integer({ min: 200, max: 2000 }), { nil: undefined }),
+      window: FastCheck.constantFrom(60_000, 61_000)
+    })
+    await FastCheck.assert(
+      FastCheck.asyncProperty(limits, FastCheck.array(op, { minLength: 1, maxLength: 80 }), async ({ rpm, tpm, window }, ops) => {
+        const prefix = `prop:${fresh()}:`
+        const keys = [`${prefix}log`, `${prefix}entries`, `${prefix}state`]
+        const memory = new RateLimit.SlidingWindow({ rpm, tpm, windowMillis: window })
+        const admitted: Array<{ id: number; at: number }> = []
+        let now = 1_700_000_000_000
+        for (const o of ops) {
+          if (o.kind === "admit") {
+            now += o.gap
+            const expected = memory.admit(now, o.tokens)
+            const [id, at] = (await admit(redis, keys, [now, o.tokens, rpm ?? -1, tpm ?? -1, window])) as [number, number]
+            expect(at).toBe(expected.at)
+            expect(id).toBe(expected.id)
+            if (id !== 0) admitted.push({ id, at })
+          } else if (o.kind === "settle") {
+            const target = admitted[admitted.length - o.back]
+            if (target === undefined) continue
+            memory.settle(target.id, target.at, o.tokens)
+            await settle(redis, keys, [target.id, target.at, o.tokens])
+          } else {
+            memory.pauseUntil(now + o.millis)
+            await pause(redis, keys, [now, o.millis, window])
+          }
+        }
+      }),
+      { numRuns: 120 }
+    )
+  }, 120_000)
+
+  it.scoped("two processes' stores share one window: together they never start more than rpm in it", () =>
+    Effect.gen(function* () {
+      const ns = fresh()
+      const a = yield* RateLimit.redisStore({ ...base(ns), rpm: 6 })
+      const b = yield* RateLimit.redisStore({ ...base(ns), rpm: 6 })
+      const waits: Array<number> = []
+      for (let i = 0; i < 5; i++) {
+        waits.push((yield* a.admit(1)).waitMillis)
+        waits.push((yield* b.admit(1)).waitMillis)
+      }
+      // Six start now; the next four wait a window (60 s) plus the default 1 s margin, less the time the test took.
+      expect(waits.slice(0, 6).every((w) => w === 0)).toBe(true)
+      for (const w of waits.slice(6)) {
+        expect(w).toBeGreaterThan(60_000)
+        expect(w).toBeLessThanOrEqual(61_000)
+      }
+      // Another namespace, or another API key, has its own window.
+      const other = yield* RateLimit.redisStore({ ...base(fresh()), rpm: 6 })
+      expect((yield* other.admit(1)).waitMillis).toBe(0)
+      const otherKey = yield* RateLimit.redisStore({ ...base(ns), apiKey: Redacted.make("sk-another"), rpm: 6 })
+      expect((yield* otherKey.admit(1)).waitMillis).toBe(0)
+    }))
+
+  it.scoped("tpm is shared, and a correction from one process frees tokens for the other", () =>
+    Effect.gen(function* () {
+      const ns = fresh()
+      const a = yield* RateLimit.redisStore({ ...base(ns), tpm: 100 })
+      const b = yield* RateLimit.redisStore({ ...base(ns), tpm: 100 })
+      const first = yield* a.admit(80)
+      expect(first.waitMillis).toBe(0)
+      expect((yield* b.admit(30)).waitMillis).toBeGreaterThan(60_000) // 80 + 30 > 100
+      const c = yield* RateLimit.redisStore({ ...base(fresh()), tpm: 100 })
+      const d = yield* c.admit(80)
+      yield* c.settle(d, 20)
+      expect((yield* c.admit(30)).waitMillis).toBe(0) // 20 + 30 <= 100 after the refund
+    }))
+
+  it.scoped("a 429's pause set by one process holds the others", () =>
+    Effect.gen(function* () {
+      const ns = fresh()
+      const a = yield* RateLimit.redisStore({ ...base(ns) })
+      const b = yield* RateLimit.redisStore({ ...base(ns) })
+      yield* a.pause(5000)
+      const left = yield* b.pauseRemaining
+      expect(left).toBeGreaterThan(4000)
+      expect(left).toBeLessThanOrEqual(5000)
+      expect((yield* b.admit(1)).waitMillis).toBeGreaterThan(4000)
+      yield* b.pause(10) // a shorter pause never shortens the longer one
+      expect(yield* a.pauseRemaining).toBeGreaterThan(4000)
+    }))
+
+  it.scoped("keys are prefixed by the namespace and a hash of the base URL and key, never the key itself", () =>
+    Effect.gen(function* () {
+      const ns = fresh()
+      const store = yield* RateLimit.redisStore({ ...base(ns), rpm: 10, tpm: 1000 })
+      yield* store.admit(5)
+      yield* store.pause(100)
+      const budget = yield* Budget.makeRedis({ ...base(ns), maxUsd: 1 })
+      yield* budget.reserve("gpt-4.1-mini", 10, 10)
+      const keys = yield* Effect.promise(() => redis.keys(`*${ns}*`))
+      expect(keys.length).toBeGreaterThanOrEqual(5)
+      const prefix = Shared.keyPrefix(ns, "http://127.0.0.1:1/v1", KEY)
+      expect(prefix).toMatch(new RegExp(`^shepherd:\\{${ns}:[0-9a-f]{16}\\}:$`))
+      for (const key of keys) expect(key.startsWith(prefix)).toBe(true)
+      // Nothing in Redis holds the key, in key names or values.
+      const dump = yield* Effect.promise(async () => {
+        const all = await redis.keys("*")
+        const parts: Array<string> = [...all]
+        for (const key of all) {
+          const type = await redis.type(key)
+          if (type === "hash") parts.push(JSON.stringify(await redis.hgetall(key)))
+          if (type === "list") parts.push(JSON.stringify(await redis.lrange(key, 0, -1)))
+          if (type === "zset") parts.push(JSON.stringify(await redis.zrange(key, 0, -1)))
+        }
+        return parts.join("\n")
+      })
+      expect(dump).not.toContain(KEY)
+      expect(dump).not.toContain("SECRET")
+    }))
+
+  it.scoped("an invalid namespace is refused with the reason", () =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(RateLimit.redisStore({ ...base("has space{}"), rpm: 1 }))
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(String(Exit.isFailure(exit) ? exit.cause : "")).toContain("namespace")
+    }))
+})
+
+describe.runIf(available)("Redis budget store", () => {
+  it.scoped("processes share one budget: together they never commit more than maxUsd", () =>
+    Effect.gen(function* () {
+      const ns = fresh()
+      // gpt-4.1-mini: $0.40 / $1.60 per million tokens; 1000 + 1000 tokens = $0.002 worst case each.
+      const budgets = yield* Effect.all(Array.from({ length: 3 }, () => Budget.makeRedis({ ...base(ns), maxUsd: 0.01 })))
+      const results = yield* Effect.forEach(Array.from({ length: 12 }, (_, i) => i), (i) => Effect.either(budgets[i % 3]!.reserve("gpt-4.1-mini", 1000, 1000)), { concurrency: 12 })
+      const granted = results.filter((r) => r._tag === "Right")
+      expect(granted).toHaveLength(5) // 5 x $0.002 = $0.01
+      const refused = results.find((r) => r._tag === "Left")
+      expect(refused?._tag === "Left" && refused.left._tag).toBe("BudgetExceededError")
+      // Settling for less frees the rest for anyone.
+      for (const r of granted) if (r._tag === "Right") yield* budgets[0]!.settle(r.right, Option.some(500))
+      const snapshot = yield* budgets[2]!.snapshot
+      expect(snapshot).toEqual({ limitMicroUsd: 10_000, spentMicroUsd: 2500, reservedMicroUsd: 0 })
+      expect((yield* Effect.either(budgets[1]!.reserve("gpt-4.1-mini", 1000, 1000)))._tag).toBe("Right")
+    }))
+
+  it.scopedLive("a reservation held by a process that died is given back after its lease", () =>
+    Effect.gen(function* () {
+      const ns = fresh()
+      const dying = yield* Budget.makeRedis({ ...base(ns), maxUsd: 0.002, leaseDuration: "300 millis" })
+      yield* dying.reserve("gpt-4.1-mini", 1000, 1000)
+      const other = yield* Budget.makeRedis({ ...base(ns), maxUsd: 0.002 })
+      expect((yield* Effect.either(other.reserve("gpt-4.1-mini", 1000, 1000)))._tag).toBe("Left")
+      yield* Effect.sleep("400 millis")
+      expect((yield* Effect.either(other.reserve("gpt-4.1-mini", 1000, 1000)))._tag).toBe("Right")
+    }))
+})
+
+describe.runIf(available)("Redis unreachable", () => {
+  it.scoped("failClosed: a client whose Redis dies fails each request with LimiterUnavailableError and sends nothing; the URL's password is not in it", () =>
+    Effect.gen(function* () {
+      const own = yield* startRedis
+      const mock = yield* MockServer.make({ latency: "1 millis" })
+      const url = own.url.replace("redis://", "redis://:hunter2@")
+      yield* Effect.promise(async () => {
+        const admin = new Redis(own.url)
+        await admin.config("SET", "requirepass", "hunter2")
+        admin.disconnect()
+      })
+      const context = yield* Layer.build(
+        ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY) }).pipe(
+          Layer.provide(RateLimit.layerRedis({ url, namespace: fresh(), rpm: 100, baseUrl: mock.url, apiKey: Redacted.make(KEY) }))
+        )
+      )
+      const chat = Context.get(context, ChatClient.ChatClient)
+      yield* chat.create(request)
+      yield* Effect.promise(() => own.kill())
+      const exit = yield* Effect.exit(chat.create(request))
+      expect(Exit.isFailure(exit)).toBe(true)
+      const error = Exit.isFailure(exit) ? Option.getOrThrow(Exit.causeOption(exit).pipe(Option.flatMap((c) => Option.fromNullable(c._tag === "Fail" ? c.error : undefined)))) : undefined
+      expect(error?._tag).toBe("LimiterUnavailableError")
+      const text = JSON.stringify(error) + String(error)
+      expect(text).toContain(`127.0.0.1:${own.port}`)
+      expect(text).not.toContain("hunter2")
+      expect(text).not.toContain(KEY)
+      expect((yield* mock.stats).requests).toBe(1)
+      // Building a layer while Redis is down fails at once, with the reason.
+      const build = yield* Effect.exit(Layer.build(RateLimit.layerRedis({ url, namespace: fresh(), rpm: 1, commandTimeout: "300 millis" })))
+      expect(Exit.isFailure(build)).toBe(true)
+      expect(String(Exit.isFailure(build) ? build.cause : "")).toContain("LimiterUnavailableError")
+    }), 30_000)
+
+  it.scopedLive("fallbackLocal: on local limits (divided by workers) with a warning while Redis is down, shared again once it is back", () =>
+    Effect.gen(function* () {
+      const own = yield* startRedis
+      const logs = captureLogs()
+      const ns = fresh()
+      const store = yield* RateLimit.redisStore({
+        url: own.url,
+        namespace: ns,
+        rpm: 8,
+        workers: 2,
+        onUnavailable: "fallbackLocal",
+        retryInterval: "200 millis",
+        commandTimeout: "300 millis"
+      }).pipe(Effect.provide(logs.layer))
+      expect((yield* store.admit(1)).waitMillis).toBe(0)
+      yield* Effect.promise(() => own.kill())
+      // Locally: 8 / 2 = 4 a minute.
+      const local = yield* Effect.forEach([1, 2, 3, 4, 5], () => Effect.map(store.admit(1), (a) => a.waitMillis)).pipe(Effect.provide(logs.layer))
+      expect(local.slice(0, 4)).toEqual([0, 0, 0, 0])
+      expect(local[4]).toBeGreaterThan(60_000)
+      expect(logs.lines.some((l) => l.includes("going on with local rate-limit state (1/2 of the limits)"))).toBe(true)
+      yield* Effect.promise(() => own.restart())
+      yield* Effect.sleep("1500 millis") // the client reconnects, then the next call after retryInterval goes to Redis
+      yield* store.admit(1).pipe(Effect.provide(logs.layer))
+      yield* store.admit(1).pipe(Effect.provide(logs.layer))
+      const keys = yield* Effect.promise(async () => {
+        const admin = new Redis(own.url)
+        const found = await admin.keys(`*${ns}*`)
+        admin.disconnect()
+        return found
+      })
+      expect(keys.length).toBeGreaterThan(0)
+      expect(logs.lines.some((l) => l.includes("answers again"))).toBe(true)
+    }), 30_000)
+
+  it.scopedLive("fallbackLocal budget: a share of what was left, and what was spent meanwhile is added to Redis when it returns", () =>
+    Effect.gen(function* () {
+      const own = yield* startRedis
+      const ns = fresh()
+      const options = { url: own.url, namespace: ns, maxUsd: 0.02, workers: 2, onUnavailable: "fallbackLocal" as const, retryInterval: "200 millis", commandTimeout: "300 millis" }
+      const budget = yield* Budget.makeRedis(options).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))
+      const r = yield* budget.reserve("gpt-4.1-mini", 1000, 1000) // $0.002 held in Redis
+      yield* budget.settle(r, Option.some(2000))
+      yield* Effect.promise(() => own.kill())
+      // Left: $0.018, half of it ($0.009) for this process: four of $0.002, not five.
+      const local = yield* Effect.forEach([1, 2, 3, 4, 5], () => Effect.either(budget.reserve("gpt-4.1-mini", 1000, 1000))).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))
+      expect(local.map((e) => e._tag)).toEqual(["Right", "Right", "Right", "Right", "Left"])
+      for (const e of local) if (e._tag === "Right") yield* budget.settle(e.right, Option.some(1000))
+      // Redis comes back empty (no persistence): the spend made meanwhile is written to it.
+      yield* Effect.promise(() => own.restart())
+      yield* Effect.sleep("1500 millis")
+      yield* Effect.either(budget.reserve("gpt-4.1-mini", 10, 10)).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))
+      const spent = yield* Effect.promise(async () => {
+        const admin = new Redis(own.url)
+        const keys = await admin.keys(`*${ns}*budget:totals`)
+        const value = await admin.hget(keys[0]!, "spent")
+        admin.disconnect()
+        return Number(value)
+      })
+      expect(spent).toBe(4000)
+    }), 30_000)
+})
