@@ -287,7 +287,7 @@ describe.runIf(available)("Redis unreachable", () => {
     Effect.gen(function* () {
       const own = yield* startRedis
       const ns = fresh()
-      const options = { url: own.url, namespace: ns, maxUsd: 0.02, workers: 2, onUnavailable: "fallbackLocal" as const, retryInterval: "200 millis", commandTimeout: "300 millis" }
+      const options = { url: own.url, namespace: ns, maxUsd: 0.02, workers: 2, onUnavailable: "fallbackLocal" as const, retryInterval: "200 millis" as const, commandTimeout: "300 millis" as const }
       const budget = yield* Budget.makeRedis(options).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))
       const r = yield* budget.reserve("gpt-4.1-mini", 1000, 1000) // $0.002 held in Redis
       yield* budget.settle(r, Option.some(2000))

@@ -11,16 +11,19 @@ import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import { VERSION } from "../internal/version.js"
 import { demoCommand } from "./demo.js"
 import { CliError } from "./error.js"
 import { jsonCommand } from "./json.js"
+import { mergeCommand } from "./merge.js"
 import { mockCommand } from "./mock.js"
 import { runCommand } from "./run.js"
 
 const shepherd = Command.make("shepherd").pipe(
   Command.withDescription("Send many concurrent requests to OpenAI-compatible chat APIs"),
-  Command.withSubcommands([runCommand, mockCommand, demoCommand, jsonCommand])
+  Command.withSubcommands([runCommand, mergeCommand, mockCommand, demoCommand, jsonCommand])
 )
 
 const cli = Command.run(shepherd, { name: "shepherd", version: VERSION })
@@ -37,7 +40,8 @@ cli(process.argv).pipe(
     exitCode = error instanceof CliError && error.exitCode !== undefined ? error.exitCode : 1
     return Console.error(`shepherd: ${error instanceof Error ? error.message : String(error)}`)
   }),
-  Effect.provide(NodeContext.layer),
+  // Warnings (e.g. shared limits falling back to local ones) go to stderr: stdout is for results.
+  Effect.provide(Layer.merge(NodeContext.layer, Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false })))),
   NodeRuntime.runMain({
     disableErrorReporting: false,
     teardown: (exit, onExit) =>

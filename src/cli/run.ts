@@ -30,11 +30,13 @@ import * as Fs from "node:fs"
 import * as Batch from "../Batch.js"
 import * as Budget from "../Budget.js"
 import * as ChatClient from "../ChatClient.js"
+import type * as ChatError from "../ChatError.js"
 import * as BatchFile from "../internal/batchFile.js"
 import { parseDuration } from "../internal/durationText.js"
 import { IdTable } from "../internal/idTable.js"
 import * as Metrics from "../Metrics.js"
 import * as Pricing from "../Pricing.js"
+import * as RateLimit from "../RateLimit.js"
 import { CliError } from "./error.js"
 import * as RunStats from "./runStats.js"
 
@@ -62,7 +64,31 @@ const options = {
   progressInterval: durationOption("progress-interval", "5s", "how often a progress line is printed when stderr is not a terminal"),
   summary: Options.text("summary").pipe(Options.optional, Options.withDescription("also write the summary to this file, as JSON")),
   metrics: Options.text("metrics").pipe(Options.optional, Options.withDescription("write a snapshot of the shepherd_* metrics to this file, as JSON, at the end")),
-  grace: durationOption("grace", "30s", "after Ctrl-C, how long requests in flight may take to finish")
+  grace: durationOption("grace", "30s", "after Ctrl-C, how long requests in flight may take to finish"),
+  shard: Options.text("shard").pipe(
+    Options.optional,
+    Options.withDescription("i/n: send only the input lines whose number minus one, mod n, is i (0 <= i < n); merge the n outputs with `shepherd merge`"),
+    Options.mapTryCatch((o) => Option.map(o, parseShard), invalid)
+  ),
+  redis: Options.text("redis").pipe(
+    Options.optional,
+    Options.withDescription("redis://host:port: share the rate limits, the 429 pause and the budget with every process using this Redis, API key and --namespace")
+  ),
+  namespace: Options.text("namespace").pipe(Options.withDefault("default"), Options.withDescription("with --redis: the name of the shared limits and budget (a new name, a new budget)")),
+  redisFallback: Options.boolean("redis-fallback").pipe(
+    Options.withDescription("with --redis: when Redis cannot be reached, go on with local limits divided by the shard count (default: stop sending; a rerun resumes)")
+  )
+}
+
+/** `i/n` with 0 <= i < n. */
+export const parseShard = (text: string): { readonly index: number; readonly count: number } => {
+  const match = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text)
+  const index = Number(match?.[1])
+  const count = Number(match?.[2])
+  if (match === null || !(count >= 1) || !(index < count)) {
+    throw new Error(`--shard takes i/n with 0 <= i < n (e.g. 0/4 for the first of four), got ${JSON.stringify(text)}`)
+  }
+  return { index, count }
 }
 
 /** The command's arguments and options, as @effect/cli parses them. */
@@ -79,6 +105,8 @@ interface Config {
   readonly metrics: Option.Option<string>
   readonly grace: Duration.Duration
   readonly prices: Pricing.PriceTable
+  /** Whether an input line (1-based number) belongs to this run's shard. */
+  readonly inShard: (lineNumber: number) => boolean
 }
 
 /** The kind of a failure written to the output: `http_<status>` or the error code. */
@@ -86,7 +114,7 @@ const failureKind = (line: BatchFile.OutputLine): string | undefined =>
   line.error !== null ? line.error.code : line.response !== null && line.response.status_code >= 300 ? `http_${line.response.status_code}` : undefined
 
 /** Checks every input line; reports the bad ones. Returns how many requests are valid and which lines to skip. */
-const validate = (input: string, alreadyDone: IdTable) =>
+const validate = (input: string, alreadyDone: IdTable, inShard: (lineNumber: number) => boolean) =>
   Effect.gen(function* () {
     const problems: Array<string> = []
     const skip = new Set<number>()
@@ -108,6 +136,7 @@ const validate = (input: string, alreadyDone: IdTable) =>
           skip.add(line.number)
           return
         }
+        if (!inShard(line.number)) return
         valid++
         if (alreadyDone.has(id)) done++
       })
@@ -123,7 +152,8 @@ const send = (
   done: IdTable,
   stats: RunStats.RunStats,
   stopping: () => boolean,
-  onStop: (reason: RunStats.StopReason) => void
+  onStop: (reason: RunStats.StopReason) => void,
+  limiterError: (error: ChatError.LimiterUnavailableError) => void
 ) =>
   Effect.gen(function* () {
     const fd = yield* Effect.acquireRelease(
@@ -133,7 +163,7 @@ const send = (
     const runId = Math.random().toString(36).slice(2, 10)
     const requests = BatchFile.readLines(config.input).pipe(
       Stream.filterMap((line) => {
-        if (skip.has(line.number)) return Option.none()
+        if (skip.has(line.number) || !config.inShard(line.number)) return Option.none()
         const parsed = BatchFile.parseInput(line.text)
         if (parsed === undefined || Either.isLeft(parsed) || done.has(parsed.right.custom_id)) return Option.none()
         return Option.some(parsed.right)
@@ -149,6 +179,13 @@ const send = (
                 // Refused unsent: no line, so that a rerun (with a larger budget) sends it.
                 stats.budgetRefused++
                 onStop("budget")
+                continue
+              }
+              if (outcome._tag === "Failure" && outcome.error._tag === "LimiterUnavailableError") {
+                // Refused unsent (the shared limits could not be checked): no line, a rerun sends it.
+                stats.limiterRefused++
+                limiterError(outcome.error)
+                onStop("limiter")
                 continue
               }
               const line = BatchFile.outputLine(outcome, `batch_req_${runId}_${outcome.index.toString(36)}`)
@@ -225,12 +262,19 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       summary: o.summary,
       metrics: o.metrics,
       grace: o.grace,
-      prices
+      prices,
+      inShard: Option.match(o.shard, {
+        onNone: () => () => true,
+        onSome: ({ count, index }) => (lineNumber: number) => (lineNumber - 1) % count === index
+      })
+    }
+    if (Option.isNone(o.redis) && o.redisFallback) {
+      return yield* new CliError({ detail: "--redis-fallback needs --redis", exitCode: 2 })
     }
 
     // 1. What OUT already holds, then every input line checked before anything is sent.
     const previous = yield* BatchFile.scanOutput(config.out)
-    const checked = yield* validate(config.input, previous.ids)
+    const checked = yield* validate(config.input, previous.ids, config.inShard)
     if (checked.problems.length > 0) {
       for (const problem of checked.problems) yield* Console.error(problem)
       if (!config.skipInvalid) {
@@ -242,7 +286,9 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       }
       yield* Console.error(`shepherd run: skipping ${checked.problems.length} invalid lines (--skip-invalid)`)
     }
-    if (checked.valid === 0) return yield* new CliError({ detail: `${config.input} holds no valid requests`, exitCode: 2 })
+    if (checked.valid === 0) {
+      return yield* new CliError({ detail: `${config.input} holds no valid requests${Option.isSome(o.shard) ? " for this shard" : ""}`, exitCode: 2 })
+    }
     if (previous.needsRewrite) yield* BatchFile.rewriteOutput(config.out, previous.keep)
     if (checked.done > 0) {
       yield* Console.error(
@@ -251,21 +297,36 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       )
     }
 
-    // 2. The client: the key only from the environment.
+    // 2. The client: the key only from the environment; limits and budget in Redis with --redis.
+    const apiKey = keyText === undefined || keyText.trim() === "" ? undefined : Redacted.make(keyText)
+    const baseUrl = Option.getOrUndefined(Option.orElse(o.baseUrl, () => Option.fromNullable(process.env["OPENAI_BASE_URL"]).pipe(Option.filter((u) => u.trim() !== ""))))
+    const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm) }
     const clientLayer = ChatClient.layer({
-      apiKey: keyText === undefined || keyText.trim() === "" ? undefined : Redacted.make(keyText),
-      baseUrl: Option.getOrUndefined(Option.orElse(o.baseUrl, () => Option.fromNullable(process.env["OPENAI_BASE_URL"]).pipe(Option.filter((u) => u.trim() !== "")))),
+      apiKey,
+      baseUrl,
       timeout: Option.getOrUndefined(o.timeout),
       retry: Option.match(o.maxRetries, { onNone: () => ({}), onSome: (maxRetries) => ({ maxRetries }) }),
-      limits: { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm) }
+      limits
     })
-    const layer = Option.match(o.budgetUsd, {
-      onNone: () => clientLayer,
-      onSome: (maxUsd) => clientLayer.pipe(Layer.provide(Budget.layer({ maxUsd, prices })))
-    })
+    const shared = Option.map(o.redis, (url) => ({
+      url,
+      namespace: o.namespace,
+      baseUrl: baseUrl ?? "https://api.openai.com/v1",
+      apiKey,
+      workers: Option.match(o.shard, { onNone: () => 1, onSome: (s) => s.count }),
+      onUnavailable: o.redisFallback ? "fallbackLocal" as const : "failClosed" as const
+    }))
+    const budgetLayer = Option.map(o.budgetUsd, (maxUsd) =>
+      Option.match(shared, { onNone: () => Budget.layer({ maxUsd, prices }), onSome: (redis) => Budget.layerRedis({ ...redis, maxUsd, prices }) }))
+    const limiterLayer = Option.map(shared, (redis) => RateLimit.layerRedis({ ...redis, ...limits }))
+    const layer = clientLayer.pipe(
+      Layer.provide(Option.getOrElse(budgetLayer, () => Layer.empty)),
+      Layer.provide(Option.getOrElse(limiterLayer, () => Layer.empty))
+    )
 
     // 3. Send, with progress; a first signal stops sending, a second aborts what is in flight.
     const stats = new RunStats.RunStats(yield* Clock.currentTimeMillis)
+    stats.shard = Option.getOrUndefined(Option.map(o.shard, (s) => `${s.index}/${s.count}`))
     stats.total = checked.valid
     stats.alreadyDone = checked.done
     stats.invalid = checked.problems.length
@@ -277,6 +338,10 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       if (stats.stoppedBy === undefined) stats.stoppedBy = reason
       stopping = true
     }
+    let limiterFailure: ChatError.LimiterUnavailableError | undefined
+    const limiterError = (error: ChatError.LimiterUnavailableError) => {
+      limiterFailure ??= error
+    }
     let signals = 0
     const onSignal = () => {
       signals++
@@ -285,7 +350,7 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
 
     const finished = yield* Deferred.make<RunStats.Summary, unknown>()
     const supervise = Effect.gen(function* () {
-      const worker = yield* Effect.fork(send(config, checked.skip, previous.ids, stats, () => stopping, onStop).pipe(Effect.provide(layer)))
+      const worker = yield* Effect.fork(send(config, checked.skip, previous.ids, stats, () => stopping, onStop, limiterError).pipe(Effect.provide(layer)))
       const progressFiber = config.noProgress ? undefined : yield* Effect.fork(showProgress(stats, config.progressInterval))
       const stopper = yield* Effect.fork(Effect.gen(function* () {
         yield* Deferred.await(stopRequested)
@@ -339,6 +404,13 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       return yield* new CliError({
         detail: `stopped by the budget of ${Pricing.format(Math.round(Option.getOrThrow(o.budgetUsd) * 1e6))}: ` +
           `${result.remaining} requests were not sent. Rerun with a larger --budget-usd to send them.`
+      })
+    }
+    if (result.stoppedBy === "limiter") {
+      return yield* new CliError({
+        detail: `stopped: the shared limits at ${limiterFailure?.location ?? "Redis"} could not be reached (${limiterFailure?.detail ?? "unknown"}): ` +
+          `${result.remaining} requests were not sent. Rerun the same command when Redis is back to send them ` +
+          `(or add --redis-fallback to go on with local limits divided by the shard count).`
       })
     }
     if (result.stoppedBy !== null) return yield* Effect.interrupt

@@ -45,7 +45,7 @@ export class LatencyHistogram {
 }
 
 /** Why a run ended before every request had an outcome. */
-export type StopReason = "budget" | "interrupted" | "aborted"
+export type StopReason = "budget" | "limiter" | "interrupted" | "aborted"
 
 /** The running counts. */
 export class RunStats {
@@ -71,6 +71,10 @@ export class RunStats {
   stoppedBy: StopReason | undefined = undefined
   /** Requests the budget refused (not sent, no line written: a rerun sends them). */
   budgetRefused = 0
+  /** Requests refused because the shared limits (Redis) could not be reached (not sent, no line). */
+  limiterRefused = 0
+  /** `i/n` when this run is one shard of the input. */
+  shard: string | undefined = undefined
 
   constructor(readonly startedAtMillis: number) {}
 
@@ -166,6 +170,9 @@ export interface Summary {
   readonly remaining: number
   readonly stoppedBy: StopReason | null
   readonly budgetRefused: number
+  readonly limiterRefused: number
+  /** `i/n` when the run was one shard of the input (`--shard`), else null. */
+  readonly shard: string | null
   readonly elapsedSeconds: number
   readonly requestsPerSecond: number
   readonly latencyMillis: { readonly p50: number; readonly p95: number; readonly max: number }
@@ -191,6 +198,8 @@ export const summary = (stats: RunStats, input: string, output: string, nowMilli
     remaining: stats.remaining,
     stoppedBy: stats.stoppedBy ?? null,
     budgetRefused: stats.budgetRefused,
+    limiterRefused: stats.limiterRefused,
+    shard: stats.shard ?? null,
     elapsedSeconds: Math.round(elapsed * 1000) / 1000,
     requestsPerSecond: elapsed > 0 ? Math.round((stats.written / elapsed) * 10) / 10 : 0,
     latencyMillis: {
@@ -211,7 +220,7 @@ export const summary = (stats: RunStats, input: string, output: string, nowMilli
 export const summaryText = (s: Summary): string => {
   const failed = Object.entries(s.failed).map(([kind, n]) => `${kind} ${n}`).join(", ")
   const lines = [
-    `shepherd run: ${s.written} outcomes written to ${s.output} in ${duration(s.elapsedSeconds)} (${s.requestsPerSecond} req/s)`,
+    `shepherd run${s.shard === null ? "" : ` (shard ${s.shard})`}: ${s.written} outcomes written to ${s.output} in ${duration(s.elapsedSeconds)} (${s.requestsPerSecond} req/s)`,
     `  succeeded ${s.succeeded}, failed ${s.written - s.succeeded}${failed === "" ? "" : ` (${failed})`}` +
       (s.alreadyDone > 0 ? `, already answered ${s.alreadyDone}` : "") +
       (s.invalidSkipped > 0 ? `, invalid lines skipped ${s.invalidSkipped}` : ""),
@@ -222,6 +231,8 @@ export const summaryText = (s: Summary): string => {
   if (s.remaining > 0) {
     const why = s.stoppedBy === "budget"
       ? `the budget was reached (${s.budgetRefused} refused unsent)`
+      : s.stoppedBy === "limiter"
+      ? `the shared limits in Redis could not be reached (${s.limiterRefused} refused unsent)`
       : s.stoppedBy === "interrupted" || s.stoppedBy === "aborted"
       ? "the run was interrupted"
       : "they failed in ways worth retrying (429, 5xx, timeouts, transport)"

@@ -1,0 +1,204 @@
+/**
+ * Several `shepherd run --shard i/n --redis URL` processes sharing one key's limits and budget
+ * through a real redis-server, against a MockServer in this process that enforces the limits (its
+ * journal and counters show what all of them sent); then `shepherd merge`.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { Redis } from "ioredis"
+import * as Pricing from "../src/Pricing.js"
+import { MockServer } from "../src/testing/index.js"
+import { inputLines, KEY, questionOf, readOut, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
+import { redisAvailable, startRedis } from "./redisServer.js"
+
+const available = redisAvailable("sharded run")
+
+/** Runs `n` shards of `input` at once; resolves with their ends. */
+const shards = (n: number, input: string, dir: string, extra: (i: number) => ReadonlyArray<string>, env: Record<string, string>) =>
+  Array.from({ length: n }, (_, i) =>
+    startCommand("run", [input, "--out", Path.join(dir, `out.${i}.jsonl`), "--shard", `${i}/${n}`, "--no-progress", "--summary", Path.join(dir, `summary.${i}.json`), ...extra(i)], env))
+
+const merge = (dir: string, n: number, input: string) =>
+  startCommand("merge", ["--out", Path.join(dir, "merged.jsonl"), "--input", input, ...Array.from({ length: n }, (_, i) => Path.join(dir, `out.${i}.jsonl`))]).ended
+
+/** How many times the server was sent each question. */
+const sentCounts = (journal: ReadonlyArray<{ readonly body: unknown }>) => {
+  const counts = new Map<number, number>()
+  for (const entry of journal) {
+    const q = questionOf(entry.body)
+    counts.set(q, (counts.get(q) ?? 0) + 1)
+  }
+  return counts
+}
+
+describe.runIf(available)("shepherd run --shard i/n --redis URL", () => {
+  it.scopedLive("4 processes x 500 requests share 600 RPM against a server enforcing 600 RPM: no 429, at least 90% of the limit, one merged line per id", () =>
+    Effect.gen(function* () {
+      const redis = yield* startRedis
+      const mock = yield* MockServer.make({ apiKey: KEY, rpm: 600, latency: "20 millis", journalLimit: 3000 })
+      const dir = tmp()
+      const lines = inputLines(2000).map((line) => line.replace("/v1/embeddings", "/v1/chat/completions").replace(/"input":"(question \d+)"/, '"messages":[{"role":"user","content":"$1"}],"max_tokens":20'))
+      const input = writeInput(dir, lines)
+      const began = Date.now()
+      const runs = shards(4, input, dir, () => ["--redis", redis.url, "--namespace", "rpm-test", "--rpm", "600", "--concurrency", "64"], { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: mock.url })
+      const ended = yield* Effect.all(runs.map((r) => r.ended), { concurrency: "unbounded" })
+      const minutes = (Date.now() - began) / 60_000
+      for (const e of ended) expect(e.code, e.stderr).toBe(0)
+      const stats = yield* mock.stats
+      expect(stats.rateLimited).toBe(0)
+      expect(stats.byStatus[200]).toBe(2000)
+      // 2,000 requests at 600 a minute: 600 at once (the server's bucket starts full), then 600 a window.
+      const perMinute = 2000 / minutes
+      expect(perMinute).toBeGreaterThanOrEqual(0.9 * 600)
+      // Each shard took its own lines only: every question was sent exactly once.
+      const counts = sentCounts(yield* mock.journal)
+      expect(counts.size).toBe(2000)
+      expect([...counts.values()].every((c) => c === 1)).toBe(true)
+      for (let i = 0; i < 4; i++) {
+        const summary = JSON.parse(Fs.readFileSync(Path.join(dir, `summary.${i}.json`), "utf8")) as { total: number; shard: string; rateLimited: number }
+        expect(summary).toMatchObject({ total: 500, shard: `${i}/4`, rateLimited: 0 })
+      }
+      const merged = yield* merge(dir, 4, input)
+      expect(merged.code, merged.stderr).toBe(0)
+      expect(merged.stderr).toContain("2000 of 2000 requests have a final outcome")
+      const out = readOut(Path.join(dir, "merged.jsonl"))
+      expect(out).toHaveLength(2000)
+      expect(new Set(out.map((l) => l.custom_id)).size).toBe(2000)
+      console.info(`sharded run: 4 x 500 requests at 600 RPM in ${(minutes * 60).toFixed(1)} s = ${perMinute.toFixed(0)} requests a minute, 0 429s`)
+    }), 400_000)
+
+  it.scopedLive("a shared budget: together the processes never spend more than --budget-usd plus one request each in flight", () =>
+    Effect.gen(function* () {
+      const redis = yield* startRedis
+      const mock = yield* MockServer.make({ apiKey: KEY, latency: "5 millis" })
+      const dir = tmp()
+      const lines = inputLines(400, 200).filter((line) => line.includes("chat/completions"))
+      const input = writeInput(dir, lines)
+      const budget = 0.003
+      const runs = shards(4, input, dir, () => ["--redis", redis.url, "--namespace", "budget-test", "--budget-usd", String(budget), "--concurrency", "8"], {
+        OPENAI_API_KEY: KEY,
+        OPENAI_BASE_URL: mock.url
+      })
+      const ended = yield* Effect.all(runs.map((r) => r.ended), { concurrency: "unbounded" })
+      // Each stops on the budget: exit 1, and says so.
+      for (const e of ended) {
+        expect(e.code, e.stderr).toBe(1)
+        expect(e.stderr).toContain("stopped by the budget")
+      }
+      let spent = 0
+      let largest = 0
+      const ids = new Set<string>()
+      for (let i = 0; i < 4; i++) {
+        for (const line of readOut(Path.join(dir, `out.${i}.jsonl`))) {
+          expect(ids.has(line.custom_id)).toBe(false)
+          ids.add(line.custom_id)
+          const body = line.response?.body as { model: string; usage: { prompt_tokens: number; completion_tokens: number } }
+          const cost = Option.getOrThrow(Pricing.cost("gpt-4.1-mini", body.usage))
+          spent += cost
+          largest = Math.max(largest, cost)
+        }
+      }
+      expect(ids.size).toBeGreaterThan(10)
+      expect(ids.size).toBeLessThan(lines.length) // it did stop
+      expect(spent).toBeLessThanOrEqual(budget * 1e6 + 4 * largest)
+      // Nothing was sent without an output line.
+      expect((yield* mock.stats).requests).toBe(ids.size)
+      // Redis holds the same total, and nothing is left reserved.
+      const totals = yield* Effect.promise(async () => {
+        const client = new Redis(redis.url)
+        const [key] = await client.keys("*budget-test*budget:totals")
+        const values = await client.hgetall(key!)
+        client.disconnect()
+        return values
+      })
+      expect(Number(totals["spent"])).toBe(spent)
+      expect(Number(totals["reserved"])).toBe(0)
+    }), 120_000)
+
+  it.scopedLive("Redis killed mid-run, failing closed: the shards stop sending and exit 1; after Redis returns, a rerun finishes; no line lost or duplicated", () =>
+    Effect.gen(function* () {
+      const redis = yield* startRedis
+      const mock = yield* MockServer.make({ apiKey: KEY, latency: "150 millis", journalLimit: 1000 })
+      const dir = tmp()
+      const lines = inputLines(300)
+      const input = writeInput(dir, lines)
+      const env = { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: mock.url }
+      const args = () => ["--redis", redis.url, "--namespace", "kill-test", "--rpm", "6000", "--concurrency", "4"]
+      const first = shards(2, input, dir, args, env)
+      yield* waitFor(Effect.map(mock.stats, (s) => (s.requests >= 40 ? true : undefined)), "40 requests sent")
+      yield* Effect.promise(() => redis.kill())
+      const ended = yield* Effect.all(first.map((r) => r.ended), { concurrency: "unbounded" })
+      for (const e of ended) {
+        expect(e.code, e.stderr).toBe(1)
+        expect(e.stderr).toContain("could not be reached")
+        expect(e.stderr).toContain("Rerun the same command when Redis is back")
+      }
+      const partial = [0, 1].flatMap((i) => readOut(Path.join(dir, `out.${i}.jsonl`)))
+      expect(partial.length).toBeGreaterThanOrEqual(40)
+      expect(partial.length).toBeLessThan(300)
+      // Every line written is an answer the server gave; nothing unsent has a line.
+      expect(partial.every((l) => l.response?.status_code === 200)).toBe(true)
+      expect((yield* mock.stats).requests).toBe(partial.length)
+
+      yield* Effect.promise(() => redis.restart())
+      const again = yield* Effect.all(shards(2, input, dir, args, env).map((r) => r.ended), { concurrency: "unbounded" })
+      for (const e of again) expect(e.code, e.stderr).toBe(0)
+      const merged = yield* merge(dir, 2, input)
+      expect(merged.code, merged.stderr).toBe(0)
+      const out = readOut(Path.join(dir, "merged.jsonl"))
+      expect(out.map((l) => l.custom_id).sort()).toEqual(lines.map((_, i) => `r${i}`).sort())
+      const counts = sentCounts(yield* mock.journal)
+      expect(counts.size).toBe(300)
+      expect([...counts.values()].every((c) => c === 1)).toBe(true)
+    }), 120_000)
+
+  it.scopedLive("Redis killed mid-run with --redis-fallback: the shards warn, go on with local limits and finish; no line lost or duplicated", () =>
+    Effect.gen(function* () {
+      const redis = yield* startRedis
+      const mock = yield* MockServer.make({ apiKey: KEY, latency: "100 millis", journalLimit: 1000 })
+      const dir = tmp()
+      const lines = inputLines(200)
+      const input = writeInput(dir, lines)
+      const env = { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: mock.url }
+      const runs = shards(2, input, dir, () => ["--redis", redis.url, "--namespace", "fallback-test", "--rpm", "6000", "--concurrency", "4", "--redis-fallback"], env)
+      yield* waitFor(Effect.map(mock.stats, (s) => (s.requests >= 30 ? true : undefined)), "30 requests sent")
+      yield* Effect.promise(() => redis.kill())
+      const ended = yield* Effect.all(runs.map((r) => r.ended), { concurrency: "unbounded" })
+      for (const e of ended) {
+        expect(e.code, e.stderr).toBe(0)
+        expect(e.stderr).toContain("going on with local rate-limit state (1/2 of the limits)")
+      }
+      const merged = yield* merge(dir, 2, input)
+      expect(merged.code, merged.stderr).toBe(0)
+      const out = readOut(Path.join(dir, "merged.jsonl"))
+      expect(out.map((l) => l.custom_id).sort()).toEqual(lines.map((_, i) => `r${i}`).sort())
+      const counts = sentCounts(yield* mock.journal)
+      expect(counts.size).toBe(200)
+      expect([...counts.values()].every((c) => c === 1)).toBe(true)
+    }), 120_000)
+})
+
+describe("shepherd merge", () => {
+  it.scopedLive("keeps one line per custom_id, a final outcome over one worth sending again; with --input it reports ids without a final outcome (exit 1)", () =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(4))
+      const ok = (id: string) => JSON.stringify({ id: `b_${id}`, custom_id: id, response: { status_code: 200, request_id: null, body: {} }, error: null })
+      const retry = (id: string) => JSON.stringify({ id: `b_${id}`, custom_id: id, response: { status_code: 503, request_id: null, body: {} }, error: null })
+      Fs.writeFileSync(Path.join(dir, "out.0.jsonl"), [retry("r0"), ok("r1"), ok("r0")].join("\n") + "\n" + '{"id":"partial')
+      Fs.writeFileSync(Path.join(dir, "out.1.jsonl"), [ok("r1"), retry("r2")].join("\n") + "\n")
+      const merged = yield* merge(dir, 2, input)
+      expect(merged.code).toBe(1)
+      expect(merged.stderr).toContain("2 of 4 requests have a final outcome")
+      expect(merged.stderr).toContain("2 requests of")
+      const out = readOut(Path.join(dir, "merged.jsonl"))
+      expect(out.map((l) => [l.custom_id, l.response?.status_code])).toEqual([["r1", 200], ["r0", 200], ["r2", 503]])
+      expect(merged.stderr).toContain("2 duplicate lines dropped, 1 unreadable lines")
+      // The output may not be one of the inputs.
+      const self = yield* startCommand("merge", ["--out", Path.join(dir, "out.0.jsonl"), Path.join(dir, "out.0.jsonl")]).ended
+      expect(self.code).toBe(2)
+    }))
+})
