@@ -6,7 +6,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { Batch, Budget, ChatClient } from "../src/index.js"
+import { Batch, Budget, ChatClient, ChatError, RateLimit } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 
 const requests = (n: number): Array<Batch.ChatRequest> =>
@@ -65,6 +65,32 @@ describe("Batch against MockServer", () => {
       expect((yield* Context.get(context, Budget.Budget).snapshot).spentMicroUsd).toBe(spent)
       // exactly the answered requests reached the server: the refused ones were never sent
       expect((yield* mock.journal).length).toBe(ok.length)
+    }))
+
+  it.scopedLive("shared limits that cannot be reached (failing closed) stop the batch like a budget: every later input fails unsent", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ latency: "2 millis" })
+      // A store that answers 30 admissions, then finds its Redis gone.
+      let admitted = 0
+      const memory = RateLimit.memoryStore({})
+      const store: RateLimit.RateLimitStore = {
+        ...memory,
+        admit: (tokens) =>
+          Effect.suspend(() =>
+            ++admitted > 30
+              ? Effect.fail(new ChatError.LimiterUnavailableError({ store: "rate-limit", location: "redis://127.0.0.1:1", detail: "not connected" }))
+              : memory.admit(tokens)
+          )
+      }
+      const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provide(Layer.effect(RateLimit.RateLimit, RateLimit.make({}, store)))))
+      const outcomes = yield* Batch.runAll(requests(100), { concurrency: 4 }).pipe(Effect.provide(context))
+      expect(outcomes).toHaveLength(100)
+      const ok = outcomes.filter((o) => o._tag === "Success")
+      expect(ok).toHaveLength(30)
+      for (const o of outcomes) if (o._tag === "Failure") expect(o.error._tag).toBe("LimiterUnavailableError")
+      expect((yield* mock.journal).length).toBe(30)
+      // Asked no more than once after the first refusal per worker: the batch stopped asking.
+      expect(admitted).toBeLessThanOrEqual(30 + 4)
     }))
 
   it.scopedLive("chat and embeddings requests in one batch, each outcome typed by its url", () =>
