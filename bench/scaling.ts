@@ -3,8 +3,8 @@
  *
  * 1. What the Redis store costs: one process sending requests as fast as a 0 ms mock answers, with
  *    an rpm limit that never binds, so that every request goes through the limiter: the memory store,
- *    the Redis store (one Lua admission and, when the tokens differ, one correction per request), and
- *    raw undici for reference.
+ *    the Redis store (one Lua admission per request, plus a correction of its tokens when there is a
+ *    tpm limit), and raw undici for reference.
  * 2. What sharing buys: P processes each send N requests (one shard of one input file) against a mock
  *    server enforcing R requests per minute: `shepherd run --shard i/P --redis URL --rpm R`;
  *    `shepherd run --shard i/P --rpm R/P` (the limit split by hand, no Redis); and the official
@@ -154,6 +154,8 @@ const overhead = async (redisUrl: string) => {
   const contenders: Array<[string, () => Promise<{ rate: number; cpuMicros: number }>]> = [
     ["shepherd, memory store", () => runShepherd(RateLimit.layer(limits))],
     ["shepherd, Redis store", () => runShepherd(RateLimit.layerRedis({ ...limits, url: redisUrl, namespace: `bench-${Date.now()}` }))],
+    // With a tpm limit each answer's real tokens are written back: a second round trip.
+    ["shepherd, Redis store, rpm + tpm", () => runShepherd(RateLimit.layerRedis({ ...limits, tpm: 1_000_000_000_000, url: redisUrl, namespace: `bench-${Date.now()}` }))],
     ["raw undici (no limiter)", runUndici]
   ]
   const results = new Map<string, Array<{ rate: number; cpuMicros: number }>>()

@@ -405,10 +405,11 @@ export const redisStore = (options: RedisOptions): Effect.Effect<RateLimitStore,
           ),
           Effect.tap(local.admit(tokens), (admission) => Effect.sync(() => localAdmissions.add(admission)))
         ),
+      // Without a tpm limit the window counts no tokens: nothing to correct, no round trip.
       settle: (admission, tokens) =>
         localAdmissions.has(admission)
           ? local.settle(admission, tokens)
-          : admission.id === 0
+          : admission.id === 0 || options.tpm === undefined
           ? Effect.void
           : Effect.asVoid(call((redis) => settleScript(redis, keys, [admission.id, admission.at, Math.max(0, Math.round(tokens))]))),
       pause: (millis) =>

@@ -114,7 +114,9 @@ export const connect = (options: RedisOptions, store: LimiterUnavailableError["s
             maxRetriesPerRequest: 0,
             commandTimeout: timeout,
             connectTimeout: timeout,
-            retryStrategy: (times) => Math.min(100 * times, 2000)
+            retryStrategy: (times) => Math.min(100 * times, 2000),
+            // Commands issued in the same tick share one write (many fibers admit at once).
+            enableAutoPipelining: true
           }),
         catch: (e) => new LimiterUnavailableError({ store, location: where, detail: describe(e) })
       }),
