@@ -222,7 +222,11 @@ const shared = async (redisUrl: string) => {
     return ends.reduce((sum, e) => sum + Number(e.stdout.trim() || 0), 0)
   }
   const contenders: Array<[string, string, () => Promise<number>]> = [
-    ["shepherd-redis", `shepherd run --shard i/${processes} --redis URL --rpm ${rpm}`, () => runCli("redis", () => ["--redis", redisUrl, "--namespace", `bench-${Date.now()}`, "--rpm", String(rpm)])],
+    ["shepherd-redis", `shepherd run --shard i/${processes} --redis URL --rpm ${rpm}`, () => {
+      // One namespace for all the processes of the run (they share its limits).
+      const namespace = `bench-${Date.now()}`
+      return runCli("redis", () => ["--redis", redisUrl, "--namespace", namespace, "--rpm", String(rpm)])
+    }],
     ["shepherd-split", `shepherd run --shard i/${processes} --rpm ${Math.floor(rpm / processes)} (no Redis)`, () => runCli("split", () => ["--rpm", String(Math.floor(rpm / processes))])],
     ["openai", `openai + p-limit(${concurrency}) per process`, runOpenAI]
   ]

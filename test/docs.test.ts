@@ -13,6 +13,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
 import { MockServer } from "../src/testing/index.js"
+import { redisAvailable, startRedis } from "./redisServer.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const outDir = join(root, ".docs-test")
@@ -33,11 +34,16 @@ for (const file of ["README.md", ...readdirSync(join(root, "docs")).filter((f) =
 }
 
 let url = ""
+let redisUrl = ""
 const scope = Effect.runSync(Scope.make())
+/** Examples that share limits through Redis get one of their own (REDIS_URL). */
+const needsRedis = (example: Example) => example.source.includes("REDIS_URL")
+const withRedis = examples.some(needsRedis) && redisAvailable("documentation examples with Redis")
 
 beforeAll(async () => {
   const server = await Effect.runPromise(Scope.extend(MockServer.make({ latency: "2 millis" }), scope))
   url = server.url
+  if (withRedis) redisUrl = (await Effect.runPromise(Scope.extend(startRedis, scope))).url
   rmSync(outDir, { recursive: true, force: true })
   mkdirSync(outDir, { recursive: true })
   for (const example of examples) {
@@ -68,13 +74,13 @@ describe("documentation examples", () => {
   }, 60_000)
 
   for (const example of examples) {
-    it(`${example.name} runs against the mock server`, async () => {
+    it.skipIf(needsRedis(example) && !withRedis)(`${example.name} runs against the mock server`, async () => {
       // Asynchronously: the mock server lives in this process and must keep answering.
       const result = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
         const child = execFile(process.execPath, [join(outDir, `${example.name}.mjs`)], {
           encoding: "utf8",
           timeout: 60_000,
-          env: { ...process.env, OPENAI_BASE_URL: url, OPENAI_API_KEY: "sk-docs-example" }
+          env: { ...process.env, OPENAI_BASE_URL: url, OPENAI_API_KEY: "sk-docs-example", ...(redisUrl === "" ? {} : { REDIS_URL: redisUrl }) }
         }, (_error, stdout, stderr) => resolve({ status: child.exitCode, stdout, stderr }))
       })
       expect(result.stderr).toBe("")

@@ -181,6 +181,33 @@ describe.runIf(available)("shepherd run --shard i/n --redis URL", () => {
     }), 120_000)
 })
 
+describe("shepherd run --shard / --redis usage", () => {
+  it.scopedLive("a bad --shard, --namespace or a lone --redis-fallback is refused before anything is sent (exit 2)", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(4))
+      const env = { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: mock.url }
+      const out = Path.join(dir, "out.jsonl")
+      for (const [args, message] of [
+        [["--shard", "4/4"], "--shard takes i/n with 0 <= i < n"],
+        [["--shard", "one/two"], "--shard takes i/n"],
+        [["--redis", "redis://127.0.0.1:1", "--namespace", "a b"], "--namespace: the namespace"],
+        [["--redis-fallback"], "--redis-fallback needs --redis"]
+      ] as const) {
+        const ended = yield* startCommand("run", [input, "--out", out, ...args], env).ended
+        expect(ended.code, ended.stderr).toBe(2)
+        expect(ended.stderr).toContain(message)
+      }
+      expect((yield* mock.stats).requests).toBe(0)
+      // A shard with no lines of its own says so.
+      const one = writeInput(dir, inputLines(1))
+      const empty = yield* startCommand("run", [one, "--out", out, "--shard", "1/2"], env).ended
+      expect(empty.code).toBe(2)
+      expect(empty.stderr).toContain("no valid requests for this shard")
+    }))
+})
+
 describe("shepherd merge", () => {
   it.scopedLive("keeps one line per custom_id, a final outcome over one worth sending again; with --input it reports ids without a final outcome (exit 1)", () =>
     Effect.gen(function* () {

@@ -34,6 +34,7 @@ import type * as ChatError from "../ChatError.js"
 import * as BatchFile from "../internal/batchFile.js"
 import { parseDuration } from "../internal/durationText.js"
 import { IdTable } from "../internal/idTable.js"
+import * as Shared from "../internal/redis.js"
 import * as Metrics from "../Metrics.js"
 import * as Pricing from "../Pricing.js"
 import * as RateLimit from "../RateLimit.js"
@@ -271,6 +272,8 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     if (Option.isNone(o.redis) && o.redisFallback) {
       return yield* new CliError({ detail: "--redis-fallback needs --redis", exitCode: 2 })
     }
+    const namespaceProblem = Shared.namespaceProblem(o.namespace)
+    if (namespaceProblem !== undefined) return yield* new CliError({ detail: `--namespace: ${namespaceProblem}`, exitCode: 2 })
 
     // 1. What OUT already holds, then every input line checked before anything is sent.
     const previous = yield* BatchFile.scanOutput(config.out)

@@ -40,6 +40,10 @@ export interface RedisOptions {
 
 const NAMESPACE = /^[A-Za-z0-9._:-]{1,100}$/
 
+/** Why a namespace cannot be used, or undefined when it can. */
+export const namespaceProblem = (namespace: string): string | undefined =>
+  NAMESPACE.test(namespace) ? undefined : `the namespace ${JSON.stringify(namespace)} is not 1 to 100 letters, digits or . _ : -`
+
 /** The URL without its credentials, for messages and logs. */
 export const location = (url: string): string => {
   try {
@@ -66,15 +70,8 @@ export const keyPrefix = (namespace: string, baseUrl: string, apiKey: string | u
 export const resolveIdentity = (options: RedisOptions) =>
   Effect.gen(function* () {
     const namespace = options.namespace ?? "default"
-    if (!NAMESPACE.test(namespace)) {
-      return yield* Effect.fail(
-        new LimiterUnavailableError({
-          store: "rate-limit",
-          location: location(options.url),
-          detail: `the namespace ${JSON.stringify(namespace)} is not 1 to 100 letters, digits or . _ : -`
-        })
-      )
-    }
+    const problem = namespaceProblem(namespace)
+    if (problem !== undefined) return yield* Effect.dieMessage(`shared limits: ${problem}`)
     const baseUrl = options.baseUrl ??
       (yield* Config.string("OPENAI_BASE_URL").pipe(Config.withDefault("https://api.openai.com/v1"), Effect.orElseSucceed(() => "https://api.openai.com/v1")))
     const apiKey = options.apiKey ?? Option.getOrUndefined(yield* Config.option(Config.redacted("OPENAI_API_KEY")).pipe(Effect.orElseSucceed(() => Option.none())))
