@@ -9,10 +9,12 @@
  *    server enforcing R requests per minute: `shepherd run --shard i/P --redis URL --rpm R`;
  *    `shepherd run --shard i/P --rpm R/P` (the limit split by hand, no Redis); and the official
  *    `openai` SDK with `p-limit` in each process (its own retries, no shared limit).
+ * 3. The same with uneven work (one process has half of the requests, each process its own file):
+ *    a limit split by hand leaves the big process at R/P while the others are done.
  *
  *   npm run build && node dist/bench/scaling.js [--processes 4] [--requests 500] [--rpm 600]
  *       [--latency 20] [--concurrency 64] [--overhead-requests 20000] [--rounds 3]
- *       [--clients shepherd-redis,shepherd-split,openai] [--parts overhead,shared]
+ *       [--clients shepherd-redis,shepherd-split,openai] [--parts overhead,shared,uneven]
  *
  * Needs `redis-server` on PATH (Debian: apt-get install redis-server); it is started on a free
  * loopback port and stopped at the end.
@@ -48,16 +50,15 @@ const requestFor = (i: number): ChatSchema.ChatCompletionRequest => ({
 
 const openaiWorker = async () => {
   const url = args.get("url")!
-  const [index, count] = args.get("shard")!.split("/").map(Number) as [number, number]
-  const total = Number(args.get("total"))
+  const from = Number(args.get("from"))
+  const count = Number(args.get("count"))
   const concurrency = Number(args.get("concurrency") ?? 64)
   const client = new OpenAI({ baseURL: url, apiKey: "sk-bench" })
   const limit = pLimit(concurrency)
   let ok = 0
-  const mine = Array.from({ length: total }, (_, i) => i).filter((i) => i % count === index)
-  await Promise.all(mine.map((i) =>
+  await Promise.all(Array.from({ length: count }, (_, k) =>
     limit(async () => {
-      const r = requestFor(i)
+      const r = requestFor(from + k)
       try {
         await client.chat.completions.create({ model: r.model, messages: [...r.messages] as Array<OpenAI.ChatCompletionMessageParam>, max_tokens: 20 })
         ok++
@@ -183,7 +184,12 @@ const overhead = async (redisUrl: string) => {
 
 // ---- part 2: shared limits ----------------------------------------------------------------------
 
-const shared = async (redisUrl: string) => {
+/**
+ * P processes against one server enforcing `rpm`. `sizes[i]` requests go to process i: with `even`
+ * they are the shards of one input file (`--shard i/P`), as a user splits one job; otherwise each
+ * process has its own file, as independent jobs sharing one key do.
+ */
+const shared = async (redisUrl: string, kind: "even" | "uneven") => {
   const processes = Number(args.get("processes") ?? 4)
   const perProcess = Number(args.get("requests") ?? 500)
   const rpm = Number(args.get("rpm") ?? 600)
@@ -191,43 +197,50 @@ const shared = async (redisUrl: string) => {
   const concurrency = Number(args.get("concurrency") ?? 64)
   const clients = (args.get("clients") ?? "shepherd-redis,shepherd-split,openai").split(",")
   const total = processes * perProcess
+  // Uneven: the first process has half of the work, the others share the rest.
+  const sizes = Array.from({ length: processes }, (_, i) =>
+    kind === "even" ? perProcess : i === 0 ? Math.ceil(total / 2) : Math.floor(total / 2 / (processes - 1)) + (i <= (total / 2) % (processes - 1) ? 1 : 0))
+  const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "shepherd-scaling-"))
+  const line = (i: number) => JSON.stringify({ custom_id: `r${i}`, method: "POST", url: "/v1/chat/completions", body: requestFor(i) })
   const input = Path.join(dir, "in.jsonl")
-  Fs.writeFileSync(input, Array.from({ length: total }, (_, i) => JSON.stringify({ custom_id: `r${i}`, method: "POST", url: "/v1/chat/completions", body: requestFor(i) })).join("\n") + "\n")
+  Fs.writeFileSync(input, Array.from({ length: total }, (_, i) => line(i)).join("\n") + "\n")
+  for (let p = 0; p < processes; p++) {
+    Fs.writeFileSync(Path.join(dir, `in.${p}.jsonl`), Array.from({ length: sizes[p]! }, (_, k) => line(starts[p]! + k)).join("\n") + "\n")
+  }
+  const inputOf = (i: number) => (kind === "even" ? [input, "--shard", `${i}/${processes}`] : [Path.join(dir, `in.${i}.jsonl`)])
   const mock = await startMockProcess(["--latency", `${latency}ms`, "--rpm", String(rpm)])
   const env = { ...process.env, OPENAI_BASE_URL: mock.url, OPENAI_API_KEY: "sk-bench" }
 
-  const runCli = async (name: string, extra: (i: number) => ReadonlyArray<string>) => {
+  const runCli = async (name: string, extra: ReadonlyArray<string>) => {
     const children = Array.from({ length: processes }, (_, i) =>
-      spawn(process.execPath, [cli, "run", input, "--out", Path.join(dir, `${name}.${i}.jsonl`), "--shard", `${i}/${processes}`, "--no-progress", "--concurrency", String(concurrency), ...extra(i)], {
+      spawn(process.execPath, [cli, "run", ...inputOf(i), "--out", Path.join(dir, `${name}.${i}.jsonl`), "--no-progress", "--concurrency", String(concurrency), ...extra], {
         env,
         stdio: ["ignore", "pipe", "ignore"]
       }))
     await Promise.all(children.map(exited))
     let ok = 0
     for (let i = 0; i < processes; i++) {
-      for (const line of Fs.readFileSync(Path.join(dir, `${name}.${i}.jsonl`), "utf8").split("\n")) {
-        if (line.includes('"status_code":200')) ok++
+      for (const text of Fs.readFileSync(Path.join(dir, `${name}.${i}.jsonl`), "utf8").split("\n")) {
+        if (text.includes('"status_code":200')) ok++
       }
     }
     return ok
   }
   const runOpenAI = async () => {
     const children = Array.from({ length: processes }, (_, i) =>
-      spawn(process.execPath, [self, "--worker", "openai", "--url", mock.url, "--shard", `${i}/${processes}`, "--total", String(total), "--concurrency", String(concurrency)], {
+      spawn(process.execPath, [self, "--worker", "openai", "--url", mock.url, "--from", String(starts[i]), "--count", String(sizes[i]), "--concurrency", String(concurrency)], {
         env,
         stdio: ["ignore", "pipe", "inherit"]
       }))
     const ends = await Promise.all(children.map(exited))
     return ends.reduce((sum, e) => sum + Number(e.stdout.trim() || 0), 0)
   }
+  const how = kind === "even" ? `--shard i/${processes}` : "IN.i"
   const contenders: Array<[string, string, () => Promise<number>]> = [
-    ["shepherd-redis", `shepherd run --shard i/${processes} --redis URL --rpm ${rpm}`, () => {
-      // One namespace for all the processes of the run (they share its limits).
-      const namespace = `bench-${Date.now()}`
-      return runCli("redis", () => ["--redis", redisUrl, "--namespace", namespace, "--rpm", String(rpm)])
-    }],
-    ["shepherd-split", `shepherd run --shard i/${processes} --rpm ${Math.floor(rpm / processes)} (no Redis)`, () => runCli("split", () => ["--rpm", String(Math.floor(rpm / processes))])],
+    // One namespace for all the processes of a run (they share its limits).
+    ["shepherd-redis", `shepherd run ${how} --redis URL --rpm ${rpm}`, () => runCli("redis", ["--redis", redisUrl, "--namespace", `bench-${Date.now()}`, "--rpm", String(rpm)])],
+    ["shepherd-split", `shepherd run ${how} --rpm ${Math.floor(rpm / processes)} (split by hand, no Redis)`, () => runCli("split", ["--rpm", String(Math.floor(rpm / processes))])],
     ["openai", `openai + p-limit(${concurrency}) per process`, runOpenAI]
   ]
   const rows: Array<string> = []
@@ -240,14 +253,17 @@ const shared = async (redisUrl: string) => {
       const seconds = (performance.now() - t0) / 1000
       const s = await stats(mock.url)
       const perMinute = (ok / seconds) * 60
-      process.stderr.write(`shared ${key}: ${ok}/${total} in ${seconds.toFixed(1)} s, ${s.rateLimited} 429s\n`)
+      process.stderr.write(`${kind} ${key}: ${ok}/${total} in ${seconds.toFixed(1)} s, ${s.rateLimited} 429s\n`)
       rows.push(`| ${label} | ${total} | ${ok} | ${s.rateLimited} | ${seconds.toFixed(1)} | ${ok === total ? perMinute.toFixed(0) : "-"} | ${ok === total ? `${((100 * perMinute) / rpm).toFixed(0)}%` : "-"} |`)
     }
   } finally {
     await mock.stop()
     Fs.rmSync(dir, { recursive: true, force: true })
   }
-  console.log(`\n2. ${processes} processes x ${perProcess} requests against a server enforcing ${rpm} RPM (a bucket that starts full), ${latency} ms latency\n`)
+  const title = kind === "even"
+    ? `${processes} processes x ${perProcess} requests (shards of one file)`
+    : `${processes} processes with uneven work: ${sizes.join(" / ")} requests (a file each)`
+  console.log(`\n${kind === "even" ? 2 : 3}. ${title}, against a server enforcing ${rpm} RPM (a bucket that starts full), ${latency} ms latency\n`)
   console.log("| client | requests | succeeded | 429s sent by the server | seconds | requests per min | % of the limit |")
   console.log("|---|---:|---:|---:|---:|---:|---:|")
   for (const row of rows) console.log(row)
@@ -255,12 +271,13 @@ const shared = async (redisUrl: string) => {
 
 const main = async () => {
   if (args.get("worker") === "openai") return openaiWorker()
-  const parts = (args.get("parts") ?? "overhead,shared").split(",")
+  const parts = (args.get("parts") ?? "overhead,shared,uneven").split(",")
   console.log(`bench/scaling: node ${process.version}, ${Os.cpus().length} cores`)
   const redis = await startRedis()
   try {
     if (parts.includes("overhead")) await overhead(redis.url)
-    if (parts.includes("shared")) await shared(redis.url)
+    if (parts.includes("shared")) await shared(redis.url, "even")
+    if (parts.includes("uneven")) await shared(redis.url, "uneven")
   } finally {
     redis.stop()
   }

@@ -283,6 +283,28 @@ describe.runIf(available)("Redis unreachable", () => {
       expect(logs.lines.some((l) => l.includes("answers again"))).toBe(true)
     }), 30_000)
 
+  it.scopedLive("fallbackLocal with Redis down from the start: builds with a warning, runs locally, and goes shared once Redis is up", () =>
+    Effect.gen(function* () {
+      const own = yield* startRedis
+      yield* Effect.promise(() => own.kill())
+      const logs = captureLogs()
+      const ns = fresh()
+      const store = yield* RateLimit.redisStore({ url: own.url, namespace: ns, rpm: 8, workers: 2, onUnavailable: "fallbackLocal", retryInterval: "200 millis", commandTimeout: "300 millis" })
+        .pipe(Effect.provide(logs.layer))
+      expect(logs.lines.some((l) => l.includes("cannot be reached"))).toBe(true)
+      expect((yield* store.admit(1)).waitMillis).toBe(0)
+      yield* Effect.promise(() => own.restart())
+      yield* Effect.sleep("2500 millis")
+      yield* store.admit(1).pipe(Effect.provide(logs.layer))
+      const keys = yield* Effect.promise(async () => {
+        const admin = new Redis(own.url)
+        const found = await admin.keys(`*${ns}*`)
+        admin.disconnect()
+        return found
+      })
+      expect(keys.length).toBeGreaterThan(0)
+    }), 30_000)
+
   it.scopedLive("fallbackLocal budget: a share of what was left, and what was spent meanwhile is added to Redis when it returns", () =>
     Effect.gen(function* () {
       const own = yield* startRedis
