@@ -138,8 +138,6 @@ export const connect = (options: RedisOptions, store: LimiterUnavailableError["s
  */
 export interface Guard {
   readonly run: <A>(shared: Effect.Effect<A, LimiterUnavailableError>, local: Effect.Effect<A, LimiterUnavailableError>) => Effect.Effect<A, LimiterUnavailableError>
-  /** Whether the last call went to Redis. */
-  readonly usingShared: () => boolean
 }
 
 export const makeGuard = (
@@ -177,7 +175,7 @@ export const makeGuard = (
           Effect.catchAll((error) => Effect.zipRight(goLocal(error), localEffect))
         )
       })
-    return { run, usingShared: () => !local }
+    return { run }
   })
 
 /** The current time on the Redis server, in ms, unless the caller passes one (tests do). */
