@@ -7,7 +7,7 @@ import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
-import { ChatClient, RateLimit } from "../src/index.js"
+import { ChatClient, ChatError, RateLimit } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
 
 const request: ChatSchema.ChatCompletionRequest = { model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 10 }
@@ -192,6 +192,49 @@ describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
         expect(s.times).toEqual([0]) // its slot passed, and nothing was sent
         // (the slot it had stays counted: the store never hands out a start time twice)
       }).pipe(Effect.provide(clientOn(s, { limits: { rpm: 1 } })))
+    }))
+
+  it.effect("a shared store's answers are honoured on the local clock: its wait, then a pause it reports meanwhile; a store that fails sends nothing", () =>
+    Effect.gen(function* () {
+      const s = stub(() => ok())
+      // A store like Redis's: it says "wait 5 s" to the second request, and when that request wakes it
+      // reports a pause of 2 s set by another process meanwhile.
+      let admissions = 0
+      let pauseChecks = 0
+      const store: RateLimit.RateLimitStore = {
+        admit: () => Effect.succeed({ id: ++admissions, at: 0, waitMillis: admissions === 2 ? 5000 : 0 }),
+        settle: () => Effect.void,
+        pause: () => Effect.void,
+        pauseRemaining: Effect.sync(() => (++pauseChecks === 1 ? 2000 : 0))
+      }
+      const layer = ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1" }).pipe(
+        Layer.provide(s.layer),
+        Layer.provide(Layer.effect(RateLimit.RateLimit, RateLimit.make({}, store)))
+      )
+      const fiber = yield* Effect.fork(Effect.provide(
+        Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach([0, 1], () => chat.create(request), { concurrency: 1 })),
+        layer
+      ))
+      yield* TestClock.adjust("6 seconds")
+      expect(s.times).toEqual([0])
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(s.times).toEqual([0, 7000])
+
+      const failing: RateLimit.RateLimitStore = {
+        ...store,
+        admit: () => Effect.fail(new ChatError.LimiterUnavailableError({ store: "rate-limit", location: "redis://127.0.0.1:6379", detail: "not connected" }))
+      }
+      const none = stub(() => ok())
+      const error = yield* Effect.flip(Effect.provide(
+        Effect.flatMap(ChatClient.ChatClient, (chat) => chat.create(request)),
+        ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1" }).pipe(
+          Layer.provide(none.layer),
+          Layer.provide(Layer.effect(RateLimit.RateLimit, RateLimit.make({}, failing)))
+        )
+      ))
+      expect(error._tag).toBe("LimiterUnavailableError")
+      expect(none.times).toEqual([])
     }))
 
   it.effect("maxInFlight bounds the requests in flight", () =>

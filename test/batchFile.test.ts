@@ -58,7 +58,9 @@ describe("batch output lines", () => {
       [new ChatError.RateLimitError({ retryAfterMillis: 1000, attempts: 5 }), false, "http_429"],
       [new ChatError.TimeoutError({ phase: "attempt", timeoutMillis: 1000, attempts: 5 }), false, "timeout_attempt"],
       [new ChatError.TransportError({ code: "ECONNRESET", detail: "reset", attempts: 5 }), false, "transport_error"],
-      [new ChatError.ResponseDecodeError({ status: 200, detail: "not JSON", bodyExcerpt: "{", attempts: 1 }), true, "response_decode_error"]
+      [new ChatError.ResponseDecodeError({ status: 200, detail: "not JSON", bodyExcerpt: "{", attempts: 1 }), true, "response_decode_error"],
+      // Not sent at all: a rerun sends it.
+      [new ChatError.LimiterUnavailableError({ store: "rate-limit", location: "redis://127.0.0.1:6379", detail: "not connected" }), false, "limiter_unavailable"]
     ]
     for (const [error, final, kind] of cases) {
       const line = BatchFile.outputLine(failure(error), "batch_req_1")
