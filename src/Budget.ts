@@ -143,16 +143,19 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
         lastSpent = spent
         lastReserved = reserved
       })
-    /** Writes the settlements Redis missed, oldest first; stops at the first failure. */
-    const flush: Effect.Effect<void, LimiterUnavailableError> = Effect.suspend(() =>
-      unwritten.length === 0 ? Effect.void : Effect.zipRight(
-        writeSettlement(unwritten[0]![0], unwritten[0]![1]),
-        Effect.suspend(() => {
-          unwritten.shift()
-          return flush
-        })
+    /**
+     * Writes the settlements Redis missed; stops at the first failure. Each is taken off the list
+     * before it is written (and put back if that fails), so that fibers flushing at the same time
+     * never write one twice.
+     */
+    const flush: Effect.Effect<void, LimiterUnavailableError> = Effect.suspend(() => {
+      const next = unwritten.shift()
+      if (next === undefined) return Effect.void
+      return Effect.zipRight(
+        Effect.tapError(writeSettlement(next[0], next[1]), () => Effect.sync(() => { unwritten.unshift(next) })),
+        flush
       )
-    )
+    })
     const guard = yield* Shared.makeGuard(connection, options, "budget", Effect.zipRight(flush, Effect.sync(() => { localLimit = undefined })))
     const worstCase = worstCaseOf(prices, limit, () => lastSpent + lastReserved)
 

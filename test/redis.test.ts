@@ -202,6 +202,28 @@ describe.runIf(available)("Redis budget store", () => {
       expect((yield* Effect.either(budgets[1]!.reserve("gpt-4.1-mini", 1000, 1000)))._tag).toBe("Right")
     }))
 
+  it.scopedLive("settlements Redis missed are written once each when it returns, even by many requests at the same time", () =>
+    Effect.gen(function* () {
+      const own = yield* startRedis
+      const ns = fresh()
+      const budget = yield* Budget.makeRedis({ url: own.url, namespace: ns, maxUsd: 100, commandTimeout: "300 millis" })
+      const held = yield* Effect.forEach(Array.from({ length: 20 }, () => 0), () => budget.reserve("gpt-4.1-mini", 10, 10))
+      yield* Effect.promise(() => own.kill())
+      for (const reservation of held) yield* budget.settle(reservation, Option.some(1000)) // kept: Redis is down
+      expect((yield* Effect.either(budget.reserve("gpt-4.1-mini", 10, 10)))._tag).toBe("Left") // fails closed
+      yield* Effect.promise(() => own.restart())
+      yield* Effect.sleep("1500 millis")
+      yield* Effect.forEach(Array.from({ length: 10 }, () => 0), () => budget.reserve("gpt-4.1-mini", 10, 10), { concurrency: 10 })
+      const spent = yield* Effect.promise(async () => {
+        const admin = new Redis(own.url)
+        const [key] = await admin.keys(`*${ns}*budget:totals`)
+        const value = await admin.hget(key!, "spent")
+        admin.disconnect()
+        return Number(value)
+      })
+      expect(spent).toBe(20 * 1000)
+    }), 30_000)
+
   it.scopedLive("a reservation held by a process that died is given back after its lease", () =>
     Effect.gen(function* () {
       const ns = fresh()
