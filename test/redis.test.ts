@@ -42,6 +42,24 @@ afterAll(async () => {
 const base = (namespace: string) => ({ url: server.url, namespace, baseUrl: "http://127.0.0.1:1/v1", apiKey: Redacted.make(KEY) })
 const request = { model: "gpt-4.1-mini", messages: [{ role: "user" as const, content: "hi" }], max_tokens: 10 }
 
+/** Runs `f` with a connection of its own to the Redis at `url`. */
+const admin = <A>(url: string, f: (client: Redis) => Promise<A>): Effect.Effect<A> =>
+  Effect.promise(async () => {
+    const client = new Redis(url)
+    try {
+      return await f(client)
+    } finally {
+      client.disconnect()
+    }
+  })
+
+/** The micro-dollars a namespace's shared budget has spent, read from Redis. */
+const spentIn = (url: string, ns: string) =>
+  admin(url, async (client) => {
+    const [key] = await client.keys(`*${ns}*budget:totals`)
+    return Number(await client.hget(key!, "spent"))
+  })
+
 /** Captures log lines. */
 const captureLogs = () => {
   const lines: Array<string> = []
@@ -214,13 +232,7 @@ describe.runIf(available)("Redis budget store", () => {
       yield* Effect.promise(() => own.restart())
       yield* Effect.sleep("1500 millis")
       yield* Effect.forEach(Array.from({ length: 10 }, () => 0), () => budget.reserve("gpt-4.1-mini", 10, 10), { concurrency: 10 })
-      const spent = yield* Effect.promise(async () => {
-        const admin = new Redis(own.url)
-        const [key] = await admin.keys(`*${ns}*budget:totals`)
-        const value = await admin.hget(key!, "spent")
-        admin.disconnect()
-        return Number(value)
-      })
+      const spent = yield* spentIn(own.url, ns)
       expect(spent).toBe(20 * 1000)
     }), 30_000)
 
@@ -242,11 +254,7 @@ describe.runIf(available)("Redis unreachable", () => {
       const own = yield* startRedis
       const mock = yield* MockServer.make({ latency: "1 millis" })
       const url = own.url.replace("redis://", "redis://:hunter2@")
-      yield* Effect.promise(async () => {
-        const admin = new Redis(own.url)
-        await admin.config("SET", "requirepass", "hunter2")
-        admin.disconnect()
-      })
+      yield* admin(own.url, (client) => client.config("SET", "requirepass", "hunter2"))
       const context = yield* Layer.build(
         ChatClient.layer({ baseUrl: mock.url, apiKey: Redacted.make(KEY) }).pipe(
           Layer.provide(RateLimit.layerRedis({ url, namespace: fresh(), rpm: 100, baseUrl: mock.url, apiKey: Redacted.make(KEY) }))
@@ -295,12 +303,7 @@ describe.runIf(available)("Redis unreachable", () => {
       yield* Effect.sleep("1500 millis") // the client reconnects, then the next call after retryInterval goes to Redis
       yield* store.admit(1).pipe(Effect.provide(logs.layer))
       yield* store.admit(1).pipe(Effect.provide(logs.layer))
-      const keys = yield* Effect.promise(async () => {
-        const admin = new Redis(own.url)
-        const found = await admin.keys(`*${ns}*`)
-        admin.disconnect()
-        return found
-      })
+      const keys = yield* admin(own.url, (client) => client.keys(`*${ns}*`))
       expect(keys.length).toBeGreaterThan(0)
       expect(logs.lines.some((l) => l.includes("answers again"))).toBe(true)
     }), 30_000)
@@ -318,12 +321,7 @@ describe.runIf(available)("Redis unreachable", () => {
       yield* Effect.promise(() => own.restart())
       yield* Effect.sleep("2500 millis")
       yield* store.admit(1).pipe(Effect.provide(logs.layer))
-      const keys = yield* Effect.promise(async () => {
-        const admin = new Redis(own.url)
-        const found = await admin.keys(`*${ns}*`)
-        admin.disconnect()
-        return found
-      })
+      const keys = yield* admin(own.url, (client) => client.keys(`*${ns}*`))
       expect(keys.length).toBeGreaterThan(0)
     }), 30_000)
 
@@ -344,13 +342,7 @@ describe.runIf(available)("Redis unreachable", () => {
       yield* Effect.promise(() => own.restart())
       yield* Effect.sleep("1500 millis")
       yield* Effect.either(budget.reserve("gpt-4.1-mini", 10, 10)).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))
-      const spent = yield* Effect.promise(async () => {
-        const admin = new Redis(own.url)
-        const keys = await admin.keys(`*${ns}*budget:totals`)
-        const value = await admin.hget(keys[0]!, "spent")
-        admin.disconnect()
-        return Number(value)
-      })
+      const spent = yield* spentIn(own.url, ns)
       expect(spent).toBe(4000)
     }), 30_000)
 })
