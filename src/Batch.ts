@@ -15,7 +15,7 @@ import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as ChatClient from "./ChatClient.js"
-import type * as ChatError from "./ChatError.js"
+import * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
 import * as Pricing from "./Pricing.js"
 
@@ -163,7 +163,7 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
         ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
         : Effect.flatMap(Clock.currentTimeMillis, (start) =>
           Effect.catchAll(send(request, index), (error) => {
-            if ((error._tag === "BudgetExceededError" || error._tag === "LimiterUnavailableError") && stoppedBy === undefined) stoppedBy = error
+            if (stoppedBy === undefined && ChatError.stopsSending(error)) stoppedBy = error
             return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
               _tag: "Failure",
               custom_id: request.custom_id,

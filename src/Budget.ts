@@ -119,10 +119,9 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
   Effect.gen(function* () {
     const limit = Math.round(options.maxUsd * 1e6)
     const prices = options.prices ?? Pricing.defaultTable
-    const prefix = yield* Shared.resolveIdentity(options)
+    const { prefix, workers } = yield* Shared.resolve(options)
     const keys = [`${prefix}budget:totals`, `${prefix}budget:leases`, `${prefix}budget:amounts`]
     const leaseMillis = Math.max(1, Math.round(Duration.toMillis(options.leaseDuration ?? "15 minutes")))
-    const workers = Math.max(1, Math.floor(options.workers ?? 1))
     const connection = yield* Shared.connect(options, "budget")
     const reserveScript = Shared.script(Shared.RESERVE)
     const settleScript = Shared.script(Shared.SETTLE_BUDGET)

@@ -46,10 +46,11 @@ import * as Pricing from "./Pricing.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import * as Sse from "./Sse.js"
+import * as Env from "./internal/env.js"
 import { VERSION } from "./internal/version.js"
 
 /** The OpenAI API; the only base URL for which an API key is required. */
-export const DEFAULT_BASE_URL = "https://api.openai.com/v1"
+export const DEFAULT_BASE_URL: string = Env.DEFAULT_BASE_URL
 
 /** Client options. Every default is in {@link defaults}; `layerConfig` reads the environment variable named on each. */
 export interface Options {
@@ -724,8 +725,8 @@ export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigEr
 
 /** Reads the options from the environment (see {@link Options}); `overrides` win over the environment. */
 export const optionsConfig: Config.Config<Overrides> = Config.all({
-  apiKey: Config.option(Config.redacted("OPENAI_API_KEY")),
-  baseUrl: Config.option(Config.string("OPENAI_BASE_URL")),
+  apiKey: Env.apiKey,
+  baseUrl: Env.baseUrl,
   connections: Config.option(Config.integer("SHEPHERD_CONNECTIONS")),
   timeout: Config.option(Config.duration("SHEPHERD_TIMEOUT")),
   idleTimeout: Config.option(Config.duration("SHEPHERD_IDLE_TIMEOUT")),
@@ -735,8 +736,8 @@ export const optionsConfig: Config.Config<Overrides> = Config.all({
   totalTimeout: Config.option(Config.duration("SHEPHERD_TOTAL_TIMEOUT"))
 }).pipe(
   Config.map((env) => ({
-    apiKey: Option.getOrUndefined(Option.filter(env.apiKey, (key) => Redacted.value(key).trim() !== "")),
-    baseUrl: Option.getOrUndefined(Option.filter(env.baseUrl, (url) => url.trim() !== "")),
+    apiKey: Option.getOrUndefined(env.apiKey),
+    baseUrl: Option.getOrUndefined(env.baseUrl),
     connections: Option.getOrUndefined(env.connections),
     timeout: Option.getOrUndefined(env.timeout),
     idleTimeout: Option.getOrUndefined(env.idleTimeout),

@@ -180,6 +180,13 @@ export const ChatError: Schema.Union<[
   typeof LimiterUnavailableError
 ]> = Schema.Union(RateLimitError, ApiError, TimeoutError, TransportError, ResponseDecodeError, BudgetExceededError, LimiterUnavailableError)
 
+/**
+ * Refused before sending for a reason that refuses the requests after it too (the budget is spent,
+ * the shared limits cannot be reached): a batch stops sending on it. @internal
+ */
+export const stopsSending = (error: unknown): error is BudgetExceededError | LimiterUnavailableError =>
+  error instanceof BudgetExceededError || error instanceof LimiterUnavailableError
+
 /** A `RateLimitError` or an `ApiError`: the server refused the request, so nothing was billed. @internal */
 export const isRefusal = (error: unknown): error is RateLimitError | ApiError =>
   error instanceof RateLimitError || error instanceof ApiError

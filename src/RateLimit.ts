@@ -171,7 +171,7 @@ export class SlidingWindow {
 }
 
 /** The window's length for these options, in ms. */
-export const windowMillisOf = (options: Pick<Options, "windowMargin">, defaultMargin: Duration.DurationInput = 0): number =>
+const windowMillisOf = (options: Pick<Options, "windowMargin">, defaultMargin: Duration.DurationInput = 0): number =>
   WINDOW_MILLIS + Math.max(0, Math.round(Duration.toMillis(options.windowMargin ?? defaultMargin)))
 
 /** Sliding-window limits in memory, for one process, on the Effect `Clock`. */
@@ -376,17 +376,16 @@ export interface RedisOptions extends Options, Shared.RedisOptions {}
  */
 export const redisStore = (options: RedisOptions): Effect.Effect<RateLimitStore, LimiterUnavailableError, Scope.Scope> =>
   Effect.gen(function* () {
-    for (const [name, value] of [["rpm", options.rpm], ["tpm", options.tpm], ["workers", options.workers]] as const) {
+    for (const [name, value] of [["rpm", options.rpm], ["tpm", options.tpm]] as const) {
       if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
         return yield* Effect.dieMessage(`RateLimit.redisStore: ${name} must be a whole number of at least 1, got ${value}`)
       }
     }
-    const prefix = yield* Shared.resolveIdentity(options)
+    const { prefix, workers } = yield* Shared.resolve(options)
     const keys = [`${prefix}rl:log`, `${prefix}rl:entries`, `${prefix}rl:state`]
     const windowMillis = windowMillisOf(options, "1 second")
     const connection = yield* Shared.connect(options, "rate-limit")
     const guard = yield* Shared.makeGuard(connection, options, "rate-limit")
-    const workers = options.workers ?? 1
     const share = (limit: number | undefined) => (limit === undefined ? undefined : Math.max(1, Math.floor(limit / workers)))
     const local = memoryStore({ rpm: share(options.rpm), tpm: share(options.tpm), windowMargin: windowMillis - WINDOW_MILLIS })
     const localAdmissions = new WeakSet<Admission>()

@@ -5,6 +5,7 @@
  * loud notice elsewhere.
  */
 import * as Effect from "effect/Effect"
+import { Redis } from "ioredis"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -112,3 +113,14 @@ export const startRedis: Effect.Effect<RedisServer, never, import("effect/Scope"
   }),
   ({ child }) => Effect.promise(() => stop(child(), "SIGTERM"))
 ).pipe(Effect.map(({ server }) => server))
+
+/** Runs `f` with a connection of its own to the Redis at `url` (to look at what the stores wrote). */
+export const admin = <A>(url: string, f: (client: Redis) => Promise<A>): Effect.Effect<A> =>
+  Effect.promise(async () => {
+    const client = new Redis(url)
+    try {
+      return await f(client)
+    } finally {
+      client.disconnect()
+    }
+  })

@@ -8,11 +8,10 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Redis } from "ioredis"
 import * as Pricing from "../src/Pricing.js"
 import { MockServer } from "../src/testing/index.js"
 import { inputLines, KEY, questionOf, readOut, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
-import { redisAvailable, startRedis } from "./redisServer.js"
+import { admin, redisAvailable, startRedis } from "./redisServer.js"
 
 const available = redisAvailable("sharded run")
 
@@ -34,6 +33,22 @@ const sentCounts = (journal: ReadonlyArray<{ readonly body: unknown }>) => {
   return counts
 }
 
+/**
+ * The shards' outputs merge (exit 0) into exactly one line per input id, and the server was sent
+ * each request exactly once: no line lost or duplicated, no request sent twice.
+ */
+const expectEachOnce = (dir: string, shardCount: number, input: string, count: number, mock: { readonly journal: Effect.Effect<ReadonlyArray<{ readonly body: unknown }>> }) =>
+  Effect.gen(function* () {
+    const merged = yield* merge(dir, shardCount, input)
+    expect(merged.code, merged.stderr).toBe(0)
+    expect(merged.stderr).toContain(`${count} of ${count} requests have a final outcome`)
+    const out = readOut(Path.join(dir, "merged.jsonl"))
+    expect(out.map((l) => l.custom_id).sort()).toEqual(Array.from({ length: count }, (_, i) => `r${i}`).sort())
+    const counts = sentCounts(yield* mock.journal)
+    expect(counts.size).toBe(count)
+    expect([...counts.values()].every((c) => c === 1)).toBe(true)
+  })
+
 describe.runIf(available)("shepherd run --shard i/n --redis URL", () => {
   it.scopedLive("4 processes x 500 requests share 600 RPM against a server enforcing 600 RPM: no 429, at least 90% of the limit, one merged line per id", () =>
     Effect.gen(function* () {
@@ -53,20 +68,12 @@ describe.runIf(available)("shepherd run --shard i/n --redis URL", () => {
       // 2,000 requests at 600 a minute: 600 at once (the server's bucket starts full), then 600 a window.
       const perMinute = 2000 / minutes
       expect(perMinute).toBeGreaterThanOrEqual(0.9 * 600)
-      // Each shard took its own lines only: every question was sent exactly once.
-      const counts = sentCounts(yield* mock.journal)
-      expect(counts.size).toBe(2000)
-      expect([...counts.values()].every((c) => c === 1)).toBe(true)
       for (let i = 0; i < 4; i++) {
         const summary = JSON.parse(Fs.readFileSync(Path.join(dir, `summary.${i}.json`), "utf8")) as { total: number; shard: string; rateLimited: number }
         expect(summary).toMatchObject({ total: 500, shard: `${i}/4`, rateLimited: 0 })
       }
-      const merged = yield* merge(dir, 4, input)
-      expect(merged.code, merged.stderr).toBe(0)
-      expect(merged.stderr).toContain("2000 of 2000 requests have a final outcome")
-      const out = readOut(Path.join(dir, "merged.jsonl"))
-      expect(out).toHaveLength(2000)
-      expect(new Set(out.map((l) => l.custom_id)).size).toBe(2000)
+      // Each shard took its own lines only.
+      yield* expectEachOnce(dir, 4, input, 2000, mock)
       console.info(`sharded run: 4 x 500 requests at 600 RPM in ${(minutes * 60).toFixed(1)} s = ${perMinute.toFixed(0)} requests a minute, 0 429s`)
     }), 400_000)
 
@@ -107,12 +114,9 @@ describe.runIf(available)("shepherd run --shard i/n --redis URL", () => {
       // Nothing was sent without an output line.
       expect((yield* mock.stats).requests).toBe(ids.size)
       // Redis holds the same total, and nothing is left reserved.
-      const totals = yield* Effect.promise(async () => {
-        const client = new Redis(redis.url)
+      const totals = yield* admin(redis.url, async (client) => {
         const [key] = await client.keys("*budget-test*budget:totals")
-        const values = await client.hgetall(key!)
-        client.disconnect()
-        return values
+        return client.hgetall(key!)
       })
       expect(Number(totals["spent"])).toBe(spent)
       expect(Number(totals["reserved"])).toBe(0)
@@ -146,13 +150,7 @@ describe.runIf(available)("shepherd run --shard i/n --redis URL", () => {
       yield* Effect.promise(() => redis.restart())
       const again = yield* Effect.all(shards(2, input, dir, args, env).map((r) => r.ended), { concurrency: "unbounded" })
       for (const e of again) expect(e.code, e.stderr).toBe(0)
-      const merged = yield* merge(dir, 2, input)
-      expect(merged.code, merged.stderr).toBe(0)
-      const out = readOut(Path.join(dir, "merged.jsonl"))
-      expect(out.map((l) => l.custom_id).sort()).toEqual(lines.map((_, i) => `r${i}`).sort())
-      const counts = sentCounts(yield* mock.journal)
-      expect(counts.size).toBe(300)
-      expect([...counts.values()].every((c) => c === 1)).toBe(true)
+      yield* expectEachOnce(dir, 2, input, lines.length, mock)
     }), 120_000)
 
   it.scopedLive("Redis killed mid-run with --redis-fallback: the shards warn, go on with local limits and finish; no line lost or duplicated", () =>
@@ -171,13 +169,7 @@ describe.runIf(available)("shepherd run --shard i/n --redis URL", () => {
         expect(e.code, e.stderr).toBe(0)
         expect(e.stderr).toContain("going on with local rate-limit state (1/2 of the limits)")
       }
-      const merged = yield* merge(dir, 2, input)
-      expect(merged.code, merged.stderr).toBe(0)
-      const out = readOut(Path.join(dir, "merged.jsonl"))
-      expect(out.map((l) => l.custom_id).sort()).toEqual(lines.map((_, i) => `r${i}`).sort())
-      const counts = sentCounts(yield* mock.journal)
-      expect(counts.size).toBe(200)
-      expect([...counts.values()].every((c) => c === 1)).toBe(true)
+      yield* expectEachOnce(dir, 2, input, lines.length, mock)
     }), 120_000)
 })
 

@@ -30,7 +30,7 @@ import * as Fs from "node:fs"
 import * as Batch from "../Batch.js"
 import * as Budget from "../Budget.js"
 import * as ChatClient from "../ChatClient.js"
-import type * as ChatError from "../ChatError.js"
+import * as ChatError from "../ChatError.js"
 import * as BatchFile from "../internal/batchFile.js"
 import { parseDuration } from "../internal/durationText.js"
 import { IdTable } from "../internal/idTable.js"
@@ -153,8 +153,7 @@ const send = (
   done: IdTable,
   stats: RunStats.RunStats,
   stopping: () => boolean,
-  onStop: (reason: RunStats.StopReason) => void,
-  limiterError: (error: ChatError.LimiterUnavailableError) => void
+  onRefused: (error: ChatError.BudgetExceededError | ChatError.LimiterUnavailableError) => void
 ) =>
   Effect.gen(function* () {
     const fd = yield* Effect.acquireRelease(
@@ -176,17 +175,9 @@ const send = (
           try: () => {
             let text = ""
             for (const outcome of chunk) {
-              if (outcome._tag === "Failure" && outcome.error._tag === "BudgetExceededError") {
-                // Refused unsent: no line, so that a rerun (with a larger budget) sends it.
-                stats.budgetRefused++
-                onStop("budget")
-                continue
-              }
-              if (outcome._tag === "Failure" && outcome.error._tag === "LimiterUnavailableError") {
-                // Refused unsent (the shared limits could not be checked): no line, a rerun sends it.
-                stats.limiterRefused++
-                limiterError(outcome.error)
-                onStop("limiter")
+              if (outcome._tag === "Failure" && ChatError.stopsSending(outcome.error)) {
+                // Refused unsent (budget spent, shared limits unreachable): no line, so that a rerun sends it.
+                onRefused(outcome.error)
                 continue
               }
               const line = BatchFile.outputLine(outcome, `batch_req_${runId}_${outcome.index.toString(36)}`)
@@ -314,7 +305,7 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     const shared = Option.map(o.redis, (url) => ({
       url,
       namespace: o.namespace,
-      baseUrl: baseUrl ?? "https://api.openai.com/v1",
+      baseUrl: baseUrl ?? ChatClient.DEFAULT_BASE_URL,
       apiKey,
       workers: Option.match(o.shard, { onNone: () => 1, onSome: (s) => s.count }),
       onUnavailable: o.redisFallback ? "fallbackLocal" as const : "failClosed" as const
@@ -342,8 +333,15 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       stopping = true
     }
     let limiterFailure: ChatError.LimiterUnavailableError | undefined
-    const limiterError = (error: ChatError.LimiterUnavailableError) => {
-      limiterFailure ??= error
+    const onRefused = (error: ChatError.BudgetExceededError | ChatError.LimiterUnavailableError) => {
+      if (error._tag === "BudgetExceededError") {
+        stats.budgetRefused++
+        onStop("budget")
+      } else {
+        stats.limiterRefused++
+        limiterFailure ??= error
+        onStop("limiter")
+      }
     }
     let signals = 0
     const onSignal = () => {
@@ -353,7 +351,7 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
 
     const finished = yield* Deferred.make<RunStats.Summary, unknown>()
     const supervise = Effect.gen(function* () {
-      const worker = yield* Effect.fork(send(config, checked.skip, previous.ids, stats, () => stopping, onStop, limiterError).pipe(Effect.provide(layer)))
+      const worker = yield* Effect.fork(send(config, checked.skip, previous.ids, stats, () => stopping, onRefused).pipe(Effect.provide(layer)))
       const progressFiber = config.noProgress ? undefined : yield* Effect.fork(showProgress(stats, config.progressInterval))
       const stopper = yield* Effect.fork(Effect.gen(function* () {
         yield* Deferred.await(stopRequested)

@@ -4,7 +4,6 @@
  * state and return to Redis when it answers again).
  * @internal
  */
-import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -13,6 +12,8 @@ import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { createHash } from "node:crypto"
 import { LimiterUnavailableError } from "../ChatError.js"
+import * as Classify from "./classify.js"
+import * as Env from "./env.js"
 
 /** Where the shared state lives and what to do without it. */
 export interface RedisOptions {
@@ -20,7 +21,7 @@ export interface RedisOptions {
   readonly url: string
   /** Separates jobs that share one key but not their limits or budget. @default "default" */
   readonly namespace?: string | undefined
-  /** The API the limits belong to (part of the key prefix). @default OPENAI_BASE_URL, else https://api.openai.com/v1 */
+  /** The API the limits belong to (part of the key prefix), as the client reads it. @default OPENAI_BASE_URL, else https://api.openai.com/v1 */
   readonly baseUrl?: string | undefined
   /** The API key the limits belong to: only a hash of it is used. @default OPENAI_API_KEY */
   readonly apiKey?: Redacted.Redacted<string> | undefined
@@ -66,21 +67,41 @@ export const keyPrefix = (namespace: string, baseUrl: string, apiKey: string | u
   return `shepherd:{${namespace}:${digest}}:`
 }
 
-/** The options with the identity read from the environment where not given. */
-export const resolveIdentity = (options: RedisOptions) =>
+/**
+ * What both stores derive from the options: the key prefix (the identity read from the environment
+ * where not given) and the worker count. A bad namespace or worker count is a defect.
+ */
+export const resolve = (options: RedisOptions): Effect.Effect<{ readonly prefix: string; readonly workers: number }> =>
   Effect.gen(function* () {
     const namespace = options.namespace ?? "default"
     const problem = namespaceProblem(namespace)
     if (problem !== undefined) return yield* Effect.dieMessage(`shared limits: ${problem}`)
-    const baseUrl = options.baseUrl ??
-      (yield* Config.string("OPENAI_BASE_URL").pipe(Config.withDefault("https://api.openai.com/v1"), Effect.orElseSucceed(() => "https://api.openai.com/v1")))
-    const apiKey = options.apiKey ?? Option.getOrUndefined(yield* Config.option(Config.redacted("OPENAI_API_KEY")).pipe(Effect.orElseSucceed(() => Option.none())))
-    return keyPrefix(namespace, baseUrl, apiKey === undefined ? undefined : Redacted.value(apiKey))
+    const workers = options.workers ?? 1
+    if (!(Number.isInteger(workers) && workers >= 1)) return yield* Effect.dieMessage(`shared limits: workers must be a whole number of at least 1, got ${workers}`)
+    // As the client reads them (a variable that cannot be read counts as unset).
+    const baseUrl = options.baseUrl ?? Option.getOrElse(yield* Effect.orElseSucceed(Env.baseUrl, Option.none), () => Env.DEFAULT_BASE_URL)
+    const apiKey = options.apiKey ?? Option.getOrUndefined(yield* Effect.orElseSucceed(Env.apiKey, Option.none))
+    return { prefix: keyPrefix(namespace, baseUrl, apiKey === undefined ? undefined : Redacted.value(apiKey)), workers }
   })
 
+/** Takes the password of a Redis URL (as written and decoded) out of a text. */
+const scrubberFor = (url: string): Classify.Scrub => {
+  let password = ""
+  let decodedPassword = ""
+  try {
+    password = new URL(url).password
+    decodedPassword = decodeURIComponent(password)
+  } catch {
+    // an unreadable URL (ioredis reports it) or a password that is not valid percent-encoding
+  }
+  const written = Classify.makeScrub(password)
+  const decoded = Classify.makeScrub(decodedPassword)
+  return (text) => decoded(written(text))
+}
+
 /** A Redis error or an unreachable server, as text for `LimiterUnavailableError.detail`. */
-const describe = (error: unknown): string => {
-  const text = error instanceof Error ? error.message : String(error)
+const describe = (error: unknown, scrub: Classify.Scrub): string => {
+  const text = scrub(error instanceof Error ? error.message : String(error))
   if (/enableOfflineQueue|Stream isn't writeable|Connection is closed/i.test(text)) return "not connected"
   if (/Command timed out/i.test(text)) return "no answer in time"
   return text
@@ -101,6 +122,7 @@ export interface Connection {
 export const connect = (options: RedisOptions, store: LimiterUnavailableError["store"]): Effect.Effect<Connection, LimiterUnavailableError, Scope.Scope> =>
   Effect.gen(function* () {
     const where = location(options.url)
+    const scrub = scrubberFor(options.url)
     const timeout = Math.max(1, Math.round(Duration.toMillis(options.commandTimeout ?? "2 seconds")))
     const redis = yield* Effect.acquireRelease(
       Effect.try({
@@ -115,15 +137,15 @@ export const connect = (options: RedisOptions, store: LimiterUnavailableError["s
             // Commands issued in the same tick share one write (many fibers admit at once).
             enableAutoPipelining: true
           }),
-        catch: (e) => new LimiterUnavailableError({ store, location: where, detail: describe(e) })
+        catch: (e) => new LimiterUnavailableError({ store, location: where, detail: describe(e, scrub) })
       }),
       (redis) => Effect.sync(() => redis.disconnect())
     )
     // Errors are reported through the commands that fail; without a listener ioredis would print each.
     redis.on("error", () => undefined)
     const call: Connection["call"] = (s, run) =>
-      Effect.tryPromise({ try: () => run(redis), catch: (e) => new LimiterUnavailableError({ store: s, location: where, detail: describe(e) }) })
-    const connected = yield* Effect.either(Effect.tryPromise({ try: () => redis.connect(), catch: (e) => new LimiterUnavailableError({ store, location: where, detail: describe(e) }) }))
+      Effect.tryPromise({ try: () => run(redis), catch: (e) => new LimiterUnavailableError({ store: s, location: where, detail: describe(e, scrub) }) })
+    const connected = yield* Effect.either(Effect.tryPromise({ try: () => redis.connect(), catch: (e) => new LimiterUnavailableError({ store, location: where, detail: describe(e, scrub) }) }))
     if (connected._tag === "Left" && options.onUnavailable !== "fallbackLocal") return yield* Effect.fail(connected.left)
     if (connected._tag === "Left") {
       yield* Effect.logWarning(`shepherd: Redis at ${where} cannot be reached (${connected.left.detail}); using local ${store} state until it can`)
