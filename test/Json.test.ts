@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Json } from "../src/index.js"
 
-const suite = fileURLToPath(new URL("../../shared/data/JSONTestSuite/test_parsing/", import.meta.url))
+const suite = fileURLToPath(new URL("./fixtures/JSONTestSuite/test_parsing/", import.meta.url))
 const files = readdirSync(suite).filter((f) => f.endsWith(".json"))
 
 const roundTrip = (v: unknown): unknown => JSON.parse(JSON.stringify(v))

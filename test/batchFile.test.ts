@@ -37,7 +37,7 @@ describe("batch input lines", () => {
   })
 
   it("the official example line is valid", () => {
-    const example = JSON.parse(Fs.readFileSync(new URL("../../shared/data/openai-batch-format.json", import.meta.url), "utf8")).examples.input
+    const example = JSON.parse(Fs.readFileSync(new URL("./fixtures/openai-batch-format.json", import.meta.url), "utf8")).examples.input
     const parsed = BatchFile.parseInput(JSON.stringify(example))
     expect(parsed !== undefined && Either.isRight(parsed)).toBe(true)
   })

@@ -57,8 +57,8 @@ export const stubClient = (replies: ReadonlyArray<StubReply>) => {
   return { sent, aborted, layer: Layer.succeed(HttpClient.HttpClient, client) }
 }
 
-const specPath = fileURLToPath(new URL("../../shared/data/openai-chat-schemas.json", import.meta.url))
-/** The OpenAI OpenAPI excerpt from ../shared/data. */
+const specPath = fileURLToPath(new URL("./fixtures/openai-chat-schemas.json", import.meta.url))
+/** The OpenAI OpenAPI excerpt from test/fixtures (see its README). */
 export const spec = JSON.parse(readFileSync(specPath, "utf8")) as { components: { schemas: Record<string, unknown> } }
 
 /**
@@ -91,7 +91,7 @@ export const validatorFor = (() => {
 })()
 
 const batchFormat = JSON.parse(
-  readFileSync(fileURLToPath(new URL("../../shared/data/openai-batch-format.json", import.meta.url)), "utf8")
+  readFileSync(fileURLToPath(new URL("./fixtures/openai-batch-format.json", import.meta.url)), "utf8")
 ) as Record<string, unknown>
 
 /** An ajv validator for a line format of the OpenAI Batch API (`BatchRequestInput`, `BatchRequestOutput`). */
