@@ -64,10 +64,25 @@ export interface Options {
   readonly keepAliveTimeout: Duration.DurationInput
   /** Deadline for establishing a connection. @default "10 seconds" Env `SHEPHERD_CONNECT_TIMEOUT`. */
   readonly connectTimeout: Duration.DurationInput
-  /** Deadline for one attempt: headers and the whole body (for `stream`: headers and the first bytes). @default "60 seconds" Env `SHEPHERD_TIMEOUT`. */
+  /** Deadline for one attempt: headers and the whole body (for `stream`: headers and the first event; comments do not count). @default "60 seconds" Env `SHEPHERD_TIMEOUT`. */
   readonly timeout: Duration.DurationInput
   /** For `stream`: the longest gap allowed between two pieces of the answer. @default "30 seconds" Env `SHEPHERD_IDLE_TIMEOUT`. */
   readonly idleTimeout: Duration.DurationInput
+  /**
+   * The longest answer accepted, in bytes as they arrive (a whole stream included): past it the
+   * request is aborted with `TransportError{code: "RESPONSE_TOO_LARGE"}`, final (not retried). A larger
+   * `content-length` is refused before the body is read.
+   * @since 0.2.0
+   * @default 33554432 (32 MiB) Env `SHEPHERD_MAX_RESPONSE_BYTES`.
+   */
+  readonly maxResponseBytes: number
+  /**
+   * For `stream`: the largest single event (its `data:` lines together, counted in decoded characters,
+   * one per byte for ASCII): past it `TransportError{code: "EVENT_TOO_LARGE"}`, final.
+   * @since 0.2.0
+   * @default 4194304 (4 MiB)
+   */
+  readonly maxEventBytes: number
   /** Extra headers sent with every request (e.g. `OpenAI-Organization`). @default {} */
   readonly headers: Readonly<Record<string, string>>
   /**
@@ -105,6 +120,8 @@ export const defaults: Options = {
   connectTimeout: "10 seconds",
   timeout: "60 seconds",
   idleTimeout: "30 seconds",
+  maxResponseBytes: 32 * 1024 * 1024,
+  maxEventBytes: 4 * 1024 * 1024,
   headers: {},
   transport: "undici",
   tracing: true,
@@ -149,8 +166,11 @@ export interface Service {
   /**
    * Streams the answer (`stream: true`) as its chunks arrive. Retries (with the same policy as
    * `create`) happen only until the first chunk; after it, a failure ends the stream with its typed
-   * error. A gap longer than `idleTimeout` between pieces ends it with `TimeoutError{phase: "idle"}`;
-   * an error event sent mid-stream ends it with an `ApiError`. Interrupting the stream closes the
+   * error. `timeout` runs until the first event (comments do not count); then a gap longer than
+   * `idleTimeout` between pieces ends it with `TimeoutError{phase: "idle"}`; `retry.totalTimeout`
+   * bounds the whole stream (`TimeoutError{phase: "total"}`). Past `maxResponseBytes` or
+   * `maxEventBytes` it ends with a final `TransportError`. An error event sent mid-stream ends it
+   * with an `ApiError`. Interrupting the stream closes the
    * connection. `ChatSchema.accumulate` folds the chunks into the completion.
    */
   readonly stream: (request: ChatSchema.ChatCompletionRequest) => Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError>
@@ -240,6 +260,8 @@ export const resolveOptions = (options: Overrides): Effect.Effect<Options, Confi
     yield* positiveDuration("connectTimeout", resolved.connectTimeout)
     yield* positiveDuration("timeout", resolved.timeout)
     yield* positiveDuration("idleTimeout", resolved.idleTimeout)
+    yield* positive("maxResponseBytes", resolved.maxResponseBytes, true)
+    yield* positive("maxEventBytes", resolved.maxEventBytes, true)
     const retry = { ...RetryPolicy.defaults, ...resolved.retry }
     if (!Number.isInteger(retry.maxRetries) || retry.maxRetries < 0) {
       return yield* Effect.fail(ConfigError.InvalidData(["maxRetries"], `maxRetries must be a whole number >= 0, got ${retry.maxRetries}`))
@@ -282,6 +304,7 @@ const makeWith = (
         ...(secret === undefined ? {} : { authorization: `Bearer ${secret}` })
       },
       connectTimeoutMillis: Duration.toMillis(resolved.connectTimeout),
+      maxResponseBytes: resolved.maxResponseBytes,
       deadlines,
       scrub
     })
@@ -305,11 +328,12 @@ const makeWith = (
 
     /** One attempt: send, then classify the answer (a 2xx is decoded, any other status typed). */
     const exchange = <A>(endpoint: Endpoint<A>, body: string, attempts: number, attemptTimeoutMillis: number, start: number): Effect.Effect<Received<A>, ChatError.ChatError> =>
-      Effect.flatMap(endpoint.send(body, attempts, attemptTimeoutMillis), ({ headers, status, text }) => {
+      Effect.flatMap(endpoint.send(body, attempts, attemptTimeoutMillis), ({ headers, status, text, cut }) => {
         const now = clock.unsafeCurrentTimeMillis()
         const classified = endpoint.classify({ status, headers, body: text, nowMillis: now, attempts }, scrub)
+        // A body that broke off counts only when it is a whole answer: a 2xx that decodes.
         return Either.isLeft(classified)
-          ? Effect.fail(classified.left)
+          ? Effect.fail(cut ?? classified.left)
           : Effect.succeed<Received<A>>({
             value: classified.right,
             requestId: headers["x-request-id"],
@@ -511,18 +535,24 @@ const makeWith = (
 
     const openChat = openStream(settingsFor("/chat/completions"))
     const idleMillis = Duration.toMillis(resolved.idleTimeout)
+    const maxEventBytes = resolved.maxEventBytes
     const isChunk = Schema.is(ChatSchema.ChatCompletionChunk as Schema.Schema<ChatSchema.ChatCompletionChunk, ChatSchema.ChatCompletionChunk>)
 
-    /** One streaming attempt: open, check the status, and read up to the first event. */
-    const openAttempt = (body: string, attempts: number, attemptTimeoutMillis: number) =>
+    /**
+     * One streaming attempt: open, check the status, and read up to the first event. The attempt's
+     * deadline runs until that event (keep-alive comments do not stop it); the call's total deadline
+     * (`totalAt`, on the client's clock) bounds the whole stream.
+     */
+    const openAttempt = (body: string, attempts: number, attemptTimeoutMillis: number, totalAt: number, totalTimeoutMillis: number) =>
       Effect.flatMap(Scope.make(), (scope) =>
         Effect.gen(function* () {
-          const opened = yield* Scope.extend(openChat(body, attempts, attemptTimeoutMillis, idleMillis), scope)
+          const total = { leftMillis: totalAt - clock.unsafeCurrentTimeMillis(), timeoutMillis: totalTimeoutMillis }
+          const opened = yield* Scope.extend(openChat(body, attempts, attemptTimeoutMillis, idleMillis, total), scope)
           if (opened.status < 200 || opened.status >= 300) {
             const text = yield* Transport.readText(opened.pull)
             return yield* Effect.fail(Classify.statusError({ status: opened.status, headers: opened.headers, body: text, nowMillis: clock.unsafeCurrentTimeMillis(), attempts }, scrub))
           }
-          const decoder = Sse.makeDecoder()
+          const decoder = Sse.makeDecoder({ maxEventBytes })
           // Until the first event arrives the attempt may be retried.
           let first: Array<Sse.Event> = []
           let ended = false
@@ -534,10 +564,12 @@ const makeWith = (
               ended = true
               first = decoder.end()
             }
+            if (decoder.overflowed) return yield* Effect.fail(Classify.eventTooLarge(maxEventBytes, attempts))
           }
           if (first.length === 0) {
             return yield* Effect.fail(new ChatError.TransportError({ code: "STREAM_EMPTY", detail: "the stream ended before its first event", attempts }))
           }
+          opened.started()
           return { scope, pull: opened.pull, decoder, first, ended, status: opened.status, headers: opened.headers, attempts }
         }).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))))
 
@@ -571,7 +603,11 @@ const makeWith = (
             ))
         }
         const policy = yield* currentPolicy
-        const opened = yield* withRetries((attempts, attemptTimeoutMillis) => limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis), streamOutcome), policy)
+        const opened = yield* withRetries(
+          (attempts, attemptTimeoutMillis, first) =>
+            limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis, first + policy.totalTimeoutMillis, policy.totalTimeoutMillis), streamOutcome),
+          policy
+        )
         received = true
         openedAttempts = opened.attempts
         Metrics.timeToFirstToken.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, [])
@@ -657,7 +693,10 @@ const makeWith = (
               },
               onSome: (error) => Effect.fail(Option.some<ChatError.ChatError>(error))
             }),
-            onSuccess: (bytes) => emit(opened.decoder.feed(bytes), nextChunks)
+            onSuccess: (bytes) => {
+              const events = opened.decoder.feed(bytes)
+              return opened.decoder.overflowed ? Effect.fail(Option.some(Classify.eventTooLarge(maxEventBytes, opened.attempts))) : emit(events, nextChunks)
+            }
           })
         })
         const first = toChunks(opened.first)
@@ -730,6 +769,7 @@ export const optionsConfig: Config.Config<Overrides> = Config.all({
   connections: Config.option(Config.integer("SHEPHERD_CONNECTIONS")),
   timeout: Config.option(Config.duration("SHEPHERD_TIMEOUT")),
   idleTimeout: Config.option(Config.duration("SHEPHERD_IDLE_TIMEOUT")),
+  maxResponseBytes: Config.option(Config.integer("SHEPHERD_MAX_RESPONSE_BYTES")),
   tracing: Config.option(Config.boolean("SHEPHERD_TRACING")),
   connectTimeout: Config.option(Config.duration("SHEPHERD_CONNECT_TIMEOUT")),
   maxRetries: Config.option(Config.integer("SHEPHERD_MAX_RETRIES")),
@@ -741,6 +781,7 @@ export const optionsConfig: Config.Config<Overrides> = Config.all({
     connections: Option.getOrUndefined(env.connections),
     timeout: Option.getOrUndefined(env.timeout),
     idleTimeout: Option.getOrUndefined(env.idleTimeout),
+    maxResponseBytes: Option.getOrUndefined(env.maxResponseBytes),
     tracing: Option.getOrUndefined(env.tracing),
     connectTimeout: Option.getOrUndefined(env.connectTimeout),
     retry: Option.isNone(env.maxRetries) && Option.isNone(env.totalTimeout)

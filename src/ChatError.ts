@@ -89,9 +89,13 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
   }
 }
 
-/** The connection failed: refused, reset, closed early, DNS failure, truncated body. */
+/**
+ * The connection failed: refused, reset, closed early, DNS failure, truncated body. Also an answer
+ * too large to hold: `code` `RESPONSE_TOO_LARGE` (past `maxResponseBytes`) or `EVENT_TOO_LARGE` (one
+ * stream event past `maxEventBytes`), which are final, not retried.
+ */
 export class TransportError extends Schema.TaggedError<TransportError>()("TransportError", {
-  /** The system or undici error code when there is one (`ECONNRESET`, `UND_ERR_SOCKET`, ...). */
+  /** The system or undici error code when there is one (`ECONNRESET`, `UND_ERR_SOCKET`, ...), or Shepherd's own (`RESPONSE_TOO_LARGE`, `STREAM_ENDED_EARLY`, ...). */
   code: optionalString,
   /** What failed, in words. */
   detail: Schema.String,
@@ -99,6 +103,10 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
 }) {
   override get message(): string {
     const code = this.code === undefined ? "" : ` [${this.code}]`
+    if (this.code === "RESPONSE_TOO_LARGE" || this.code === "EVENT_TOO_LARGE") {
+      // The detail names the limit to raise; the connection itself was fine.
+      return `the answer was too large${code}: ${clause(this.detail)}.`
+    }
     return `the connection to the API failed${code}: ${clause(this.detail)}. ` +
       `Check that the base URL is reachable; transient failures succeed when retried.`
   }

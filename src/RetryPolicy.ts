@@ -3,7 +3,7 @@
  *
  * - Retried: 408, 409, 429, every 5xx, transport failures (reset, refused, closed early, a temporary
  *   DNS failure such as EAI_AGAIN; not ENOTFOUND), connect and attempt timeouts. Never: other 4xx, a 2xx body that does not decode, budget errors, the total
- *   deadline. A response header `x-should-retry: true|false` overrides the status rule, as the
+ *   deadline, an answer past `maxResponseBytes` or a stream event past `maxEventBytes`. A response header `x-should-retry: true|false` overrides the status rule, as the
  *   official SDK does.
  * - Delay: a server-given delay wins (`retry-after-ms`, else `retry-after` in seconds or as an HTTP
  *   date); otherwise exponential backoff with full jitter, each delay capped. A server ask longer than
@@ -79,8 +79,9 @@ export const isRetryable = (error: ChatError.ChatError): boolean => {
     case "ApiError":
       return error.shouldRetry ?? retryableStatus(error.status)
     case "TransportError":
-      // A host that does not resolve at all, or a URL that cannot be sent, will not get better.
-      return error.code !== "ENOTFOUND" && error.code !== "INVALID_URL"
+      // A host that does not resolve at all, or a URL that cannot be sent, will not get better; an
+      // answer past the size limits would be downloaded (and billed) again just to fail the same way.
+      return error.code !== "ENOTFOUND" && error.code !== "INVALID_URL" && error.code !== "RESPONSE_TOO_LARGE" && error.code !== "EVENT_TOO_LARGE"
     case "TimeoutError":
       return error.phase === "connect" || error.phase === "attempt"
     case "ResponseDecodeError":

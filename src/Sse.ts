@@ -22,24 +22,50 @@ export interface Event {
 
 /** An incremental decoder: bytes in, the events they complete out. */
 export interface Decoder {
-  /** The events completed by these bytes (UTF-8 is decoded across calls). */
+  /** The events completed by these bytes (UTF-8 is decoded across calls); none once `overflowed`. */
   readonly feed: (bytes: Uint8Array) => Array<Event>
   /** The events completed by the end of the input. */
   readonly end: () => Array<Event>
+  /**
+   * True once one event grew past `maxEventBytes`: the decoder dropped it and reads nothing more.
+   * @since 0.2.0
+   */
+  readonly overflowed: boolean
+}
+
+/**
+ * Decoder options.
+ * @since 0.2.0
+ * @category models
+ */
+export interface DecoderOptions {
+  /**
+   * The largest single event: its unfinished line and its `data:` lines so far, counted in decoded
+   * characters (one per byte for ASCII). Past it the decoder stops (`overflowed`). Comments and blank
+   * lines do not count. It is checked once per `feed`, so an event may pass it by one piece.
+   * @default unbounded
+   */
+  readonly maxEventBytes?: number | undefined
 }
 
 /** A fresh decoder (one per stream). */
-export const makeDecoder = (): Decoder => {
+export const makeDecoder = (options: DecoderOptions = {}): Decoder => {
   const decoder = new TextDecoder("utf-8")
   let pending: Array<Event> = []
   let endsWithCr = false
+  let overflowed = false
+  // eventsource-parser's own cap: it counts the unfinished line plus the event's data, in characters.
   const parser = createParser({
     onEvent: (message) => {
       pending.push({ event: message.event, id: message.id, data: message.data })
-    }
+    },
+    onError: (error) => {
+      if (error.type === "max-buffer-size-exceeded") overflowed = true
+    },
+    maxBufferSize: options.maxEventBytes
   })
   const feedText = (text: string) => {
-    if (text === "") return
+    if (text === "" || overflowed) return
     parser.feed(text)
     endsWithCr = text.endsWith("\r")
   }
@@ -57,8 +83,11 @@ export const makeDecoder = (): Decoder => {
       feedText(decoder.decode())
       // A last "\r" is held back in case "\n" follows; at the end nothing follows, so "\n" ends that
       // line the same way (an event ended by "\r\r" is dispatched; an unfinished one still is not).
-      if (endsWithCr) parser.feed("\n")
+      if (endsWithCr && !overflowed) parser.feed("\n")
       return take()
+    },
+    get overflowed() {
+      return overflowed
     }
   }
 }

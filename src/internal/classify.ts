@@ -154,6 +154,24 @@ export const transportError = (
   return new ChatError.TransportError({ code, detail: scrub(detail), attempts })
 }
 
+/** An answer longer than `maxResponseBytes` (final: another attempt would download it again). */
+export const responseTooLarge = (maxResponseBytes: number, attempts: number): ChatError.TransportError =>
+  new ChatError.TransportError({
+    code: "RESPONSE_TOO_LARGE",
+    detail: `the answer is longer than maxResponseBytes (${maxResponseBytes} bytes), so it was abandoned; ` +
+      `raise maxResponseBytes (env SHEPHERD_MAX_RESPONSE_BYTES) if answers this large are expected`,
+    attempts
+  })
+
+/** One stream event longer than `maxEventBytes` (final). */
+export const eventTooLarge = (maxEventBytes: number, attempts: number): ChatError.TransportError =>
+  new ChatError.TransportError({
+    code: "EVENT_TOO_LARGE",
+    detail: `one stream event is longer than maxEventBytes (${maxEventBytes}), so the stream was abandoned; ` +
+      `raise maxEventBytes if events this large are expected`,
+    attempts
+  })
+
 /** `transportError` for an `HttpClientError`, whose `cause` holds the transport's own error. */
 export const httpClientError = (
   error: HttpClientError.HttpClientError,
