@@ -61,3 +61,34 @@ describe("Sse.decode", () => {
     ])
   })
 })
+
+describe("Sse.makeDecoder({ maxEventBytes })", () => {
+  const feedAll = (decoder: Sse.Decoder, pieces: ReadonlyArray<Uint8Array>) => [...pieces.flatMap((p) => decoder.feed(p)), ...decoder.end()]
+
+  it.prop("13.8 events within the cap decode as without it, under any split; comments and blank lines do not count toward it", [
+    FastCheck.array(FastCheck.string({ minLength: 1, maxLength: 40 }).filter((s) => !/[\r\n]/.test(s)), { minLength: 1, maxLength: 8 }),
+    FastCheck.array(FastCheck.nat(), { maxLength: 20 })
+  ], ([datas, cuts]) => {
+    // Long runs of comments and blank lines between small events: far more bytes than the cap.
+    const filler = `: ${"k".repeat(100)}\n\n\n`.repeat(20)
+    const bytes = new TextEncoder().encode(datas.map((d) => `${filler}data: ${d}\n\n`).join(""))
+    const decoder = Sse.makeDecoder({ maxEventBytes: 256 })
+    expect(feedAll(decoder, split(bytes, cuts))).toEqual(datas.map((data) => ({ event: undefined, id: undefined, data })))
+    expect(decoder.overflowed).toBe(false)
+  })
+
+  it("13.8 an event past the cap (one endless line, or many data lines) overflows; the events before it are kept, nothing after", () => {
+    const line = Sse.makeDecoder({ maxEventBytes: 1000 })
+    expect(line.feed(new TextEncoder().encode("data: ok\n\ndata: "))).toEqual([{ event: undefined, id: undefined, data: "ok" }])
+    for (let i = 0; i < 10 && !line.overflowed; i++) expect(line.feed(new TextEncoder().encode("x".repeat(300)))).toEqual([])
+    expect(line.overflowed).toBe(true)
+    expect(line.feed(new TextEncoder().encode("\n\ndata: after\n\n"))).toEqual([])
+    expect(line.end()).toEqual([])
+    const lines = Sse.makeDecoder({ maxEventBytes: 1000 })
+    lines.feed(new TextEncoder().encode("data: 0123456789\n".repeat(200)))
+    expect(lines.overflowed).toBe(true)
+    const uncapped = Sse.makeDecoder()
+    uncapped.feed(new TextEncoder().encode("data: " + "x".repeat(100_000)))
+    expect(uncapped.overflowed).toBe(false)
+  })
+})

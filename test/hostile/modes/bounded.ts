@@ -7,7 +7,7 @@ import * as Hostile from "../server.js"
 
 const PIECE = Buffer.alloc(64 * 1024, "a")
 
-/** Writes `piece` as fast as the client reads it, `bytes` in all (or forever), then runs `done`; stops when the socket closes. */
+/** Writes `piece` as fast as the client reads it, `bytes` in all, then runs `done`; stops when the socket closes. */
 const pump = (res: Http.ServerResponse, piece: Buffer, bytes: number, done: () => void) => {
   let left = bytes
   const write = () => {
@@ -25,6 +25,19 @@ const pump = (res: Http.ServerResponse, piece: Buffer, bytes: number, done: () =
 }
 
 /**
+ * Writes `piece` forever, one each millisecond at most (about 64 MB/s with 64 KB pieces): fast enough
+ * to pass any limit soon, slow enough that a client without limits is not killed before its test
+ * gives up on it. Stops when the socket closes.
+ */
+const forever = (res: Http.ServerResponse, piece: Buffer) => {
+  const timer = setInterval(() => {
+    if (res.destroyed) clearInterval(timer)
+    else if (res.writableNeedDrain === false) res.write(piece)
+  }, 1)
+  res.on("close", () => clearInterval(timer))
+}
+
+/**
  * A 200 whose body is `bytes` long: a JSON string that would decode, if the client held it all.
  * With `contentLength` the size is announced in the headers; without it the body is chunked.
  */
@@ -36,11 +49,11 @@ export const hugeBody = (bytes: number, contentLength: boolean): Hostile.HttpMod
   pump(res, PIECE, bytes - head.length - tail.length, () => res.end(tail))
 }
 
-/** A 200 (chunked) whose body never ends: it is written for as long as the client reads. */
+/** A 200 (chunked) whose body never ends. */
 export const endlessBody: Hostile.HttpMode = (_, res) => {
   res.writeHead(200, { "content-type": "application/json" })
   res.write('{"pad":"')
-  pump(res, PIECE, Number.POSITIVE_INFINITY, () => {})
+  forever(res, PIECE)
 }
 
 const sseHead = (res: Http.ServerResponse) =>
@@ -50,7 +63,7 @@ const sseHead = (res: Http.ServerResponse) =>
 export const endlessDataLine: Hostile.HttpMode = (_, res) => {
   sseHead(res)
   res.write("data: ")
-  pump(res, PIECE, Number.POSITIVE_INFINITY, () => {})
+  forever(res, PIECE)
 }
 
 /** A stream that sends only keep-alive comments (and blank lines), every `everyMillis`, and never an event. */
@@ -78,11 +91,11 @@ export const chunksForever = (everyMillis: number): Hostile.HttpMode => (_, res)
   res.on("close", () => clearInterval(timer))
 }
 
-/** A stream that sends chunks as fast as the client reads them, forever (each event small). */
+/** A stream of small chunk events that never ends. */
 export const endlessStream: Hostile.HttpMode = (_, res) => {
   sseHead(res)
   const events = Buffer.from(chunkEvent("x".repeat(200)).repeat(200))
-  pump(res, events, Number.POSITIVE_INFINITY, () => {})
+  forever(res, events)
 }
 
 const completionText = () => JSON.stringify(Hostile.completion("whole"))
@@ -115,3 +128,17 @@ export const chunkedWithoutEnd = (truncated: boolean) => ({
     )
   }
 })
+
+/** An honest completion whose content is `chars` long, with or without its length announced. */
+export const completionOf = (chars: number, contentLength: boolean): Hostile.HttpMode => (_, res) => {
+  const body = JSON.stringify(Hostile.completion("c".repeat(chars)))
+  res.writeHead(200, { "content-type": "application/json", ...(contentLength ? { "content-length": String(Buffer.byteLength(body)) } : {}) })
+  res.end(body)
+}
+
+/** An honest stream of `count` chunks, keep-alive comments between them, then `[DONE]`. */
+export const finiteStream = (count: number): Hostile.HttpMode => (_, res) => {
+  sseHead(res)
+  for (let i = 0; i < count; i++) res.write(`: keep-alive\n\n${chunkEvent(`piece ${i}`)}`)
+  res.end("data: [DONE]\n\n")
+}
