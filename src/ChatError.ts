@@ -74,8 +74,8 @@ const adviceFor = (status: number): string => {
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
   /**
    * - `connect`: the TCP/TLS connection was not established in time
-   * - `attempt`: one attempt (headers and the whole body) took too long
-   * - `total`: all attempts and waits together took too long
+   * - `attempt`: one attempt (headers and the whole body; for a stream, headers and the first event) took too long
+   * - `total`: all attempts and waits together (for a stream, up to its last chunk) took too long
    * - `idle`: a stream sent nothing for too long
    */
   phase: Schema.Literal("connect", "attempt", "total", "idle"),
