@@ -170,8 +170,8 @@ export interface Service {
    * `idleTimeout` between pieces ends it with `TimeoutError{phase: "idle"}`; `retry.totalTimeout`
    * bounds the whole stream (`TimeoutError{phase: "total"}`). Past `maxResponseBytes` or
    * `maxEventBytes` it ends with a final `TransportError`. An error event sent mid-stream ends it
-   * with an `ApiError`. Interrupting the stream closes the
-   * connection. `ChatSchema.accumulate` folds the chunks into the completion.
+   * with an `ApiError`. Interrupting the stream closes the connection. `ChatSchema.accumulate`
+   * folds the chunks into the completion.
    */
   readonly stream: (request: ChatSchema.ChatCompletionRequest) => Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError>
   /**
@@ -604,8 +604,8 @@ const makeWith = (
         }
         const policy = yield* currentPolicy
         const opened = yield* withRetries(
-          (attempts, attemptTimeoutMillis, first) =>
-            limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis, first + policy.totalTimeoutMillis, policy.totalTimeoutMillis), streamOutcome),
+          (attempts, attemptTimeoutMillis, callStart) =>
+            limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis, callStart + policy.totalTimeoutMillis, policy.totalTimeoutMillis), streamOutcome),
           policy
         )
         received = true

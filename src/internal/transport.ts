@@ -93,8 +93,8 @@ const utf8 = (chunks: ReadonlyArray<Uint8Array>, size: number): string => {
  *
  * The body is held to `maxResponseBytes`: a larger `content-length` is refused before any of the
  * body is read; a body without one (chunked) is counted as it arrives and abandoned past the limit.
- * A `content-length` body is read with undici's own `text()`, which stops at that length: the
- * common case pays nothing for the limit (bench/throughput).
+ * A `content-length` body is read with undici's own `text()` as before (undici stops at that
+ * length): the common case adds one header lookup, nothing per chunk.
  */
 export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
   const { deadlines, scrub, connectTimeoutMillis, maxResponseBytes } = settings
