@@ -261,7 +261,7 @@ export const isOutputLine = (line: unknown): boolean => {
 }
 
 /** An output line that is not JSON but starts as one: damaged (a short write by an older version), sent again. */
-const looksLikeDamagedOutput = (text: string): boolean => /^\{"id":"[^"]*","custom_id":"/.test(text)
+const looksLikeDamagedOutput = (text: string): boolean => text.startsWith('{"id":"')
 
 /** A line of a file, as a short excerpt for messages. */
 export const excerpt = (text: string, max = 80): string => JSON.stringify(text.length > max ? `${text.slice(0, max)}...` : text)
@@ -423,7 +423,15 @@ export const rewriteOutput = (path: string, keep: ReadonlyArray<number>): Effect
       (fd) => Effect.sync(() => Fs.closeSync(fd))
     ).pipe(
       Effect.zipRight(Effect.try({ try: () => Fs.renameSync(tmp, path), catch: failed })),
-      Effect.onError(() => Effect.sync(() => Fs.rmSync(tmp, { force: true })))
+      Effect.onError(() =>
+        Effect.sync(() => {
+          try {
+            Fs.rmSync(tmp, { force: true })
+          } catch {
+            // not a file of ours (a directory of that name): left alone
+          }
+        })
+      )
     )
   })
 
