@@ -244,7 +244,7 @@ export const summaryText = (s: Summary): string => {
       : s.stoppedBy === "limiter"
       ? `the shared limits in Redis could not be reached (${s.limiterRefused} refused unsent)`
       : s.stoppedBy === "output"
-      ? `${s.output} could not be written (${s.outputError ?? "unknown error"}; ${s.unwritten} answers received were not written)`
+      ? `${s.output} could not be written (${s.outputError ?? "unknown error"}; ${s.unwritten} answer${s.unwritten === 1 ? " was" : "s were"} received but not written)`
       : s.stoppedBy === "interrupted" || s.stoppedBy === "aborted"
       ? "the run was interrupted"
       : "they failed in ways worth retrying (429, 5xx, timeouts, transport)"

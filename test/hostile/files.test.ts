@@ -44,7 +44,8 @@ const canMount = (() => {
 })()
 if (!canMount) console.warn("files.test.ts: cannot mount a tmpfs here (needs root): the 200 KB full-disk test is skipped")
 
-describe("shepherd run: its files", () => {
+// Each test starts several CLI processes (a few seconds each on a loaded 2-core machine).
+describe("shepherd run: its files", { timeout: 180_000 }, () => {
   it.scopedLive("13.12 --out naming the input (directly or through a symlink) is refused with exit 2; the input is unchanged and nothing is sent", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make()
@@ -302,7 +303,7 @@ describe("shepherd run: its files", () => {
         expect((yield* mock.journal).slice(sentBefore).map((e) => questionOf(e.body)).filter((i) => kept.has(i))).toEqual([])
         expect(Fs.readdirSync(disk)).toEqual(["out.jsonl"])
       }),
-    60_000
+    180_000
   )
 
   it.scopedLive("13.15 ids differing only in a lone surrogate are two ids: both are sent; resuming with one answered sends the other", () =>
