@@ -162,3 +162,30 @@ describe("IdTable", () => {
     expect(table.has("\u0000never-added")).toBe(model.has("\u0000never-added"))
   })
 })
+
+describe("IdTable and lone surrogates", () => {
+  // Strings of UTF-16 code units drawn mostly from surrogates, U+FFFD and a few letters: lone surrogates everywhere.
+  const unit = FastCheck.oneof(
+    FastCheck.integer({ min: 0xd800, max: 0xdfff }),
+    FastCheck.constantFrom(0xfffd, 0x61, 0x2d),
+    FastCheck.integer({ min: 0, max: 0xffff })
+  )
+  const id = FastCheck.array(unit, { maxLength: 6 }).map((units) => String.fromCharCode(...units))
+
+  it.prop("13.15 distinct JS strings never share an entry, lone surrogates included", [FastCheck.uniqueArray(id, { maxLength: 300 })], ([ids]) => {
+    const table = new IdTable(4)
+    ids.forEach((s, i) => expect(table.add(s, i)).toBeUndefined())
+    expect(table.size).toBe(ids.length)
+    ids.forEach((s, i) => expect(table.get(s)).toBe(i))
+  })
+
+  it("13.15 row-\\ud800 and row-\\udfff (both U+FFFD in UTF-8) are two ids; a valid pair is one id, apart from its halves", () => {
+    const table = new IdTable()
+    expect(table.add("row-\ud800", 1)).toBeUndefined()
+    expect(table.add("row-\udfff", 2)).toBeUndefined()
+    expect(table.add("row-\ufffd", 3)).toBeUndefined()
+    expect(table.add("row-\ud83d\ude00", 4)).toBeUndefined()
+    expect(table.add("row-😀", 5)).toBe(4)
+    expect([table.get("row-\ud800"), table.get("row-\udfff"), table.get("row-\ufffd"), table.get("row-\ud83d")]).toEqual([1, 2, 3, undefined])
+  })
+})

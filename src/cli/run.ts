@@ -39,6 +39,7 @@ import * as Metrics from "../Metrics.js"
 import * as Pricing from "../Pricing.js"
 import * as RateLimit from "../RateLimit.js"
 import { CliError } from "./error.js"
+import * as OutputFile from "./outputFile.js"
 import * as RunStats from "./runStats.js"
 
 const invalid = (e: unknown) => HelpDoc.p(e instanceof Error ? e.message : String(e))
@@ -110,10 +111,6 @@ interface Config {
   readonly inShard: (lineNumber: number) => boolean
 }
 
-/** The kind of a failure written to the output: `http_<status>` or the error code. */
-const failureKind = (line: BatchFile.OutputLine): string | undefined =>
-  line.error !== null ? line.error.code : line.response !== null && line.response.status_code >= 300 ? `http_${line.response.status_code}` : undefined
-
 /** Checks every input line; reports the bad ones. Returns how many requests are valid and which lines to skip. */
 const validate = (input: string, alreadyDone: IdTable, inShard: (lineNumber: number) => boolean) =>
   Effect.gen(function* () {
@@ -156,10 +153,7 @@ const send = (
   onRefused: (error: ChatError.BudgetExceededError | ChatError.LimiterUnavailableError) => void
 ) =>
   Effect.gen(function* () {
-    const fd = yield* Effect.acquireRelease(
-      Effect.try({ try: () => Fs.openSync(config.out, "a"), catch: (e) => new BatchFile.FileError({ path: config.out, detail: String(e) }) }),
-      (fd) => Effect.sync(() => Fs.closeSync(fd))
-    )
+    const writer = yield* OutputFile.open(config.out)
     const runId = Math.random().toString(36).slice(2, 10)
     const requests = BatchFile.readLines(config.input).pipe(
       Stream.filterMap((line) => {
@@ -170,26 +164,8 @@ const send = (
       })
     )
     yield* Batch.run(requests, { concurrency: config.concurrency, prices: config.prices, stopWhen: Effect.sync(stopping) }).pipe(
-      Stream.runForEachChunk((chunk) =>
-        Effect.try({
-          try: () => {
-            let text = ""
-            for (const outcome of chunk) {
-              if (outcome._tag === "Failure" && ChatError.stopsSending(outcome.error)) {
-                // Refused unsent (budget spent, shared limits unreachable): no line, so that a rerun sends it.
-                onRefused(outcome.error)
-                continue
-              }
-              const line = BatchFile.outputLine(outcome, `batch_req_${runId}_${outcome.index.toString(36)}`)
-              text += JSON.stringify(line) + "\n"
-              stats.record(outcome, failureKind(line), BatchFile.isFinal(line))
-            }
-            // One write per chunk of outcomes: whole lines only, in the OS's hands when it returns.
-            if (text !== "") Fs.writeSync(fd, text)
-          },
-          catch: (e) => new BatchFile.FileError({ path: config.out, detail: `could not write: ${String(e)}` })
-        })
-      )
+      // One write per chunk of outcomes: whole lines only; a failed write stops the run.
+      Stream.runForEachChunk((chunk) => OutputFile.writeOutcomes(writer, chunk, (o) => `batch_req_${runId}_${o.index.toString(36)}`, stats, onRefused))
     )
   }).pipe(Effect.scoped)
 
@@ -267,7 +243,7 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     if (namespaceProblem !== undefined) return yield* new CliError({ detail: `--namespace: ${namespaceProblem}`, exitCode: 2 })
 
     // 1. What OUT already holds, then every input line checked before anything is sent.
-    const previous = yield* BatchFile.scanOutput(config.out)
+    const previous = yield* OutputFile.prepare(config)
     const checked = yield* validate(config.input, previous.ids, config.inShard)
     if (checked.problems.length > 0) {
       for (const problem of checked.problems) yield* Console.error(problem)
@@ -283,7 +259,7 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     if (checked.valid === 0) {
       return yield* new CliError({ detail: `${config.input} holds no valid requests${Option.isSome(o.shard) ? " for this shard" : ""}`, exitCode: 2 })
     }
-    if (previous.needsRewrite) yield* BatchFile.rewriteOutput(config.out, previous.keep)
+    if (previous.needsRewrite) yield* BatchFile.repairOutput(config.out, previous)
     if (checked.done > 0) {
       yield* Console.error(
         `shepherd run: resuming: ${checked.done} of ${checked.valid} requests already have a final outcome in ${config.out}` +
@@ -369,19 +345,15 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       const now = yield* Clock.currentTimeMillis
       const result = RunStats.summary(stats, config.input, config.out, now, (yield* rateLimitedCount) - rateLimitedBefore)
       yield* Console.error(RunStats.summaryText(result))
-      if (Option.isSome(config.summary)) {
-        yield* Effect.try({
-          try: () => Fs.writeFileSync(config.summary.pipe(Option.getOrThrow), JSON.stringify(result, null, 2) + "\n"),
-          catch: (e) => new BatchFile.FileError({ path: Option.getOrThrow(config.summary), detail: String(e) })
-        })
-      }
+      // After a failed run, a report that cannot be written (the same full disk) is a note: the run's error is the cause.
+      const report = (path: string, text: string) =>
+        OutputFile.writeReport(path, text).pipe(
+          Effect.catchAll((e) => (Exit.isFailure(exit) && !Exit.isInterrupted(exit) ? Console.error(`shepherd run: ${e.message}`) : Effect.fail(e)))
+        )
+      if (Option.isSome(config.summary)) yield* report(config.summary.value, JSON.stringify(result, null, 2) + "\n")
       if (Option.isSome(config.metrics)) {
-        const path = config.metrics.value
         const metrics = yield* Metrics.snapshot
-        yield* Effect.try({
-          try: () => Fs.writeFileSync(path, JSON.stringify({ takenAt: new Date(now).toISOString(), metrics }, null, 2) + "\n"),
-          catch: (e) => new BatchFile.FileError({ path, detail: String(e) })
-        })
+        yield* report(config.metrics.value, JSON.stringify({ takenAt: new Date(now).toISOString(), metrics }, null, 2) + "\n")
       }
       if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return yield* Effect.failCause(exit.cause)
       return result

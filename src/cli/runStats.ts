@@ -45,7 +45,7 @@ export class LatencyHistogram {
 }
 
 /** Why a run ended before every request had an outcome. */
-export type StopReason = "budget" | "limiter" | "interrupted" | "aborted"
+export type StopReason = "budget" | "limiter" | "interrupted" | "aborted" | "output"
 
 /** The running counts. */
 export class RunStats {
@@ -75,6 +75,10 @@ export class RunStats {
   limiterRefused = 0
   /** `i/n` when this run is one shard of the input. */
   shard: string | undefined = undefined
+  /** Why the output file could not be written (the run stopped: `stoppedBy` "output"). */
+  outputError: string | undefined = undefined
+  /** Answers received that could not be written (a rerun sends them again). */
+  unwritten = 0
 
   constructor(readonly startedAtMillis: number) {}
 
@@ -173,6 +177,10 @@ export interface Summary {
   readonly limiterRefused: number
   /** `i/n` when the run was one shard of the input (`--shard`), else null. */
   readonly shard: string | null
+  /** Why the output file could not be written, else null. */
+  readonly outputError: string | null
+  /** Answers received that could not be written to the output file. */
+  readonly unwritten: number
   readonly elapsedSeconds: number
   readonly requestsPerSecond: number
   readonly latencyMillis: { readonly p50: number; readonly p95: number; readonly max: number }
@@ -200,6 +208,8 @@ export const summary = (stats: RunStats, input: string, output: string, nowMilli
     budgetRefused: stats.budgetRefused,
     limiterRefused: stats.limiterRefused,
     shard: stats.shard ?? null,
+    outputError: stats.outputError ?? null,
+    unwritten: stats.unwritten,
     elapsedSeconds: Math.round(elapsed * 1000) / 1000,
     requestsPerSecond: elapsed > 0 ? Math.round((stats.written / elapsed) * 10) / 10 : 0,
     latencyMillis: {
@@ -233,6 +243,8 @@ export const summaryText = (s: Summary): string => {
       ? `the budget was reached (${s.budgetRefused} refused unsent)`
       : s.stoppedBy === "limiter"
       ? `the shared limits in Redis could not be reached (${s.limiterRefused} refused unsent)`
+      : s.stoppedBy === "output"
+      ? `${s.output} could not be written (${s.outputError ?? "unknown error"}; ${s.unwritten} answer${s.unwritten === 1 ? " was" : "s were"} received but not written)`
       : s.stoppedBy === "interrupted" || s.stoppedBy === "aborted"
       ? "the run was interrupted"
       : "they failed in ways worth retrying (429, 5xx, timeouts, transport)"

@@ -4,13 +4,27 @@
  * and the ids already answered); as a `Map<string, number>` the live heap of a 1M-line file made V8
  * grow the process to 500 MB while checking it (bench/batch-memory).
  *
- * Ids are keyed by the first 128 bits of their SHA-1: two different ids share a key with a
- * probability near 1e-27 for a million ids, far below the chance of a disk error.
+ * Ids are keyed by the first 128 bits of the SHA-1 of their code units: two different ids share a
+ * key with a probability near 1e-27 for a million ids, far below the chance of a disk error. An id
+ * without surrogates is hashed as UTF-8 (one-to-one for it); an id with any (a pair, or a lone one
+ * such as `"row-\ud800"`, valid in JSON) as its UTF-16 code units after a 0xff byte, which no UTF-8
+ * text holds. Hashing every id as UTF-8 would map each lone surrogate to U+FFFD, so that
+ * `"row-\ud800"` and `"row-\udfff"` would be one id.
  * @internal
  */
 import { hash } from "node:crypto"
 
 const EMPTY = 0xffffffff
+
+const SURROGATE = /[\uD800-\uDFFF]/
+
+/** 0xff, then the UTF-16LE code units of `id` (lone surrogates kept as they are). */
+const codeUnits = (id: string): Buffer => {
+  const bytes = Buffer.allocUnsafe(1 + id.length * 2)
+  bytes[0] = 0xff
+  bytes.write(id, 1, "utf16le")
+  return bytes
+}
 
 export class IdTable {
   private keys: Uint32Array
@@ -34,7 +48,7 @@ export class IdTable {
 
   /** The key of `id`, in a buffer reused by the next call. */
   private static key(id: string): Uint32Array {
-    const digest = hash("sha1", id, "buffer")
+    const digest = !SURROGATE.test(id) ? hash("sha1", id, "buffer") : hash("sha1", codeUnits(id), "buffer")
     const k = IdTable.scratch
     k[0] = digest.readUInt32LE(0)
     k[1] = digest.readUInt32LE(4)
