@@ -151,9 +151,10 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
     /** The shared totals as last seen. */
     let lastSpent = 0
     let lastReserved = 0
-    /** This process's own record: what it spent (written or not) and what it holds now. */
+    /** This process's own record: what it spent (written or not), holds, and of that has been granted. */
     let ownSpent = 0
     let ownReserved = 0
+    let ownGranted = 0
     /** What Redis confirmed it took from this process: the record can hold no less. */
     let ownWritten = 0
     /** The record's epoch, read (or set) at the first contact. */
@@ -181,7 +182,7 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
     const declareLost = (spentSeen: number): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (lost !== undefined) return Effect.void
-        const committed = ownSpent + ownReserved
+        const committed = ownSpent + ownGranted
         lost = new LimiterUnavailableError({
           store: "budget",
           location: connection.location,
@@ -297,8 +298,10 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
             )
           return Effect.onExit(decided, (exit) =>
             Effect.sync(() => {
-              if (Exit.isSuccess(exit)) mine.add(exit.value)
-              else ownReserved -= worst
+              if (Exit.isSuccess(exit)) {
+                mine.add(exit.value)
+                ownGranted += worst
+              } else ownReserved -= worst
             }))
         }))
 
@@ -308,6 +311,7 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
         // Counted once, and only for reservations made here.
         if (mine.delete(reservation)) {
           ownReserved -= reservation.amount
+          ownGranted -= reservation.amount
           ownSpent += spent
         }
         const id = reservation.id ?? nextId()
