@@ -2,14 +2,15 @@
  * Issue 13, the Redis items, against real redis-servers on loopback ports: a budget record lost
  * (FLUSHALL, a restart without persistence) is detected and never taken for a new budget (A.4);
  * calls refused unsent by the shared limiter, or caught by a Redis stall, leave nothing charged or
- * held (A.5); a refused Redis password is named as such (C.11, the library side; the command line's
- * side is in test/redis.cli.test.ts).
+ * held (A.5); a refused Redis password is named as such, and the URL can come from the environment
+ * (C.11). The `shepherd run` tests run the built CLI (npx tsc -p tsconfig.build.json first).
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FastCheck from "effect/FastCheck"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -17,8 +18,11 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import { Budget, ChatClient, ChatError, Pricing, RateLimit } from "../../src/index.js"
 import { MockServer } from "../../src/testing/index.js"
+import { inputLines, type Line, readOut, startCommand, tmp, writeInput } from "../cliHelpers.js"
 import { admin, redisAvailable, startRedis, startRedisWith } from "../redisServer.js"
 
 const available = redisAvailable("Redis issue-13")
@@ -275,4 +279,123 @@ describe.runIf(available)("13.C.11 a refused Redis password", () => {
       const budget = yield* Budget.makeRedis({ url: redis.url, namespace: fresh(), maxUsd: 1 })
       expect((yield* Effect.either(budget.reserve("gpt-4.1-mini", 10, 10)))._tag).toBe("Right")
     }), 30_000)
+})
+
+const readIfThere = (path: string) => (Fs.existsSync(path) ? Fs.readFileSync(path, "utf8") : "")
+
+/** What an output line cost, from the usage the server reported. */
+const costOfLine = (line: Line): number => {
+  const body = line.response?.body as { model?: string; usage?: { prompt_tokens: number; completion_tokens?: number } } | undefined
+  if (body?.model === undefined || body.usage === undefined) return 0
+  return Option.getOrElse(Pricing.cost(body.model, { prompt_tokens: body.usage.prompt_tokens, completion_tokens: body.usage.completion_tokens ?? 0 }), () => 0)
+}
+
+describe.runIf(available)("13.A.4 / 13.C.11 shepherd run with Redis", () => {
+  it.scopedLive("13.A.4 shepherd run --budget-usd 0.01 --redis: FLUSHALL mid-run no longer lets it spend past $0.01 (it spent $0.0297 before): failing closed it stops, saying the record was lost; with --redis-fallback it stops at its own record", () =>
+    Effect.gen(function* () {
+      for (const fallback of [false, true]) {
+        const redis = yield* startRedis
+        const mock = yield* MockServer.make({ latency: "15 millis" })
+        const dir = tmp()
+        // max_tokens 20: the answers use all of it, so what is spent is close to what is reserved.
+        const input = writeInput(dir, inputLines(700, 20))
+        const out = Path.join(dir, "out.jsonl")
+        const run = startCommand("run", [input, "--out", out, "--redis", redis.url, "--namespace", "lost", "--budget-usd", "0.01", "--concurrency", "4", "--no-progress", ...(fallback ? ["--redis-fallback"] : [])], {
+          OPENAI_BASE_URL: mock.url
+        })
+        const exited = yield* Effect.fork(run.ended)
+        // Every time the shared record reaches $0.004, it is wiped, as FLUSHALL or a restart without persistence would.
+        let wipes = 0
+        const watch = Effect.gen(function* () {
+          while (run.child.exitCode === null && run.child.signalCode === null) {
+            const spent = yield* totalsIn(redis.url, "lost")
+            if (spent.spent >= 4000) {
+              yield* admin(redis.url, (client) => client.flushall())
+              wipes++
+            }
+            yield* Effect.sleep("10 millis")
+          }
+        })
+        yield* watch
+        const ended = yield* Fiber.join(exited)
+        expect(wipes).toBeGreaterThan(0)
+        const lines = readOut(out)
+        const spent = lines.reduce((sum, line) => sum + costOfLine(line), 0)
+        expect(spent).toBeLessThanOrEqual(10_000)
+        expect(lines.length).toBeLessThan(700) // it stopped
+        expect((yield* mock.stats).requests).toBe(lines.length) // nothing sent without a line
+        expect(ended.code, ended.stderr).toBe(1)
+        expect(ended.stderr).toContain("shared budget record was lost")
+        if (fallback) {
+          expect(ended.stderr).toContain("own record")
+          expect(ended.stderr).toContain("stopped by the budget")
+        } else {
+          expect(ended.stderr).toContain("stopped: the shared budget at")
+          expect(ended.stderr).toContain("was lost")
+          expect(ended.stderr).toContain("new --namespace")
+        }
+      }
+    }), 240_000)
+
+  it.scopedLive("13.C.11 the Redis URL from SHEPHERD_REDIS_URL or --redis-url-env NAME: shared state is used and the password is never printed; a wrong or missing password exits 2 naming the refusal, not 'not connected'", () =>
+    Effect.gen(function* () {
+      const password = "pw-Secret-4711"
+      const redis = yield* startRedisWith({ password })
+      const mock = yield* MockServer.make({ latency: "1 millis" })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(6))
+      const base = { OPENAI_BASE_URL: mock.url }
+      let n = 0
+      const runWith = (args: ReadonlyArray<string>, env: Record<string, string>) => {
+        const at = ++n
+        const summary = Path.join(dir, `summary.${at}.json`)
+        return Effect.map(
+          startCommand("run", [input, "--out", Path.join(dir, `out.${at}.jsonl`), "--summary", summary, "--no-progress", "--rpm", "600", "--budget-usd", "1", ...args], { ...base, ...env }).ended,
+          (ended) => ({ ...ended, summary: readIfThere(summary), out: readIfThere(Path.join(dir, `out.${at}.jsonl`)) })
+        )
+      }
+      const expectSecret = (ended: { stderr: string; stdout: string; summary: string; out: string }) => {
+        for (const text of [ended.stderr, ended.stdout, ended.summary, ended.out]) expect(text).not.toContain(password)
+      }
+      // The default variable.
+      const fromDefault = yield* runWith(["--namespace", "env-default"], { SHEPHERD_REDIS_URL: redis.url })
+      expect(fromDefault.code, fromDefault.stderr).toBe(0)
+      expectSecret(fromDefault)
+      expect((yield* admin(redis.url, (client) => client.keys("*env-default*budget:totals"))).length).toBe(1)
+      // A variable of one's own.
+      const fromNamed = yield* runWith(["--namespace", "env-named", "--redis-url-env", "MY_REDIS"], { MY_REDIS: redis.url })
+      expect(fromNamed.code, fromNamed.stderr).toBe(0)
+      expectSecret(fromNamed)
+      expect((yield* admin(redis.url, (client) => client.keys("*env-named*rl:*"))).length).toBeGreaterThan(0)
+      const requestsBefore = (yield* mock.stats).requests
+      expect(requestsBefore).toBe(12)
+      // A named variable that is not set, or both ways at once: usage errors.
+      const unset = yield* runWith(["--redis-url-env", "NOT_SET_ANYWHERE"], {})
+      expect(unset.code).toBe(2)
+      expect(unset.stderr).toContain("--redis-url-env names NOT_SET_ANYWHERE, which is not set")
+      const both = yield* runWith(["--redis", redis.url, "--redis-url-env", "MY_REDIS"], { MY_REDIS: redis.url })
+      expect(both.code).toBe(2)
+      expect(both.stderr).toContain("not both")
+      // A wrong password, and none: named as such, exit 2, nothing sent, the password not printed.
+      const wrong = `redis://:wrong-${password}@127.0.0.1:${redis.port}`
+      for (const [url, answer, extra] of [
+        [wrong, "WRONGPASS", []],
+        [wrong, "WRONGPASS", ["--redis-fallback"]],
+        [`redis://127.0.0.1:${redis.port}`, "NOAUTH", []]
+      ] as const) {
+        const refused = yield* runWith(["--namespace", "env-wrong", ...extra], { SHEPHERD_REDIS_URL: url })
+        expect(refused.code, refused.stderr).toBe(2)
+        expect(refused.stderr).toContain("refused the password")
+        expect(refused.stderr).toContain(answer)
+        expect(refused.stderr).toContain("SHEPHERD_REDIS_URL")
+        expect(refused.stderr).not.toContain("not connected")
+        expectSecret(refused)
+      }
+      expect((yield* mock.stats).requests).toBe(requestsBefore)
+      // --redis with a password still works, with a warning that it shows in the process list.
+      const onCommandLine = yield* runWith(["--namespace", "argv", "--redis", redis.url], {})
+      expect(onCommandLine.code, onCommandLine.stderr).toBe(0)
+      expect(onCommandLine.stderr).toContain("shows in the process list")
+      expectSecret(onCommandLine)
+    }), 240_000)
 })
