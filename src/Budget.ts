@@ -235,8 +235,8 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
     )
     const worstCase = worstCaseOf(prices, limit, () => Math.max(lastSpent + lastReserved, ownSpent + ownReserved))
 
-    type Shared = Either.Either<Reservation, BudgetExceededError> | "lost"
-    const sharedReserve = (model: string, worst: number, id: string): Effect.Effect<Shared, LimiterUnavailableError> =>
+    type SharedAnswer = Either.Either<Reservation, BudgetExceededError> | "lost"
+    const sharedReserve = (model: string, worst: number, id: string): Effect.Effect<SharedAnswer, LimiterUnavailableError> =>
       Effect.suspend(() => {
         if (lost !== undefined) return Effect.succeed("lost" as const)
         return Effect.zipRight(
@@ -248,7 +248,7 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
                 call((redis) => reserveScript(redis, keys, [-1, worst, limit, leaseMillis, id, e, ownWritten]) as Promise<[number, number, number]>),
                 () => Effect.sync(() => { unwritten.push({ id, actual: 0 }) })
               ),
-              ([status, spent, reserved]): Effect.Effect<Shared, LimiterUnavailableError> => {
+              ([status, spent, reserved]): Effect.Effect<SharedAnswer, LimiterUnavailableError> => {
                 if (status === -1) return Effect.as(declareLost(spent), "lost" as const)
                 lastSpent = spent
                 lastReserved = reserved
