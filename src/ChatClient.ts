@@ -415,8 +415,9 @@ const makeWith = (
 
     /**
      * One call with its retries, under the budget when there is one: hold the worst case before
-     * sending, then count what the call really cost. A call refused by the server (429, other
-     * statuses) cost nothing; one that failed in transit may have: it keeps its hold.
+     * sending, then count what the call really cost. A call never sent (every attempt refused by
+     * the limiter, e.g. shared limits out of reach, or interrupted while waiting) or refused by the
+     * server (429, other statuses) cost nothing; one that failed in transit may have: it keeps its hold.
      */
     const metricPrices = Option.match(budget, { onNone: () => Pricing.defaultTable, onSome: (b) => b.prices })
     /** Updates the metrics for a call that ended. */
@@ -481,17 +482,21 @@ const makeWith = (
     ): Effect.Effect<Received<A>, ChatError.ChatError> => {
       const { promptTokens, tokens } = tokensOf(prompt, allowance)
       const onEnd = outcome(endpoint)
-      const run = Effect.flatMap(currentPolicy, (policy) =>
-        withRetries((attempts, attemptTimeoutMillis, start) =>
-          limiter.withPermit(tokens, exchange(endpoint, body, attempts, attemptTimeoutMillis, start), onEnd), policy))
-      const budgeted = Option.isNone(budget) ? run : Effect.flatMap(budget.value.reserve(model, promptTokens, allowance), (reservation) =>
-        Effect.onExit(run, (exit) =>
+      /** `sent()` is called as an attempt starts: a call whose attempts were all refused unsent costs nothing. */
+      const run = (sent: () => void) =>
+        Effect.flatMap(currentPolicy, (policy) =>
+          withRetries((attempts, attemptTimeoutMillis, start) =>
+            limiter.withPermit(tokens, Effect.zipRight(Effect.sync(sent), exchange(endpoint, body, attempts, attemptTimeoutMillis, start)), onEnd), policy))
+      const budgeted = Option.isNone(budget) ? run(() => undefined) : Effect.flatMap(budget.value.reserve(model, promptTokens, allowance), (reservation) => {
+        let sent = false
+        return Effect.onExit(run(() => { sent = true }), (exit) =>
           budget.value.settle(
             reservation,
             Exit.isSuccess(exit)
               ? Option.orElse(costOf(exit.value.value, budget.value.prices), () => Option.some(reservation.amount))
-              : failedCost(reservation, exit.cause)
-          )))
+              : sent ? failedCost(reservation, exit.cause) : Option.none()
+          ))
+      })
       return Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeMillis()
         const observed = Effect.onExit(budgeted, (exit) =>
@@ -580,6 +585,7 @@ const makeWith = (
         const { promptTokens, tokens } = tokensOf(() => Tokens.promptTokens(request.messages), allowance)
         let usage: ChatSchema.CompletionUsage | undefined
         let received = false
+        let sent = false
         // Recorded as a call is, a budget refusal included.
         const start = clock.unsafeCurrentTimeMillis()
         let openedAttempts: number | undefined
@@ -599,13 +605,22 @@ const makeWith = (
                 ? Option.orElse(Pricing.cost(request.model, usage, b.prices), () => Option.some(reservation.amount))
                 : received || Exit.isSuccess(exit)
                 ? Option.some(reservation.amount)
-                : failedCost(reservation, exit.cause)
+                : sent
+                ? failedCost(reservation, exit.cause)
+                : Option.none()
             ))
         }
         const policy = yield* currentPolicy
         const opened = yield* withRetries(
           (attempts, attemptTimeoutMillis, callStart) =>
-            limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis, callStart + policy.totalTimeoutMillis, policy.totalTimeoutMillis), streamOutcome),
+            limiter.withPermit(
+              tokens,
+              Effect.zipRight(
+                Effect.sync(() => { sent = true }),
+                openAttempt(body, attempts, attemptTimeoutMillis, callStart + policy.totalTimeoutMillis, policy.totalTimeoutMillis)
+              ),
+              streamOutcome
+            ),
           policy
         )
         received = true

@@ -158,10 +158,28 @@ export class LimiterUnavailableError extends Schema.TaggedError<LimiterUnavailab
   /** Where it lives, without credentials (e.g. `redis://127.0.0.1:6379`). */
   location: Schema.String,
   /** Why it failed (connection refused, timed out, a Redis error). */
-  detail: Schema.String
+  detail: Schema.String,
+  /**
+   * `unreachable` (also when absent): no answer, or an error; `password`: Redis refused the
+   * credentials (WRONGPASS, NOAUTH), which waiting will not fix; `lost`: Redis answers but the
+   * shared budget's record is gone (FLUSHALL, a restart without persistence, eviction), so what was
+   * spent before is unknown. @since 0.2.0
+   */
+  reason: Schema.optional(Schema.Literal("unreachable", "password", "lost"))
 }) {
   override get message(): string {
-    return `the shared ${this.store === "budget" ? "budget" : "rate limits"} at ${this.location} could not be reached (${clause(this.detail)}), ` +
+    const what = this.store === "budget" ? "budget" : "rate limits"
+    if (this.reason === "password") {
+      return `Redis at ${this.location} refused the password (${clause(this.detail)}), so the request was not sent. ` +
+        `Check the password (or user) in the Redis URL.`
+    }
+    if (this.reason === "lost") {
+      return `the shared budget at ${this.location} was lost (${clause(this.detail)}), so the request was not sent: ` +
+        `what the other processes spent is unknown. Make Redis keep its data (persistence, maxmemory-policy noeviction), ` +
+        `then start a new budget (a new namespace) for what is left, or choose onUnavailable: "fallbackLocal" to go on ` +
+        `with each process's own record.`
+    }
+    return `the shared ${what} at ${this.location} could not be reached (${clause(this.detail)}), ` +
       `so the request was not sent. Check that Redis is running and reachable, or choose onUnavailable: "fallbackLocal" ` +
       `to go on with local limits divided among the workers.`
   }

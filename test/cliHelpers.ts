@@ -14,19 +14,22 @@ export interface Ended {
   readonly code: number | null
   readonly signal: NodeJS.Signals | null
   readonly stderr: string
+  /** What it printed on stdout. */
+  readonly stdout: string
 }
 
 /** Starts `shepherd <command> ...args`; `ended` resolves when it exits. */
 export const startCommand = (command: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   const child = spawn(process.execPath, [cli, command, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, OPENAI_BASE_URL: "", OPENAI_API_KEY: "", ...env }
+    env: { ...process.env, OPENAI_BASE_URL: "", OPENAI_API_KEY: "", SHEPHERD_REDIS_URL: "", ...env }
   })
   let stderr = ""
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => { stderr += chunk })
-  child.stdout.resume()
+  let stdout = ""
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => { stdout += chunk })
   const ended = Effect.async<Ended>((resume) => {
-    child.once("exit", (code, signal) => setImmediate(() => resume(Effect.succeed({ code, signal, stderr }))))
+    child.once("exit", (code, signal) => setImmediate(() => resume(Effect.succeed({ code, signal, stderr, stdout }))))
   })
   return { child, ended, stderr: () => stderr }
 }

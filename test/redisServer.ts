@@ -49,22 +49,33 @@ export const freePort = (): Promise<number> =>
   })
 
 export interface RedisServer {
+  /** With the password when the server has one (`redis://:password@127.0.0.1:port`). */
   readonly url: string
   readonly port: number
   /** Kills the server at once (SIGKILL), as a crash would. */
   readonly kill: () => Promise<void>
   /** Starts it again on the same port (empty: no persistence). */
   readonly restart: () => Promise<void>
+  /** Freezes the server (SIGSTOP): connections stay open, commands wait unanswered, data is kept. */
+  readonly stall: () => void
+  /** Ends a `stall` (SIGCONT): the commands sent meanwhile are run. */
+  readonly resume: () => void
 }
 
-const waitReady = (port: number, child: ChildProcess.ChildProcess): Promise<void> =>
+/** How to start the server. */
+export interface RedisServerOptions {
+  /** `--requirepass`: clients must give this password. @default none */
+  readonly password?: string | undefined
+}
+
+const waitReady = (port: number, child: ChildProcess.ChildProcess, password: string | undefined): Promise<void> =>
   new Promise((resolve, reject) => {
     const deadline = Date.now() + 10_000
     const attempt = () => {
       if (child.exitCode !== null) return reject(new Error(`redis-server exited with code ${child.exitCode}`))
       const socket = Net.connect(port, "127.0.0.1")
       socket.once("connect", () => {
-        socket.write("PING\r\n")
+        socket.write(password === undefined ? "PING\r\n" : `AUTH ${password}\r\n`)
         socket.once("data", () => {
           socket.destroy()
           resolve()
@@ -79,11 +90,12 @@ const waitReady = (port: number, child: ChildProcess.ChildProcess): Promise<void
     attempt()
   })
 
-const spawn = async (port: number): Promise<ChildProcess.ChildProcess> => {
-  const child = ChildProcess.spawn(redisBinary!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"], {
+const spawn = async (port: number, password: string | undefined): Promise<ChildProcess.ChildProcess> => {
+  const auth = password === undefined ? [] : ["--requirepass", password]
+  const child = ChildProcess.spawn(redisBinary!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning", ...auth], {
     stdio: ["ignore", "ignore", "inherit"]
   })
-  await waitReady(port, child)
+  await waitReady(port, child, password)
   return child
 }
 
@@ -94,25 +106,37 @@ const stop = (child: ChildProcess.ChildProcess, signal: NodeJS.Signals): Promise
     child.kill(signal)
   })
 
-/** Starts redis-server for the scope. */
-export const startRedis: Effect.Effect<RedisServer, never, import("effect/Scope").Scope> = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const port = await freePort()
-    let child = await spawn(port)
-    return {
-      child: () => child,
-      server: {
-        url: `redis://127.0.0.1:${port}`,
-        port,
-        kill: () => stop(child, "SIGKILL"),
-        restart: async () => {
-          child = await spawn(port)
-        }
-      } satisfies RedisServer
-    }
-  }),
-  ({ child }) => Effect.promise(() => stop(child(), "SIGTERM"))
-).pipe(Effect.map(({ server }) => server))
+/** Starts redis-server for the scope, with `options`. */
+export const startRedisWith = (options: RedisServerOptions): Effect.Effect<RedisServer, never, import("effect/Scope").Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const port = await freePort()
+      let child = await spawn(port, options.password)
+      return {
+        child: () => child,
+        server: {
+          url: options.password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`,
+          port,
+          kill: () => stop(child, "SIGKILL"),
+          restart: async () => {
+            child = await spawn(port, options.password)
+          },
+          stall: () => { child.kill("SIGSTOP") },
+          resume: () => { child.kill("SIGCONT") }
+        } satisfies RedisServer
+      }
+    }),
+    // A stalled server would not end on SIGTERM.
+    ({ child }) =>
+      Effect.promise(() => {
+        const c = child()
+        if (c.exitCode === null && c.signalCode === null) c.kill("SIGCONT")
+        return stop(c, "SIGTERM")
+      })
+  ).pipe(Effect.map(({ server }) => server))
+
+/** Starts redis-server for the scope (no password). */
+export const startRedis: Effect.Effect<RedisServer, never, import("effect/Scope").Scope> = startRedisWith({})
 
 /** Runs `f` with a connection of its own to the Redis at `url` (to look at what the stores wrote). */
 export const admin = <A>(url: string, f: (client: Redis) => Promise<A>): Effect.Effect<A> =>

@@ -74,7 +74,11 @@ const options = {
   ),
   redis: Options.text("redis").pipe(
     Options.optional,
-    Options.withDescription("redis://host:port: share the rate limits, the 429 pause and the budget with every process using this Redis, API key and --namespace")
+    Options.withDescription("redis://host:port: share the rate limits, the 429 pause and the budget with every process using this Redis, API key and --namespace (a URL with a password is better given in SHEPHERD_REDIS_URL: arguments show in the process list)")
+  ),
+  redisUrlEnv: Options.text("redis-url-env").pipe(
+    Options.optional,
+    Options.withDescription("read the Redis URL (password included) from this environment variable instead of --redis (default: SHEPHERD_REDIS_URL, used when it is set and --redis is not given)")
   ),
   namespace: Options.text("namespace").pipe(Options.withDefault("default"), Options.withDescription("with --redis: the name of the shared limits and budget (a new name, a new budget)")),
   redisFallback: Options.boolean("redis-fallback").pipe(
@@ -236,8 +240,22 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
         onSome: ({ count, index }) => (lineNumber: number) => (lineNumber - 1) % count === index
       })
     }
-    if (Option.isNone(o.redis) && o.redisFallback) {
-      return yield* new CliError({ detail: "--redis-fallback needs --redis", exitCode: 2 })
+    // The Redis URL: --redis, else the variable --redis-url-env names (default SHEPHERD_REDIS_URL), out of the process list.
+    const redisVariable = Option.getOrElse(o.redisUrlEnv, () => "SHEPHERD_REDIS_URL")
+    const redisText = process.env[redisVariable]?.trim() ?? ""
+    if (Option.isSome(o.redis) && Option.isSome(o.redisUrlEnv)) {
+      return yield* new CliError({ detail: "give the Redis URL with --redis or with --redis-url-env, not both", exitCode: 2 })
+    }
+    if (Option.isSome(o.redisUrlEnv) && redisText === "") {
+      return yield* new CliError({ detail: `--redis-url-env names ${redisVariable}, which is not set: export it first`, exitCode: 2 })
+    }
+    const redisUrl = Option.orElse(o.redis, () => (redisText === "" ? Option.none() : Option.some(redisText)))
+    const redisSource = Option.isSome(o.redis) ? "--redis" : `the environment variable ${redisVariable}`
+    if (Option.isNone(redisUrl) && o.redisFallback) {
+      return yield* new CliError({ detail: `--redis-fallback needs --redis (or the Redis URL in ${redisVariable})`, exitCode: 2 })
+    }
+    if (Option.isSome(o.redis) && URL.canParse(o.redis.value) && new URL(o.redis.value).password !== "") {
+      yield* Console.error("shepherd run: warning: the password in --redis shows in the process list; give the URL in SHEPHERD_REDIS_URL (or --redis-url-env NAME) instead")
     }
     const namespaceProblem = Shared.namespaceProblem(o.namespace)
     if (namespaceProblem !== undefined) return yield* new CliError({ detail: `--namespace: ${namespaceProblem}`, exitCode: 2 })
@@ -278,7 +296,7 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       retry: Option.match(o.maxRetries, { onNone: () => ({}), onSome: (maxRetries) => ({ maxRetries }) }),
       limits
     })
-    const shared = Option.map(o.redis, (url) => ({
+    const shared = Option.map(redisUrl, (url) => ({
       url,
       namespace: o.namespace,
       baseUrl: baseUrl ?? ChatClient.DEFAULT_BASE_URL,
@@ -372,11 +390,31 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     )
     yield* Effect.forkDaemon(Effect.flatMap(Effect.exit(supervise), (exit) => Deferred.done(finished, exit)))
     // The runtime interrupts this fiber on the first signal; it then still waits for the summary.
-    const result = yield* Deferred.await(finished).pipe(Effect.onInterrupt(() => Effect.ignore(Deferred.await(finished))))
+    const result = yield* Deferred.await(finished).pipe(
+      Effect.onInterrupt(() => Effect.ignore(Deferred.await(finished))),
+      // A refused Redis password is found before anything is sent: a configuration error.
+      Effect.catchIf(
+        (e): e is ChatError.LimiterUnavailableError => e instanceof ChatError.LimiterUnavailableError && e.reason === "password",
+        (e) => new CliError({ detail: `${e.message} It was read from ${redisSource}; nothing was sent.`, exitCode: 2 })
+      )
+    )
     if (result.stoppedBy === "budget") {
       return yield* new CliError({
         detail: `stopped by the budget of ${Pricing.format(Math.round(Option.getOrThrow(o.budgetUsd) * 1e6))}: ` +
           `${result.remaining} requests were not sent. Rerun with a larger --budget-usd to send them.`
+      })
+    }
+    if (result.stoppedBy === "limiter" && limiterFailure?.reason === "lost") {
+      return yield* new CliError({
+        detail: `stopped: the shared budget at ${limiterFailure.location} was lost (${limiterFailure.detail}): ${result.remaining} requests were not sent. ` +
+          `What the other processes spent is unknown: make Redis keep its data (persistence, maxmemory-policy noeviction), then rerun ` +
+          `with a new --namespace and a --budget-usd for what is left (or add --redis-fallback to go on with each process's own record).`
+      })
+    }
+    if (result.stoppedBy === "limiter" && limiterFailure?.reason === "password") {
+      return yield* new CliError({
+        detail: `stopped: Redis at ${limiterFailure.location} refused the password (${limiterFailure.detail}): ${result.remaining} requests were not sent. ` +
+          `Check the password in the Redis URL (${redisSource}), then rerun the same command to send them.`
       })
     }
     if (result.stoppedBy === "limiter") {

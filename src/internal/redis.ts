@@ -107,6 +107,9 @@ const describe = (error: unknown, scrub: Classify.Scrub): string => {
   return text
 }
 
+/** Redis's answers to a wrong or missing password (or user). */
+const PASSWORD_REFUSED = /\b(WRONGPASS|NOAUTH)\b|invalid password|invalid username-password/i
+
 /** One connection, opened when the scope starts and closed with it. */
 export interface Connection {
   readonly redis: Redis
@@ -142,11 +145,26 @@ export const connect = (options: RedisOptions, store: LimiterUnavailableError["s
       (redis) => Effect.sync(() => redis.disconnect())
     )
     // Errors are reported through the commands that fail; without a listener ioredis would print each.
-    redis.on("error", () => undefined)
-    const call: Connection["call"] = (s, run) =>
-      Effect.tryPromise({ try: () => run(redis), catch: (e) => new LimiterUnavailableError({ store: s, location: where, detail: describe(e, scrub) }) })
-    const connected = yield* Effect.either(Effect.tryPromise({ try: () => redis.connect(), catch: (e) => new LimiterUnavailableError({ store, location: where, detail: describe(e, scrub) }) }))
-    if (connected._tag === "Left" && options.onUnavailable !== "fallbackLocal") return yield* Effect.fail(connected.left)
+    // A refused password arrives only here (the commands then fail as "not connected"): it is kept
+    // until the next connection error or until the connection is ready, to name the real cause.
+    let refusal: string | undefined
+    redis.on("error", (e: unknown) => {
+      const text = scrub(e instanceof Error ? e.message : String(e))
+      refusal = PASSWORD_REFUSED.test(text) ? text : undefined
+    })
+    redis.on("ready", () => { refusal = undefined })
+    const failure = (s: LimiterUnavailableError["store"], e: unknown): LimiterUnavailableError => {
+      const detail = describe(e, scrub)
+      if (PASSWORD_REFUSED.test(detail)) return new LimiterUnavailableError({ store: s, location: where, detail, reason: "password" })
+      if (detail === "not connected" && refusal !== undefined) return new LimiterUnavailableError({ store: s, location: where, detail: refusal, reason: "password" })
+      return new LimiterUnavailableError({ store: s, location: where, detail })
+    }
+    const call: Connection["call"] = (s, run) => Effect.tryPromise({ try: () => run(redis), catch: (e) => failure(s, e) })
+    const connected = yield* Effect.either(Effect.tryPromise({ try: () => redis.connect(), catch: (e) => failure(store, e) }))
+    // A wrong password is a mistake in the configuration, not an outage: local state would not end it.
+    if (connected._tag === "Left" && (options.onUnavailable !== "fallbackLocal" || connected.left.reason === "password")) {
+      return yield* Effect.fail(connected.left)
+    }
     if (connected._tag === "Left") {
       yield* Effect.logWarning(`shepherd: Redis at ${where} cannot be reached (${connected.left.detail}); using local ${store} state until it can`)
     }
@@ -305,43 +323,89 @@ return math.max(0, pause - now)
 `
 
 /**
- * Budget reservation. KEYS: 1 totals (spent, reserved, seq), 2 leases (zset id -> expiry),
- * 3 amounts (id -> micro-dollars). ARGV: now (-1: the server's), amount, limit, lease ms.
- * Leases past their expiry (a process that died holding them) are given back first.
- * Returns { id (0: refused), spent, reserved }.
+ * The budget's record: KEYS 1 totals (spent, reserved, epoch), 2 leases (zset id -> expiry), 3
+ * amounts (id -> micro-dollars held, or "-" once settled). Ids are chosen by the processes (unique
+ * per process and call), so that a command whose answer was lost can be settled or cancelled by id,
+ * and a settlement written twice counts once. `epoch` is set when the record is created: a process
+ * remembers it, and a record without it (FLUSHALL, a restart without persistence, eviction) or with
+ * another one, or whose spend is below what the process itself wrote, has been lost.
+ *
+ * INIT: ARGV a new epoch (used if the record has none). Returns { epoch, spent, reserved }.
+ */
+export const INIT_BUDGET = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  -- A new record: leases left by one that was lost would give back what it no longer holds.
+  if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2], KEYS[3]) end
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+local totals = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
+return { epoch, tonumber(totals[1]) or 0, tonumber(totals[2]) or 0 }
+`
+
+/**
+ * Budget reservation. ARGV: now (-1: the server's), amount, limit, lease ms, id, epoch, floor (the
+ * spend this process has written). Leases past their expiry (a process that died holding them) are
+ * given back first. Returns { status, spent, reserved }: 1 reserved, 0 refused (over the limit),
+ * -1 the record was lost (nothing written), -2 the id was already settled or cancelled.
  */
 export const RESERVE = `${NOW}
+local totals = redis.call('HMGET', KEYS[1], 'epoch', 'spent', 'reserved')
+local spent = tonumber(totals[2]) or 0
+if totals[1] ~= ARGV[6] or spent < tonumber(ARGV[7]) then return { -1, spent, tonumber(totals[3]) or 0 } end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, id in ipairs(expired) do
-  local amount = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-  redis.call('HINCRBY', KEYS[1], 'reserved', -amount)
+  local held = tonumber(redis.call('HGET', KEYS[3], id)) or 0
+  if held > 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -held) end
   redis.call('HDEL', KEYS[3], id)
 end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved')) or 0
+if redis.call('HEXISTS', KEYS[3], ARGV[5]) == 1 then return { -2, spent, reserved } end
 local amount = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local totals = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
-local spent = tonumber(totals[1]) or 0
-local reserved = tonumber(totals[2]) or 0
-if spent + reserved + amount > limit then return { 0, spent, reserved } end
-local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+if spent + reserved + amount > tonumber(ARGV[3]) then return { 0, spent, reserved } end
 redis.call('HINCRBY', KEYS[1], 'reserved', amount)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id)
-redis.call('HSET', KEYS[3], id, amount)
-return { id, spent, reserved + amount }
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[5], amount)
+return { 1, spent, reserved + amount }
 `
 
-/** Budget settlement: the reservation (if still held) is given back, the actual cost spent. ARGV: id, actual. */
-export const SETTLE_BUDGET = `
-local amount = redis.call('HGET', KEYS[3], ARGV[1])
-if amount then
-  redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(amount))
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
+/**
+ * Budget settlement: the reservation (if still held) is given back and the actual cost spent, once
+ * per id; the id is then marked settled for a lease, so that a repeat (its first answer was lost)
+ * counts nothing and a reservation under it that arrives late is refused (a cancellation is a
+ * settlement of 0). ARGV: now (-1: the server's), id, actual, lease ms, epoch, floor.
+ * Returns { status (1 done, -1 the record was lost: nothing written), spent, reserved }.
+ */
+export const SETTLE_BUDGET = `${NOW}
+local totals = redis.call('HMGET', KEYS[1], 'epoch', 'spent')
+if totals[1] ~= ARGV[5] or (tonumber(totals[2]) or 0) < tonumber(ARGV[6]) then return { -1, 0, 0 } end
+local id = ARGV[2]
+local held = redis.call('HGET', KEYS[3], id)
+if held ~= '-' then
+  local amount = tonumber(held) or 0
+  if amount > 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -amount) end
+  redis.call('HINCRBY', KEYS[1], 'spent', tonumber(ARGV[3]))
+  redis.call('HSET', KEYS[3], id, '-')
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id)
+end
+local after = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
+return { 1, tonumber(after[1]) or 0, tonumber(after[2]) or 0 }
+`
+
+/**
+ * After a loss: adds what this process committed to the record there is now (creating it, marked
+ * `rebuilt`, when there is none), so that a process started later does not begin from zero.
+ * ARGV: a new epoch, micro-dollars. Returns the record's epoch.
+ */
+export const REBUILD_BUDGET = `
+if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2], KEYS[3]) end
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'rebuilt', '1')
 end
 redis.call('HINCRBY', KEYS[1], 'spent', tonumber(ARGV[2]))
-local totals = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
-return { tonumber(totals[1]) or 0, tonumber(totals[2]) or 0 }
+return redis.call('HGET', KEYS[1], 'epoch')
 `
 
 /** Runs a script by its SHA-1, loading it on a server that does not know it (NOSCRIPT). */
