@@ -51,6 +51,17 @@ export interface Settings {
 const attemptTimeout = (timeoutMillis: number, attempts: number) =>
   new ChatError.TimeoutError({ phase: "attempt", timeoutMillis, attempts })
 
+/**
+ * An answer as the rest of the client sees it: every string the server sent (header names and
+ * values, the body) scrubbed of the key, once, here where it enters. Errors, spans, metrics, request
+ * ids and output files are all made from these values, so none can carry the key.
+ */
+const entered = (scrub: Classify.Scrub, status: number, headers: Record<string, string>, text: string): Exchange => ({
+  status,
+  headers: Classify.scrubHeaders(headers, scrub),
+  text: scrub(text)
+})
+
 const flatten = (headers: Record<string, string | Array<string> | undefined>): Record<string, string> => {
   const out: Record<string, string> = {}
   for (const key in headers) {
@@ -78,7 +89,7 @@ export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
         .then((response) =>
           response.body.text().then((text) => {
             deadlines.cancel(deadline)
-            resume(Effect.succeed({ status: response.statusCode, headers: flatten(response.headers), text }))
+            resume(Effect.succeed(entered(scrub, response.statusCode, flatten(response.headers), text)))
           })
         )
         .catch((error: unknown) => {
@@ -107,7 +118,7 @@ export const viaHttpClient = (client: HttpClient.HttpClient, settings: Settings)
       const deadline = deadlines.register(timeoutMillis, () => Effect.runFork(Scope.close(scope, Exit.void)))
       return http.execute(HttpClientRequest.setBody(base, HttpBody.text(body, "application/json"))).pipe(
         Effect.flatMap((response) =>
-          Effect.map(response.text, (text): Exchange => ({ status: response.status, headers: response.headers, text }))
+          Effect.map(response.text, (text): Exchange => entered(scrub, response.status, response.headers, text))
         ),
         Scope.extend(scope),
         Effect.catchAll((error) =>
@@ -126,6 +137,7 @@ export const viaHttpClient = (client: HttpClient.HttpClient, settings: Settings)
 /** A streaming answer: its status and headers, then its body as the bytes arrive. */
 export interface Opened {
   readonly status: number
+  /** Scrubbed of the key, as an `Exchange`'s; the body's text is scrubbed by whoever reads it (`readText`, the SSE events). */
   readonly headers: Record<string, string>
   /**
    * The next piece of the body; fails with `None` at its end. Before its first bytes the attempt's
@@ -144,13 +156,13 @@ export type Open = (
   idleMillis: number
 ) => Effect.Effect<Opened, ChatError.TransportError | ChatError.TimeoutError, Scope.Scope>
 
-/** The whole rest of a body as text (an error answer). */
-export const readText = (pull: Opened["pull"]): Effect.Effect<string, ChatError.TransportError | ChatError.TimeoutError> =>
+/** The whole rest of a body as text (an error answer), scrubbed of the key. */
+export const readText = (pull: Opened["pull"], scrub: Classify.Scrub): Effect.Effect<string, ChatError.TransportError | ChatError.TimeoutError> =>
   Effect.suspend(() => {
     const decoder = new TextDecoder()
     let text = ""
     const loop: Effect.Effect<string, ChatError.TransportError | ChatError.TimeoutError> = Effect.matchEffect(pull, {
-      onFailure: Option.match({ onNone: () => Effect.succeed(text + decoder.decode()), onSome: Effect.fail }),
+      onFailure: Option.match({ onNone: () => Effect.succeed(scrub(text + decoder.decode())), onSome: Effect.fail }),
       onSuccess: (bytes) => {
         text += decoder.decode(bytes, { stream: true })
         return loop
@@ -260,7 +272,7 @@ export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
         readable.on("close", onEvent)
         return Effect.sync(stop)
       })
-      return { status: response.statusCode, headers: flatten(response.headers), pull }
+      return { status: response.statusCode, headers: Classify.scrubHeaders(flatten(response.headers), scrub), pull }
     })
 }
 
@@ -292,7 +304,7 @@ export const openViaHttpClient = (client: HttpClient.HttpClient, settings: Setti
         }),
         Effect.tapError(() => Effect.sync(timers.cancel))
       )
-      return { status: response.status, headers: response.headers, pull }
+      return { status: response.status, headers: Classify.scrubHeaders(response.headers, scrub), pull }
     })
 }
 
