@@ -212,6 +212,32 @@ describe("14.6 Structured.stream partial values", () => {
     }))
 })
 
+describe("14.6 Json.parsePrefixEither", () => {
+  /** Every object key in `value` with its path (array indices kept). */
+  const paths = (value: unknown, path = ""): Array<string> =>
+    typeof value !== "object" || value === null
+      ? []
+      : Object.entries(value).flatMap(([key, item]) => {
+        const here = `${path}${Array.isArray(value) ? `[${key}]` : `.${JSON.stringify(key)}`}`
+        return Array.isArray(value) ? paths(item, here) : [here, ...paths(item, here)]
+      })
+
+  it.prop(
+    "14.6 property: every prefix of a document gives only keys the whole document has, at the same place",
+    [FastCheck.jsonValue({ maxDepth: 3 }), FastCheck.boolean()],
+    ([document, pretty]) => {
+      const text = JSON.stringify(document, null, pretty ? 1 : undefined)
+      const complete = new Set(paths(document))
+      for (let end = 1; end <= Math.min(text.length, 400); end++) {
+        const prefix = Json.parsePrefixEither(text.slice(0, end))
+        if (Either.isLeft(prefix)) continue
+        for (const path of paths(prefix.right.value)) expect(complete.has(path), `${text.slice(0, end)} gives ${path}`).toBe(true)
+      }
+    },
+    { fastCheck: { numRuns: 100 } }
+  )
+})
+
 describe("13.9 the JSON depth limit", () => {
   const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth)
   /** The input of the issue: a single-quoted string holding `"` on each side of the deep value. */
@@ -228,8 +254,9 @@ describe("13.9 the JSON depth limit", () => {
     Effect.gen(function* () {
       const parserWith = (options: Partial<JsonParser.Options>) =>
         Effect.map(Layer.build(JsonParser.layer(options)), (ctx) => Context.get(ctx, JsonParser.JsonParser))
+      // A long deadline: a worker starting on a busy machine is not the point here.
       const inline = yield* parserWith({ maxThreads: 1 })
-      const pooled = yield* parserWith({ inlineBelowBytes: 0, maxThreads: 1 })
+      const pooled = yield* parserWith({ inlineBelowBytes: 0, maxThreads: 1, deadline: "1 minute" })
       expect((yield* Effect.flip(inline.parse(disguised(5000)))).reason).toBe("too_deep")
       expect((yield* Effect.flip(pooled.parse(disguised(5000)))).reason).toBe("too_deep")
       expect((yield* Effect.flip(pooled.parse(disguised(20_000)))).reason).toBe("too_deep")
