@@ -6,7 +6,8 @@
  * Order of attempts: strict `JSON.parse` of the whole text; then each candidate — fenced blocks
  * (```json, ``` with any tag, ~~~, an unclosed fence at the end), the balanced `{...}` or `[...]` found
  * by a string-aware scan (the first one, then the next after each that fails), the whole text — strict first, then through `jsonrepair`.
- * `recovery` says how the value was obtained, so a caller can refuse a truncated answer.
+ * `recovery` says how the value was obtained, so a caller can refuse a truncated answer. No value
+ * nested deeper than `maxDepth` comes out, whichever attempt produced it (`too_deep`).
  *
  * @since 0.1.0
  */
