@@ -541,6 +541,7 @@ const makeWith = (
     const openChat = openStream(settingsFor("/chat/completions"))
     const idleMillis = Duration.toMillis(resolved.idleTimeout)
     const maxEventBytes = resolved.maxEventBytes
+    const decodeErrorEvent = Schema.decodeUnknownEither(ChatSchema.ErrorResponse, { onExcessProperty: "ignore" })
     const isChunk = Schema.is(ChatSchema.ChatCompletionChunk as Schema.Schema<ChatSchema.ChatCompletionChunk, ChatSchema.ChatCompletionChunk>)
 
     /**
@@ -554,7 +555,7 @@ const makeWith = (
           const total = { leftMillis: totalAt - clock.unsafeCurrentTimeMillis(), timeoutMillis: totalTimeoutMillis }
           const opened = yield* Scope.extend(openChat(body, attempts, attemptTimeoutMillis, idleMillis, total), scope)
           if (opened.status < 200 || opened.status >= 300) {
-            const text = yield* Transport.readText(opened.pull)
+            const text = yield* Transport.readText(opened.pull, scrub)
             return yield* Effect.fail(Classify.statusError({ status: opened.status, headers: opened.headers, body: text, nowMillis: clock.unsafeCurrentTimeMillis(), attempts }, scrub))
           }
           const decoder = Sse.makeDecoder({ maxEventBytes })
@@ -645,14 +646,16 @@ const makeWith = (
               done = true
               break
             }
+            // Where an event's text enters: scrubbed of the key before anything reads it.
+            const data = scrub(event.data)
             let json: unknown
             try {
-              json = JSON.parse(event.data)
+              json = JSON.parse(data)
             } catch (e) {
               return Either.left(new ChatError.ResponseDecodeError({
                 status: opened.status,
                 detail: `a stream event is not JSON (${e instanceof Error ? e.message : String(e)})`,
-                bodyExcerpt: Classify.excerpt(event.data, scrub),
+                bodyExcerpt: Classify.excerpt(data, scrub),
                 requestId,
                 attempts: opened.attempts
               }))
@@ -663,14 +666,25 @@ const makeWith = (
               out.push(json)
               continue
             }
-            const error = (json as { error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown } } | null)?.error
-            if (typeof error === "object" && error !== null) {
+            const errorEvent = decodeErrorEvent(json)
+            if (Either.isRight(errorEvent)) {
+              const error = errorEvent.right.error
               return Either.left(new ChatError.ApiError({
                 status: opened.status,
-                type: typeof error.type === "string" ? error.type : undefined,
-                code: typeof error.code === "string" || typeof error.code === "number" ? String(error.code) : undefined,
-                param: typeof error.param === "string" ? error.param : undefined,
-                detail: scrub(typeof error.message === "string" ? error.message : "an error event arrived mid-stream"),
+                type: error.type ?? undefined,
+                code: error.code === undefined || error.code === null ? undefined : String(error.code),
+                param: error.param ?? undefined,
+                detail: error.message,
+                requestId,
+                attempts: opened.attempts,
+                serverError: error
+              }))
+            }
+            const other = (json as { error?: unknown } | null)?.error
+            if (typeof other === "object" && other !== null) {
+              return Either.left(new ChatError.ApiError({
+                status: opened.status,
+                detail: `an error event arrived mid-stream: ${Classify.excerpt(data, scrub)}`,
                 requestId,
                 attempts: opened.attempts
               }))
@@ -678,7 +692,7 @@ const makeWith = (
             return Either.left(new ChatError.ResponseDecodeError({
               status: opened.status,
               detail: "a stream event is not a chat.completion.chunk",
-              bodyExcerpt: Classify.excerpt(event.data, scrub),
+              bodyExcerpt: Classify.excerpt(data, scrub),
               requestId,
               attempts: opened.attempts
             }))

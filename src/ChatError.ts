@@ -8,8 +8,19 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import * as ChatSchema from "./ChatSchema.js"
 
 const optionalString = Schema.optional(Schema.String)
+
+/**
+ * The server's error object (`{ message, type, param, code }` of an OpenAI error body), as it sent
+ * it, scrubbed of the key: what `shepherd run` writes as the failed request's `response.body.error`.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const ServerError = ChatSchema.ErrorResponse.fields.error
+export type ServerError = typeof ServerError.Type
 
 /** A server's message as a clause: without its final period, so that ours can follow. */
 const clause = (text: string): string => text.trim().replace(/\.+$/, "")
@@ -26,7 +37,9 @@ export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLi
   /** The server's `x-should-retry` header, when it sent one: it overrides the status rule. */
   shouldRetry: Schema.optional(Schema.Boolean),
   /** Attempts made, the first included. */
-  attempts: Schema.Number
+  attempts: Schema.Number,
+  /** The error object of the body, when it was an OpenAI error body (scrubbed of the key). @since 0.2.0 */
+  serverError: Schema.optional(ServerError)
 }) {
   override get message(): string {
     const wait = this.retryAfterMillis === undefined ? "" : `; the server asked to wait ${this.retryAfterMillis} ms`
@@ -52,7 +65,9 @@ export class ApiError extends Schema.TaggedError<ApiError>()("ApiError", {
   retryAfterMillis: Schema.optional(Schema.Number),
   /** The server's `x-should-retry` header, when it sent one: it overrides the status rule. */
   shouldRetry: Schema.optional(Schema.Boolean),
-  attempts: Schema.Number
+  attempts: Schema.Number,
+  /** The error object of the body (or of a stream's error event), when it was an OpenAI error (scrubbed of the key). @since 0.2.0 */
+  serverError: Schema.optional(ServerError)
 }) {
   override get message(): string {
     const kind = [this.type, this.code].filter((_) => _ !== undefined).join("/")

@@ -6,7 +6,8 @@
  * Order of attempts: strict `JSON.parse` of the whole text; then each candidate — fenced blocks
  * (```json, ``` with any tag, ~~~, an unclosed fence at the end), the balanced `{...}` or `[...]` found
  * by a string-aware scan (the first one, then the next after each that fails), the whole text — strict first, then through `jsonrepair`.
- * `recovery` says how the value was obtained, so a caller can refuse a truncated answer.
+ * `recovery` says how the value was obtained, so a caller can refuse a truncated answer. No value
+ * nested deeper than `maxDepth` comes out, whichever attempt produced it (`too_deep`).
  *
  * @since 0.1.0
  */
@@ -87,20 +88,51 @@ interface Scan {
   readonly tooDeepAt: number | undefined
 }
 
-/** One string-aware pass: the deepest nesting of `{`/`[` outside strings (quotes " and '). */
+/**
+ * The quoting rules of the repair pass (internal/quickRepair), shared by every scan here: when a
+ * string (`"…"`, `'…'`, `“…”`, `‘…’`, backslash escapes) or a comment (`//` to the end of the line,
+ * `/* … *\/`) starts at `i`, the index of its last character (the text's end when it is cut there);
+ * else -1.
+ */
+const skipQuoted = (text: string, i: number): number => {
+  const c = text.charCodeAt(i)
+  const n = text.length
+  const close = c === 34 /* " */ || c === 39 /* ' */ ? c : c === 0x201c ? 0x201d : c === 0x2018 ? 0x2019 : 0
+  if (close !== 0) {
+    for (let k = i + 1; k < n; k++) {
+      const d = text.charCodeAt(k)
+      if (d === 92 /* \ */) k++
+      else if (d === close) return k
+    }
+    return n
+  }
+  if (c === 47 /* / */ && i + 1 < n) {
+    const next = text.charCodeAt(i + 1)
+    if (next === 47) {
+      const end = text.indexOf("\n", i + 2)
+      return end === -1 ? n : end
+    }
+    if (next === 42 /* * */) {
+      const end = text.indexOf("*/", i + 2)
+      return end === -1 ? n : end + 1
+    }
+  }
+  return -1
+}
+
+/**
+ * One pass over the text from its first bracket: the deepest nesting of `{`/`[` outside strings and
+ * comments (`skipQuoted`).
+ * It cannot know which quote in prose opens a string, so it is the early exit for the common case;
+ * `withinDepth` checks the value that comes out.
+ */
 const scanDepth = (text: string, limit: number): Scan => {
   let depth = 0
   let max = 0
-  let quote = 0
-  for (let i = 0; i < text.length; i++) {
+  // From the first bracket: an apostrophe in the prose before it ("Here's") is not a quote.
+  for (let i = Math.max(0, text.search(/[{[]/)); i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (quote !== 0) {
-      if (c === 92 /* \ */) i++
-      else if (c === quote) quote = 0
-      continue
-    }
-    if (c === 34 /* " */) quote = c
-    else if (c === 123 /* { */ || c === 91 /* [ */) {
+    if (c === 123 /* { */ || c === 91 /* [ */) {
       depth++
       if (depth > max) {
         max = depth
@@ -108,9 +140,45 @@ const scanDepth = (text: string, limit: number): Scan => {
       }
     } else if (c === 125 /* } */ || c === 93 /* ] */) {
       if (depth > 0) depth--
+    } else {
+      const end = skipQuoted(text, i)
+      if (end !== -1) i = end
     }
   }
   return { maxDepth: max, tooDeepAt: undefined }
+}
+
+/**
+ * Whether `value` nests arrays and objects no deeper than `limit`: a walk with its own stack (a value
+ * nested 100,000 deep must not overflow the call stack), stopping at the first level past the limit.
+ */
+const withinDepth = (value: unknown, limit: number): boolean => {
+  if (typeof value !== "object" || value === null) return true
+  const stack: Array<object> = [value]
+  const depths: Array<number> = [1]
+  while (stack.length > 0) {
+    const container = stack.pop()!
+    const depth = depths.pop()!
+    if (depth > limit) return false
+    if (Array.isArray(container)) {
+      for (let i = 0; i < container.length; i++) {
+        const item: unknown = container[i]
+        if (typeof item === "object" && item !== null) {
+          stack.push(item)
+          depths.push(depth + 1)
+        }
+      }
+    } else {
+      for (const key in container) {
+        const item = (container as Record<string, unknown>)[key]
+        if (typeof item === "object" && item !== null) {
+          stack.push(item)
+          depths.push(depth + 1)
+        }
+      }
+    }
+  }
+  return true
 }
 
 const strict = (text: string): Either.Either<unknown, string> => {
@@ -145,89 +213,93 @@ const MAX_CANDIDATES = 16
 
 /**
  * The first `{...}` or `[...]` at or after `from` whose brackets balance, found by a string-aware scan (brackets inside
- * strings do not count); when the text ends first, the rest of the text from the opening bracket.
+ * strings and comments do not count, `skipQuoted`); when the text ends first, the rest of the text from the opening bracket.
  */
 export const firstBalanced = (text: string, from = 0): { readonly text: string; readonly start: number; readonly closed: boolean } | undefined => {
   const found = text.slice(from).search(/[{[]/)
   if (found === -1) return undefined
   const open = from + found
   let depth = 0
-  let quote = 0
   for (let i = open; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (quote !== 0) {
-      if (c === 92) i++
-      else if (c === quote) quote = 0
-      continue
-    }
-    if (c === 34) quote = c
-    else if (c === 123 || c === 91) depth++
+    if (c === 123 || c === 91) depth++
     else if (c === 125 || c === 93) {
       depth--
       if (depth === 0) return { text: text.slice(open, i + 1), start: open, closed: true }
+    } else {
+      const end = skipQuoted(text, i)
+      if (end !== -1) i = end
     }
   }
   return { text: text.slice(open), start: open, closed: false }
 }
 
-/** Whether a candidate ends inside a string or with brackets open: then repairing it means completing it. */
+/** Whether a candidate ends inside a string or comment or with brackets open: then repairing it means completing it. */
 const isCut = (text: string): boolean => {
   let depth = 0
-  let quote = 0
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (quote !== 0) {
-      if (c === 92) i++
-      else if (c === quote) quote = 0
-      continue
-    }
-    if (c === 34 || c === 39) quote = c
-    else if (c === 123 || c === 91) depth++
+    if (c === 123 || c === 91) depth++
     else if (c === 125 || c === 93) depth--
+    else {
+      const end = skipQuoted(text, i)
+      // Cut inside a string or a block comment (a line comment may end the text).
+      if (end === text.length && !(c === 47 && text.charCodeAt(i + 1) === 47)) return true
+      if (end !== -1) i = end
+    }
   }
-  return depth > 0 || quote !== 0
+  return depth > 0
 }
 
 /** A candidate that does not start like a JSON value is not repaired (prose would become a string). */
 const looksLikeJson = (text: string): boolean => /^\s*(?:[{["'\d-]|true\b|false\b|null\b|True\b|False\b|None\b)/.test(text)
 
-const repair = (candidate: string): Either.Either<JsonResult, string> => {
-  if (!looksLikeJson(candidate)) return Either.left("does not start like a JSON value")
+/** Why a candidate could not be repaired; `tooDeep` when jsonrepair ran out of stack on its nesting. */
+interface Problem {
+  readonly detail: string
+  readonly tooDeep: boolean
+}
+
+/** How a candidate is repaired: whole answers complete a cut key; prefixes of a stream leave it out. */
+type Mode = "whole" | "prefix"
+
+const repair = (candidate: string, mode: Mode): Either.Either<JsonResult, Problem> => {
+  if (!looksLikeJson(candidate)) return Either.left({ detail: "does not start like a JSON value", tooDeep: false })
   // The linear pass first; jsonrepair (quadratic on some inputs) only for what it does not fix.
-  const quick = quickRepair(candidate)
+  const quick = quickRepair(candidate, { dropCutKey: mode === "prefix" })
   if (quick !== undefined) {
     const value = strict(quick.text)
     if (Either.isRight(value)) return Either.right({ value: value.right, recovery: quick.truncated ? "truncated" : "repaired" })
   }
+  // jsonrepair completes a cut key ("keyw": null): a prefix it would have to repair gives no value.
+  if (mode === "prefix") return Either.left({ detail: "the text so far is not JSON that the linear repair pass reads", tooDeep: false })
   let repaired: string
   try {
     repaired = jsonrepair(candidate)
   } catch (e) {
-    return Either.left(e instanceof Error ? e.message : String(e))
+    // jsonrepair recurses once per level: nesting the depth scan did not see can exhaust the stack.
+    return Either.left({ detail: e instanceof Error ? e.message : String(e), tooDeep: e instanceof RangeError })
   }
-  return Either.map(strict(repaired), (value) => ({ value, recovery: isCut(candidate) ? "truncated" as const : "repaired" as const }))
+  return Either.mapBoth(strict(repaired), {
+    onLeft: (detail) => ({ detail, tooDeep: false }),
+    onRight: (value) => ({ value, recovery: isCut(candidate) ? "truncated" as const : "repaired" as const })
+  })
 }
 
-/** `parse` without the Effect: the recovered value, or why there is none. Never throws. */
-export const parseEither = (text: string, options: Partial<Options> = {}): Either.Either<JsonResult, JsonParseError> => {
-  const { maxBytes, maxDepth } = { ...defaults, ...options }
-  if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text, "utf8") > maxBytes)) {
-    return fail("too_large", `the text is larger than ${maxBytes} bytes`, text, maxBytes)
-  }
-  if (text.trim() === "") return fail("empty", "the text is empty", text)
-  const depth = scanDepth(text, maxDepth)
-  if (depth.tooDeepAt !== undefined) return fail("too_deep", `nesting deeper than ${maxDepth} levels`, text, depth.tooDeepAt)
-
+/** The value of `text` by the attempts the module comment lists, or why there is none (no limits checked). */
+const recover = (text: string, mode: Mode): Either.Either<JsonResult, JsonParseError> => {
   const whole = strict(text)
   if (Either.isRight(whole)) return Either.right({ value: whole.right, recovery: "strict" })
 
   let lastProblem = whole.left
+  const tooDeep = (problem: Problem) => fail("too_deep", `nesting too deep to repair (${problem.detail})`, text)
   for (const block of fencedBlocks(text)) {
     const exact = strict(block)
     if (Either.isRight(exact)) return Either.right({ value: exact.right, recovery: "fenced" })
-    const repaired = repair(block)
+    const repaired = repair(block, mode)
     if (Either.isRight(repaired)) return Either.right(repaired.right)
-    lastProblem = repaired.left
+    if (repaired.left.tooDeep) return tooDeep(repaired.left)
+    lastProblem = repaired.left.detail
   }
   // Brackets in prose ("a {placeholder}") can come before the JSON: first look for a top-level
   // candidate that is strict JSON as it stands, then repair them in order.
@@ -245,18 +317,54 @@ export const parseEither = (text: string, options: Partial<Options> = {}): Eithe
     from = balanced.start + balanced.text.length
   }
   for (const candidate of candidates) {
-    const repaired = repair(candidate.text)
+    const repaired = repair(candidate.text, mode)
     if (Either.isRight(repaired)) return Either.right(repaired.right)
-    lastProblem = repaired.left
+    if (repaired.left.tooDeep) return tooDeep(repaired.left)
+    lastProblem = repaired.left.detail
   }
-  const repairedWhole = repair(text)
+  const repairedWhole = repair(text, mode)
   if (Either.isRight(repairedWhole)) return Either.right(repairedWhole.right)
+  if (repairedWhole.left.tooDeep) return tooDeep(repairedWhole.left)
   if (candidates.length === 0 && fencedBlocks(text).length === 0 && !looksLikeJson(text)) {
     return fail("no_json", "no JSON found: no fenced block, no { or [, and the text does not start like a JSON value", text)
   }
   const position = /position (\d+)/.exec(whole.left)
   return fail("no_json", `${lastProblem}`, text, position === null ? undefined : Number(position[1]))
 }
+
+/** The limits, then `recover`, then the depth of the value that came out, whatever produced it. */
+const parseWith = (text: string, options: Partial<Options>, mode: Mode): Either.Either<JsonResult, JsonParseError> => {
+  const { maxBytes, maxDepth } = { ...defaults, ...options }
+  if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text, "utf8") > maxBytes)) {
+    return fail("too_large", `the text is larger than ${maxBytes} bytes`, text, maxBytes)
+  }
+  if (text.trim() === "") return fail("empty", "the text is empty", text)
+  const depth = scanDepth(text, maxDepth)
+  if (depth.tooDeepAt !== undefined) return fail("too_deep", `nesting deeper than ${maxDepth} levels`, text, depth.tooDeepAt)
+  const result = recover(text, mode)
+  // Strict JSON as a whole has no quote or comment the scan could misread: its depth is the scan's.
+  // Any other value (a candidate inside prose, a repair) is walked.
+  if (Either.isRight(result) && result.right.recovery !== "strict" && !withinDepth(result.right.value, maxDepth)) {
+    return fail("too_deep", `nesting deeper than ${maxDepth} levels`, text)
+  }
+  return result
+}
+
+/** `parse` without the Effect: the recovered value, or why there is none. Never throws. */
+export const parseEither = (text: string, options: Partial<Options> = {}): Either.Either<JsonResult, JsonParseError> =>
+  parseWith(text, options, "whole")
+
+/**
+ * The value of a prefix of an answer still being written (a stream): as `parseEither`, except that an
+ * object key whose value has not begun (`{"summary": "…", "keyw`) is left out instead of being
+ * completed with `null`, and only the linear repair pass is used (jsonrepair would complete the key):
+ * a prefix it cannot read gives no value, and the next, longer one is tried.
+ *
+ * @since 0.2.0
+ * @category parsing
+ */
+export const parsePrefixEither = (text: string, options: Partial<Options> = {}): Either.Either<JsonResult, JsonParseError> =>
+  parseWith(text, options, "prefix")
 
 /** Recovers the JSON value of `text`; see the module comment for the order of attempts. */
 export const parse = (text: string, options: Partial<Options> = {}): Effect.Effect<JsonResult, JsonParseError> =>

@@ -122,7 +122,10 @@ export const generate = <A, I>(
 
 /** What `stream` emits: partial values while the answer grows, then the decoded value. */
 export type StreamEvent<A> =
-  /** The JSON of the answer so far, its open strings, arrays and objects closed (not checked against the schema). */
+  /**
+   * The JSON of the answer so far, its open strings, arrays and objects closed (not checked against
+   * the schema). An object key appears once its value has begun: a key cut mid-way is left out.
+   */
   | { readonly _tag: "Partial"; readonly value: unknown; readonly text: string }
   /** The whole answer, decoded. */
   | { readonly _tag: "Done"; readonly value: A; readonly text: string; readonly usage: ChatSchema.CompletionUsage | undefined }
@@ -147,7 +150,8 @@ const structuredRequest = <A, I>(
 /**
  * Streams an answer matching `schema`: a `Partial` each time the JSON of the text so far (closed
  * where it is cut) gives a new value, then `Done` with the decoded value. The prefix is parsed with
- * `Json.parse`, which closes open strings and brackets; parsing stops being attempted for a prefix
+ * `Json.parsePrefixEither`, which closes open strings and brackets and leaves out a key whose value
+ * has not begun; parsing stops being attempted for a prefix
  * longer than `maxPartialBytes` (the final value is still parsed). An answer that does not decode
  * fails with `StructuredOutputError` (streams are not re-asked; `generate` is).
  */
@@ -172,15 +176,13 @@ export const stream = <A, I>(
           return Effect.succeed(Option.none<StreamEvent<A>>())
         }
         text += piece
-        return Effect.match(Json.parse(text), {
-          onFailure: () => Option.none<StreamEvent<A>>(),
-          onSuccess: (result) => {
-            const shown = JSON.stringify(result.value)
-            if (shown === last) return Option.none<StreamEvent<A>>()
-            last = shown
-            return Option.some<StreamEvent<A>>({ _tag: "Partial", value: result.value, text })
-          }
-        })
+        // A key still being written is left out until its value begins (never `"keyw": null`).
+        const parsed = Json.parsePrefixEither(text)
+        if (Either.isLeft(parsed)) return Effect.succeed(Option.none<StreamEvent<A>>())
+        const shown = JSON.stringify(parsed.right.value)
+        if (shown === last) return Effect.succeed(Option.none<StreamEvent<A>>())
+        last = shown
+        return Effect.succeed(Option.some<StreamEvent<A>>({ _tag: "Partial", value: parsed.right.value, text }))
       }),
       Stream.filterMap((event) => event)
     )

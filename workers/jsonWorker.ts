@@ -27,7 +27,21 @@ export type Reply =
 
 export default function parse(task: Task): Reply {
   const result = Json.parseEither(task.text, { maxBytes: task.maxBytes, maxDepth: task.maxDepth })
-  if (Either.isRight(result)) return { _tag: "ok", json: JSON.stringify(result.right.value), recovery: result.right.recovery }
+  if (Either.isRight(result)) {
+    try {
+      return { _tag: "ok", json: JSON.stringify(result.right.value), recovery: result.right.recovery }
+    } catch (e) {
+      // JSON.stringify recurses per level: with a maxDepth set beyond what its stack holds, the value
+      // cannot be sent back. Said as the limit it is, not as a worker crash.
+      return {
+        _tag: "error",
+        reason: "too_deep",
+        detail: `the value is nested too deep to send back from the worker (${e instanceof Error ? e.message : String(e)}); lower maxDepth`,
+        position: undefined,
+        excerpt: task.text.slice(0, 200)
+      }
+    }
+  }
   const { detail, excerpt, position, reason } = result.left
   return { _tag: "error", reason, detail, position, excerpt }
 }

@@ -195,8 +195,9 @@ const nonHttpCode = (error: ChatError.ChatError): string => {
 
 /**
  * The output line of an outcome. An HTTP answer (a success, or an error status) is a `response` with
- * its status and body, as OpenAI writes it; a failure with no usable answer (timeout, transport,
- * undecodable body) is an `error` with a code and a message.
+ * its status and body, as OpenAI writes it (for an error status, the server's error object in its own
+ * words, scrubbed of the key); a failure with no usable answer (timeout, transport, undecodable body)
+ * is an `error` with a code and Shepherd's message.
  */
 export const outputLine = (outcome: Batch.BatchOutcome, id: string): OutputLine => {
   if (outcome._tag === "Success") {
@@ -216,10 +217,12 @@ export const outputLine = (outcome: Batch.BatchOutcome, id: string): OutputLine 
       response: {
         status_code: status,
         request_id: error.requestId,
+        // The server's own error object, as OpenAI's batch output carries it; a body that was not an
+        // OpenAI error gives its text (ApiError.detail: its first 2 KB) as the message.
         body: {
-          error: {
-            message: error.message,
-            type: error._tag === "ApiError" ? error.type ?? null : "rate_limit_error",
+          error: error.serverError ?? {
+            message: error.detail ?? "",
+            type: error._tag === "ApiError" ? error.type ?? null : null,
             param: error._tag === "ApiError" ? error.param ?? null : null,
             code: error.code ?? null
           }

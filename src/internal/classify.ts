@@ -17,9 +17,57 @@ export const MAX_BODY_EXCERPT = 2048
 /** Replaces every occurrence of the secret in `text`; identity when there is no secret. */
 export type Scrub = (text: string) => string
 
+const REDACTED = "[REDACTED]"
+
+/**
+ * A scrubber for `secret`. It replaces the secret as written, JSON-escaped (`JSON.stringify`'s form)
+ * and URL-encoded (`encodeURIComponent`'s form); and when a text writes some of the secret's own
+ * characters as `\u0073` or `%73` escapes (a server can echo the key so, and JSON.parse would undo
+ * it), those escapes are decoded first, so that the secret is found and replaced. A shorter piece of
+ * the secret (OpenAI's own `sk-abc***xyz`) is left as it is.
+ */
 export const makeScrub = (secret: string | undefined): Scrub => {
   if (secret === undefined || secret.length === 0) return (text) => text
-  return (text) => (text.includes(secret) ? text.split(secret).join("[REDACTED]") : text)
+  const forms = [...new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)])]
+  const replace = (text: string): string => {
+    let out = text
+    for (const form of forms) if (out.includes(form)) out = out.split(form).join(REDACTED)
+    return out
+  }
+  // Escapes of the secret's own characters (never of `"` or `\`, whose decoding would change the
+  // text's JSON): `\u00XX` as JSON writes them, `%XX` as a URL does, any case of hex digits.
+  const own = new Set([...secret].filter((c) => c !== '"' && c !== "\\" && c.charCodeAt(0) < 128))
+  const escape = /\\u00([0-7][0-9a-fA-F])|%([0-7][0-9a-fA-F])/g
+  const decode = (text: string): string =>
+    text.replace(escape, (match, json: string | undefined, url: string | undefined) => {
+      const c = String.fromCharCode(parseInt(json ?? url ?? "", 16))
+      return own.has(c) ? c : match
+    })
+  return (text) => {
+    const out = replace(text)
+    if (!out.includes("\\u00") && !out.includes("%")) return out
+    const decoded = decode(out)
+    return decoded === out ? out : forms.some((form) => decoded.includes(form)) ? replace(decoded) : out
+  }
+}
+
+/**
+ * An answer's headers with every name and value scrubbed: the same object when nothing held the
+ * secret (no copy on the common path).
+ */
+export const scrubHeaders = (headers: Record<string, string>, scrub: Scrub): Record<string, string> => {
+  let out: Record<string, string> | undefined
+  for (const name in headers) {
+    const value = headers[name]!
+    const cleanName = scrub(name)
+    const cleanValue = scrub(value)
+    if (cleanName !== name || cleanValue !== value) {
+      out ??= { ...headers }
+      if (cleanName !== name) delete out[name]
+      out[cleanName] = cleanValue
+    }
+  }
+  return out ?? headers
 }
 
 export const excerpt = (text: string, scrub: Scrub): string => {
@@ -32,6 +80,7 @@ export const excerpt = (text: string, scrub: Scrub): string => {
 // (onExcessProperty: "preserve"); the full decode runs only to explain a failure.
 const decodeErrorBody = Schema.decodeUnknownEither(ChatSchema.ErrorResponse, { onExcessProperty: "ignore" })
 
+/** An answer, its headers and body already scrubbed of the key where it entered (internal/transport). */
 export interface Received {
   readonly status: number
   readonly headers: Readonly<Record<string, string | undefined>>
@@ -83,7 +132,10 @@ export const decodeSuccess: Decoder<ChatSchema.ChatCompletion> = decoderFor(
 /** A 2xx body of `/embeddings`. */
 export const decodeEmbeddings: Decoder<ChatSchema.EmbeddingResponse> = decoderFor(ChatSchema.EmbeddingResponse, "an embeddings response")
 
-/** A non-2xx answer: `RateLimitError` for 429, `ApiError` otherwise. */
+/**
+ * A non-2xx answer: `RateLimitError` for 429, `ApiError` otherwise; an OpenAI error body's object is
+ * kept whole as `serverError`. `received` is already scrubbed (transport's `entered`).
+ */
 export const statusError = (received: Received, scrub: Scrub): ChatError.RateLimitError | ChatError.ApiError => {
   const json = parseJson(received.body)
   const body = Either.isRight(json) ? decodeErrorBody(json.right) : undefined
@@ -100,7 +152,8 @@ export const statusError = (received: Received, scrub: Scrub): ChatError.RateLim
       code,
       requestId,
       shouldRetry,
-      attempts: received.attempts
+      attempts: received.attempts,
+      ...(error === undefined ? {} : { serverError: error })
     })
   }
   return new ChatError.ApiError({
@@ -112,7 +165,8 @@ export const statusError = (received: Received, scrub: Scrub): ChatError.RateLim
     requestId,
     retryAfterMillis,
     shouldRetry,
-    attempts: received.attempts
+    attempts: received.attempts,
+    ...(error === undefined ? {} : { serverError: error })
   })
 }
 

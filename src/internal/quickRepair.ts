@@ -54,8 +54,18 @@ const trimWhiteEnd = (piece: string): string => {
   return piece.slice(0, end)
 }
 
+/** How truncation is completed. */
+export interface RepairOptions {
+  /**
+   * An object key at the end whose value has not begun (cut inside the key, before its colon, or
+   * right after it) is left out, with its comma, instead of being completed with `null`: for
+   * prefixes of an answer still being streamed. @default false
+   */
+  readonly dropCutKey?: boolean
+}
+
 /** Repairs `text`, or `undefined` when it holds something this pass does not fix. */
-export const quickRepair = (text: string): Repaired | undefined => {
+export const quickRepair = (text: string, options: RepairOptions = {}): Repaired | undefined => {
   // The output is the input with edits: unchanged runs are copied in one slice each, so a document
   // with few defects costs few string operations (bench/json-adversarial).
   // The output goes into one buffer of UTF-16 code units, decoded once at the end: building it from
@@ -88,6 +98,13 @@ export const quickRepair = (text: string): Repaired | undefined => {
   /** The waiting comma was left out of a run already copied: it must be written before the next item. */
   let commaHeld = false
   let truncated = false
+  /** Where the output stood before the last key began (its comma not yet written). */
+  let beforeKey = 0
+  /** A key starts at `at`: the output up to it is written first, so that `beforeKey` is where it began. */
+  const keyStarts = (at: number) => {
+    flush(at)
+    beforeKey = length
+  }
   const n = text.length
   let i = 0
 
@@ -203,6 +220,7 @@ export const quickRepair = (text: string): Repaired | undefined => {
     if (c === QUOTE || c === APOSTROPHE || c === LEFT_DOUBLE || c === LEFT_SINGLE) {
       const at = now()
       if (at !== "key" && at !== "value") return undefined
+      if (at === "key") keyStarts(i)
       beforeItem(i)
       if (!readString(c)) truncated = true
       if (at === "key") state = "colon"
@@ -250,6 +268,7 @@ export const quickRepair = (text: string): Repaired | undefined => {
       const word = text.slice(start, i)
       const at = now()
       if (at === "key") {
+        keyStarts(start)
         beforeItem(start)
         edit(start, start, '"')
         edit(i, i, '"')
@@ -278,7 +297,11 @@ export const quickRepair = (text: string): Repaired | undefined => {
   flush(n)
   const end = now()
   if (end === "value" && stack.length === 0) return undefined
-  if (end === "colon") {
+  if (options.dropCutKey === true && (end === "colon" || (end === "value" && stack[stack.length - 1] === true))) {
+    // The key whose value has not begun goes, with the comma written before it.
+    length = beforeKey
+    truncated = true
+  } else if (end === "colon") {
     put(":null")
     truncated = true
   } else if (end === "value" && stack[stack.length - 1] === true) {

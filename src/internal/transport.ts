@@ -59,6 +59,24 @@ export interface Settings {
 const attemptTimeout = (timeoutMillis: number, attempts: number) =>
   new ChatError.TimeoutError({ phase: "attempt", timeoutMillis, attempts })
 
+/**
+ * An answer as the rest of the client sees it: every string the server sent (header names and
+ * values, the body) scrubbed of the key, once, here where it enters. Errors, spans, metrics, request
+ * ids and output files are all made from these values, so none can carry the key.
+ */
+const entered = (
+  scrub: Classify.Scrub,
+  status: number,
+  headers: Record<string, string>,
+  text: string,
+  cut?: ChatError.TransportError
+): Exchange => ({
+  status,
+  headers: Classify.scrubHeaders(headers, scrub),
+  text: scrub(text),
+  cut
+})
+
 const flatten = (headers: Record<string, string | Array<string> | undefined>): Record<string, string> => {
   const out: Record<string, string> = {}
   for (const key in headers) {
@@ -119,7 +137,7 @@ export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
         .then((response) => {
           const answered = (text: string, cut?: ChatError.TransportError) => {
             deadlines.cancel(deadline)
-            resume(Effect.succeed({ status: response.statusCode, headers: flatten(response.headers), text, cut }))
+            resume(Effect.succeed(entered(scrub, response.statusCode, flatten(response.headers), text, cut)))
           }
           const length = announcedLength(response.headers)
           if (length !== undefined) {
@@ -195,16 +213,11 @@ export const viaHttpClient = (client: HttpClient.HttpClient, settings: Settings)
         Effect.flatMap((response): Effect.Effect<Exchange, HttpClientError.HttpClientError | ChatError.TransportError | ChatError.TimeoutError> => {
           const length = announcedLength(response.headers)
           if (length !== undefined && length > maxResponseBytes) return Effect.fail(Classify.responseTooLarge(maxResponseBytes, attempts))
-          if (length !== undefined) return Effect.map(response.text, (text): Exchange => ({ status: response.status, headers: response.headers, text }))
+          if (length !== undefined) return Effect.map(response.text, (text): Exchange => entered(scrub, response.status, response.headers, text))
           // No length: count the pieces as they arrive.
           const chunks: Array<Uint8Array> = []
           let size = 0
-          const answered = (cut?: ChatError.TransportError): Exchange => ({
-            status: response.status,
-            headers: response.headers,
-            text: utf8(chunks, size),
-            cut
-          })
+          const answered = (cut?: ChatError.TransportError): Exchange => entered(scrub, response.status, response.headers, utf8(chunks, size), cut)
           return response.stream.pipe(
             Stream.runForEachChunk((pieces) => {
               for (const piece of pieces) {
@@ -239,6 +252,7 @@ export const viaHttpClient = (client: HttpClient.HttpClient, settings: Settings)
 /** A streaming answer: its status and headers, then its body as the bytes arrive. */
 export interface Opened {
   readonly status: number
+  /** Scrubbed of the key, as an `Exchange`'s; the body's text is scrubbed by whoever reads it (`readText`, the SSE events). */
   readonly headers: Record<string, string>
   /**
    * The next piece of the body; fails with `None` at its end. Until `started` the attempt's deadline
@@ -274,13 +288,13 @@ export type Open = (
   total: Total
 ) => Effect.Effect<Opened, ChatError.TransportError | ChatError.TimeoutError, Scope.Scope>
 
-/** The whole rest of a body as text (an error answer). */
-export const readText = (pull: Opened["pull"]): Effect.Effect<string, ChatError.TransportError | ChatError.TimeoutError> =>
+/** The whole rest of a body as text (an error answer), scrubbed of the key. */
+export const readText = (pull: Opened["pull"], scrub: Classify.Scrub): Effect.Effect<string, ChatError.TransportError | ChatError.TimeoutError> =>
   Effect.suspend(() => {
     const decoder = new TextDecoder()
     let text = ""
     const loop: Effect.Effect<string, ChatError.TransportError | ChatError.TimeoutError> = Effect.matchEffect(pull, {
-      onFailure: Option.match({ onNone: () => Effect.succeed(text + decoder.decode()), onSome: Effect.fail }),
+      onFailure: Option.match({ onNone: () => Effect.succeed(scrub(text + decoder.decode())), onSome: Effect.fail }),
       onSuccess: (bytes) => {
         text += decoder.decode(bytes, { stream: true })
         return loop
@@ -414,7 +428,7 @@ export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
         readable.on("close", onEvent)
         return Effect.sync(stop)
       })
-      return { status: response.statusCode, headers: flatten(response.headers), pull, started: timers.start }
+      return { status: response.statusCode, headers: Classify.scrubHeaders(flatten(response.headers), scrub), pull, started: timers.start }
     })
 }
 
@@ -453,7 +467,7 @@ export const openViaHttpClient = (client: HttpClient.HttpClient, settings: Setti
         }),
         Effect.tapError(() => Effect.sync(timers.cancel))
       )
-      return { status: response.status, headers: response.headers, pull, started: timers.start }
+      return { status: response.status, headers: Classify.scrubHeaders(response.headers, scrub), pull, started: timers.start }
     })
 }
 
