@@ -175,6 +175,26 @@ describe("14.3 shepherd run exits honestly and stops early when nothing can work
       expect(readOut(out).map((l) => l.response?.status_code)).toEqual(Array.from({ length: 100 }, () => 200))
     }), 60_000)
 
+  it.scopedLive("14.3 lines of http 401 written by an earlier version are not final: the rerun with the right key sends those requests", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(10))
+      const out = Path.join(dir, "out.jsonl")
+      const refused = (i: number) =>
+        JSON.stringify({
+          id: `batch_req_old_${i}`,
+          custom_id: `r${i}`,
+          response: { status_code: 401, request_id: null, body: { error: { message: "Incorrect API key provided", type: "invalid_request_error", param: null, code: "invalid_api_key" } } },
+          error: null
+        })
+      Fs.writeFileSync(out, Array.from({ length: 10 }, (_, i) => refused(i)).join("\n") + "\n")
+      const rerun = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--no-progress"], { OPENAI_API_KEY: KEY })
+      expect(rerun.code).toBe(ExitStatus.DONE)
+      expect(yield* mock.journal).toHaveLength(10)
+      expect(readOut(out).map((l) => l.response?.status_code)).toEqual(Array.from({ length: 10 }, () => 200))
+    }), 60_000)
+
   it.scopedLive("14.3 inputs left without a final outcome (every answer a 503) exit 1, and the summary names the real failures", () =>
     Effect.gen(function* () {
       const server = yield* Hostile.serve((_, res) => Hostile.json(res, 503, Hostile.errorBody("overloaded", "server_error")))
