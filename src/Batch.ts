@@ -97,6 +97,14 @@ export interface Options {
   readonly stopWhen?: Effect.Effect<boolean> | undefined
 }
 
+/**
+ * How many requests in a row must fail without reaching a server (refused, DNS, TLS, connect timeout),
+ * with no answer before them, for a batch to stop sending. Each of them has used all its retries.
+ * @since 0.2.0
+ * @category constants
+ */
+export const UNREACHABLE_STOP_AFTER = 3
+
 const toStream = <R, E, Q>(requests: Stream.Stream<R, E, Q> | Iterable<R>): Stream.Stream<R, E, Q> =>
   Stream.StreamTypeId in (requests as object) ? (requests as Stream.Stream<R, E, Q>) : Stream.fromIterable(requests as Iterable<R>)
 
@@ -106,10 +114,13 @@ const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => requ
  * Sends every request and emits one outcome per input, in completion order. Interrupting the stream
  * stops new sends and aborts the requests in flight.
  *
- * When the `Budget` in the context refuses a request (`BudgetExceededError`), or shared limits that
- * fail closed cannot be reached (`LimiterUnavailableError`), the batch stops sending: requests
- * already in flight complete, and every later input gets a `Failure` with that error without being
- * sent (so each input still has its outcome and nothing more is spent).
+ * The batch stops sending when a request meets a refusal that every later one would meet too: the
+ * `Budget` in the context refuses it (`BudgetExceededError`), shared limits that fail closed cannot
+ * be reached (`LimiterUnavailableError`), the provider refuses the key (`ApiError` 401, or a 403 about
+ * the key), or the server cannot be reached at all (`UNREACHABLE_STOP_AFTER` requests in a row failed
+ * with a refused connection, a DNS or TLS failure or a connect timeout, and none was answered). Requests
+ * already in flight complete, and every later input gets a `Failure` with that error and `attempts: 0`,
+ * without being sent (so each input still has its outcome and nothing more is spent or waited for).
  *
  * An input stream that fails (a file that cannot be read) fails the outcome stream with its error.
  */
@@ -119,7 +130,10 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
 ): Stream.Stream<OutcomeOf<R>, E, ChatClient.ChatClient | Q> =>
   Stream.unwrap(Effect.map(ChatClient.ChatClient, (chat): Stream.Stream<OutcomeOf<R>, E, Q> => {
     const prices = options.prices ?? Pricing.defaultTable
-    let stoppedBy: ChatError.BudgetExceededError | ChatError.LimiterUnavailableError | undefined
+    let stoppedBy: ChatError.ChatError | undefined
+    // The unreachable rule: consecutive failures that never reached a server, while none has answered.
+    let answered = false
+    let unreachableRun = 0
 
     /** What every success carries, from the call's metadata. */
     const succeeded = (
@@ -162,7 +176,14 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
       stoppedBy !== undefined
         ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
         : Effect.flatMap(Clock.currentTimeMillis, (start) =>
-          Effect.catchAll(send(request, index), (error) => {
+          Effect.catchAll(Effect.tap(send(request, index), () => { answered = true }), (error) => {
+            if (ChatError.isUnreachable(error)) {
+              unreachableRun++
+              if (stoppedBy === undefined && !answered && unreachableRun >= UNREACHABLE_STOP_AFTER) stoppedBy = error
+            } else if (!ChatError.stopsSending(error) || ChatError.isKeyRefusal(error)) {
+              answered = true
+              unreachableRun = 0
+            }
             if (stoppedBy === undefined && ChatError.stopsSending(error)) stoppedBy = error
             return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
               _tag: "Failure",

@@ -40,12 +40,16 @@ describe("parseRetryAfter", () => {
 })
 
 describe("parseDuration (command-line durations)", () => {
-  it("reads ms, s, m, h and plain milliseconds", () => {
+  it("reads ms, s, m and h", () => {
     expect(Duration.toMillis(parseDuration("50ms"))).toBe(50)
     expect(Duration.toMillis(parseDuration("1.5s"))).toBe(1500)
     expect(Duration.toMillis(parseDuration("2m"))).toBe(120_000)
     expect(Duration.toMillis(parseDuration("1h"))).toBe(3_600_000)
-    expect(Duration.toMillis(parseDuration("75"))).toBe(75)
+  })
+
+  it("14.3 refuses a bare number: add a unit, e.g. 5s", () => {
+    expect(() => parseDuration("5")).toThrow('"5" has no unit: add a unit, e.g. 5s')
+    expect(() => parseDuration(" 1.5 ")).toThrow("add a unit, e.g. 1.5s")
   })
 
   it("property: n followed by a unit is n times the unit; anything else is refused with the accepted forms", () => {

@@ -19,11 +19,11 @@ import { CliError } from "./error.js"
 import { jsonCommand } from "./json.js"
 import { mergeCommand } from "./merge.js"
 import { mockCommand } from "./mock.js"
-import { runCommand } from "./run.js"
+import * as Run from "./run.js"
 
 const shepherd = Command.make("shepherd").pipe(
   Command.withDescription("Send many concurrent requests to OpenAI-compatible chat APIs"),
-  Command.withSubcommands([runCommand, mergeCommand, mockCommand, demoCommand, jsonCommand])
+  Command.withSubcommands([Run.runCommand, mergeCommand, mockCommand, demoCommand, jsonCommand])
 )
 
 const cli = Command.run(shepherd, { name: "shepherd", version: VERSION })
@@ -31,13 +31,18 @@ const cli = Command.run(shepherd, { name: "shepherd", version: VERSION })
 /** Exit codes: 0 done, 1 failed or stopped early, 2 bad usage or bad input (nothing done), 130 interrupted. */
 let exitCode = 0
 
-cli(process.argv).pipe(
+// `shepherd run` parses its own flags (src/cli/flags.ts): its help and its errors in one voice.
+const program: Effect.Effect<void, unknown, NodeContext.NodeContext> = process.argv[2] === "run" ? Run.main(process.argv.slice(3)) : cli(process.argv)
+
+program.pipe(
   Effect.catchAll((error) => {
     if (ValidationError.isValidationError(error)) {
       exitCode = 2
       return Effect.void
     }
     exitCode = error instanceof CliError && error.exitCode !== undefined ? error.exitCode : 1
+    // A CliError without words only sets the status: what happened was already printed (the summary).
+    if (error instanceof CliError && error.detail === "") return Effect.void
     return Console.error(`shepherd: ${error instanceof Error ? error.message : String(error)}`)
   }),
   // Warnings (e.g. shared limits falling back to local ones) go to stderr: stdout is for results.

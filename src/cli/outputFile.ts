@@ -224,15 +224,16 @@ export const writeOutcomes = (
   chunk: Iterable<Batch.BatchOutcome>,
   lineId: (outcome: Batch.BatchOutcome) => string,
   stats: RunStats.RunStats,
-  onRefused: (error: ChatError.BudgetExceededError | ChatError.LimiterUnavailableError) => void
+  onRefused: (error: ChatError.ChatError, unsent: boolean) => void
 ): Effect.Effect<void, BatchFile.FileError> =>
   Effect.suspend(() => {
     let text = ""
     const pending: Array<readonly [Batch.BatchOutcome, BatchFile.OutputLine]> = []
     for (const outcome of chunk) {
-      if (outcome._tag === "Failure" && ChatError.stopsSending(outcome.error)) {
-        // Refused unsent (budget spent, shared limits unreachable): no line, so that a rerun sends it.
-        onRefused(outcome.error)
+      if (outcome._tag === "Failure" && (ChatError.stopsSending(outcome.error) || ChatError.isUnreachable(outcome.error))) {
+        // Refused for a reason every later request meets too (budget spent, shared limits or the
+        // server unreachable, the key refused): no line, so that a rerun sends it.
+        onRefused(outcome.error, outcome.attempts === 0)
         continue
       }
       const line = BatchFile.outputLine(outcome, lineId(outcome))

@@ -8,12 +8,10 @@
  * second aborts them. Lines are written whole, each with one write call, so OUT never ends mid-line.
  * @internal
  */
-import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
-import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as Options from "@effect/cli/Options"
-import { SingleBar } from "cli-progress"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import type * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -32,59 +30,94 @@ import * as Budget from "../Budget.js"
 import * as ChatClient from "../ChatClient.js"
 import * as ChatError from "../ChatError.js"
 import * as BatchFile from "../internal/batchFile.js"
-import { parseDuration } from "../internal/durationText.js"
 import { IdTable } from "../internal/idTable.js"
 import * as Shared from "../internal/redis.js"
 import * as Metrics from "../Metrics.js"
 import * as Pricing from "../Pricing.js"
 import * as RateLimit from "../RateLimit.js"
+import * as RetryPolicy from "../RetryPolicy.js"
 import { CliError } from "./error.js"
+import * as ExitStatus from "./exitStatus.js"
+import * as Flags from "./flags.js"
 import * as OutputFile from "./outputFile.js"
+import * as Progress from "./progress.js"
 import * as RunStats from "./runStats.js"
 
-const invalid = (e: unknown) => HelpDoc.p(e instanceof Error ? e.message : String(e))
-const durationOption = (name: string, fallback: string, description: string) =>
-  Options.text(name).pipe(Options.withDefault(fallback), Options.withDescription(description), Options.mapTryCatch(parseDuration, invalid))
+const seconds = (d: Duration.DurationInput) => `${Duration.toSeconds(Duration.decode(d))}s`
 
-const options = {
-  out: Options.text("out").pipe(Options.withDescription("output JSONL: one line per custom_id, appended as each completes; rerun with the same file to resume")),
-  baseUrl: Options.text("base-url").pipe(Options.optional, Options.withDescription("API base URL (default: OPENAI_BASE_URL, else https://api.openai.com/v1)")),
-  concurrency: Options.integer("concurrency").pipe(Options.withDefault(64), Options.withDescription("requests in flight at most")),
-  rpm: Options.integer("rpm").pipe(Options.optional, Options.withDescription("requests per minute, at most")),
-  tpm: Options.integer("tpm").pipe(Options.optional, Options.withDescription("tokens per minute (prompt plus max_tokens), at most")),
-  maxRetries: Options.integer("max-retries").pipe(Options.optional, Options.withDescription("retries after the first attempt (default 4)")),
-  timeout: Options.text("timeout").pipe(
-    Options.optional,
-    Options.withDescription("deadline of one attempt, e.g. 60s (default 60s)"),
-    Options.mapTryCatch((o) => Option.map(o, parseDuration), invalid)
-  ),
-  budgetUsd: Options.float("budget-usd").pipe(Options.optional, Options.withDescription("stop sending before the spend could pass this many US dollars")),
-  prices: Options.file("prices", { exists: "yes" }).pipe(Options.optional, Options.withDescription("JSON price table to add to the built-in one (see docs/cost.md)")),
-  apiKeyEnv: Options.text("api-key-env").pipe(Options.optional, Options.withDescription("read the API key from this environment variable (default OPENAI_API_KEY)")),
-  skipInvalid: Options.boolean("skip-invalid").pipe(Options.withDescription("report invalid lines, then send the valid ones")),
-  noProgress: Options.boolean("no-progress").pipe(Options.withDescription("no progress display on stderr")),
-  progressInterval: durationOption("progress-interval", "5s", "how often a progress line is printed when stderr is not a terminal"),
-  summary: Options.text("summary").pipe(Options.optional, Options.withDescription("also write the summary to this file, as JSON")),
-  metrics: Options.text("metrics").pipe(Options.optional, Options.withDescription("write a snapshot of the shepherd_* metrics to this file, as JSON, at the end")),
-  grace: durationOption("grace", "30s", "after Ctrl-C, how long requests in flight may take to finish"),
-  shard: Options.text("shard").pipe(
-    Options.optional,
-    Options.withDescription("i/n: send only the input lines whose number minus one, mod n, is i (0 <= i < n); merge the n outputs with `shepherd merge`"),
-    Options.mapTryCatch((o) => Option.map(o, parseShard), invalid)
-  ),
-  redis: Options.text("redis").pipe(
-    Options.optional,
-    Options.withDescription("redis://host:port: share the rate limits, the 429 pause and the budget with every process using this Redis, API key and --namespace (a URL with a password is better given in SHEPHERD_REDIS_URL: arguments show in the process list)")
-  ),
-  redisUrlEnv: Options.text("redis-url-env").pipe(
-    Options.optional,
-    Options.withDescription("read the Redis URL (password included) from this environment variable instead of --redis (default: SHEPHERD_REDIS_URL, used when it is set and --redis is not given)")
-  ),
-  namespace: Options.text("namespace").pipe(Options.withDefault("default"), Options.withDescription("with --redis: the name of the shared limits and budget (a new name, a new budget)")),
-  redisFallback: Options.boolean("redis-fallback").pipe(
-    Options.withDescription("with --redis: when Redis cannot be reached, go on with local limits divided by the shard count (default: stop sending; a rerun resumes)")
-  )
+/** The flags of `shepherd run`: parsed and shown in `--help` from this one table. */
+const flags = {
+  out: Flags.text("out", {
+    required: "name the output file, e.g. --out results.jsonl",
+    placeholder: "FILE",
+    description: "output JSONL: one line per custom_id, appended as each completes; rerun with the same file to resume"
+  }),
+  baseUrl: Flags.text("base-url", { placeholder: "URL", description: "the API's base URL", defaultText: `OPENAI_BASE_URL, else ${ChatClient.DEFAULT_BASE_URL}` }),
+  concurrency: Flags.integer("concurrency", { min: 1, default: 64, description: "requests in flight at most" }),
+  rpm: Flags.integer("rpm", { min: 1, placeholder: "R", description: "requests per minute, at most", defaultText: "no limit", hint: "leave it out for no limit" }),
+  tpm: Flags.integer("tpm", {
+    min: 1,
+    placeholder: "T",
+    description: "tokens per minute (prompt plus max_tokens), at most",
+    defaultText: "no limit",
+    hint: "leave it out for no limit"
+  }),
+  maxRetries: Flags.integer("max-retries", { min: 0, placeholder: "K", description: "retries after the first attempt", defaultText: String(RetryPolicy.defaults.maxRetries) }),
+  timeout: Flags.duration("timeout", { description: "deadline of one attempt", defaultText: seconds(ChatClient.defaults.timeout) }),
+  budgetUsd: Flags.positiveNumber("budget-usd", { placeholder: "USD", description: "stop sending before the spend could pass this many US dollars", defaultText: "no budget" }),
+  prices: Flags.existingFile("prices", { description: "JSON price table to add to the built-in one (see docs/cost.md)", defaultText: "the built-in table" }),
+  apiKeyEnv: Flags.text("api-key-env", { placeholder: "NAME", description: "read the API key from this environment variable", defaultText: "OPENAI_API_KEY" }),
+  skipInvalid: Flags.boolean("skip-invalid", { description: "report invalid lines, then send the valid ones; without it, one invalid line stops the run before anything is sent" }),
+  noProgress: Flags.boolean("no-progress", { description: "no progress display on stderr" }),
+  progressInterval: Flags.duration("progress-interval", { default: "5s", description: "how often a progress line is printed when stderr is not a terminal" }),
+  summary: Flags.text("summary", { placeholder: "FILE", description: "also write the summary to this file, as JSON", defaultText: "none" }),
+  metrics: Flags.text("metrics", { placeholder: "FILE", description: "write a snapshot of the shepherd_* metrics to this file, as JSON, at the end", defaultText: "none" }),
+  grace: Flags.duration("grace", { default: "30s", description: "after Ctrl-C, how long requests in flight may take to finish" }),
+  shard: Flags.custom("shard", {
+    placeholder: "i/n",
+    description: "send only the input lines whose number minus one, mod n, is i (0 <= i < n); merge the n outputs with `shepherd merge`",
+    defaultText: "the whole input",
+    parse: (text) => parseShard(text)
+  }),
+  redis: Flags.text("redis", {
+    placeholder: "URL",
+    description: "redis://host:port: share the rate limits, the 429 pause and the budget with every process using this Redis, API key and --namespace " +
+      "(a URL with a password is better given in SHEPHERD_REDIS_URL: arguments show in the process list)",
+    defaultText: "SHEPHERD_REDIS_URL when set, else none"
+  }),
+  redisUrlEnv: Flags.text("redis-url-env", {
+    placeholder: "NAME",
+    description: "read the Redis URL (password included) from this environment variable instead of --redis",
+    defaultText: "SHEPHERD_REDIS_URL"
+  }),
+  namespace: Flags.text("namespace", { default: "default", placeholder: "NAME", description: "with --redis: the name of the shared limits and budget (a new name, a new budget)" }),
+  redisFallback: Flags.boolean("redis-fallback", {
+    description: "with --redis: when Redis cannot be reached, go on with local limits divided by the shard count (without it: stop sending; a rerun resumes)"
+  })
 }
+
+const USAGE = "shepherd run"
+const input: Flags.Positional = { name: "IN.jsonl", description: "the requests, one OpenAI Batch API input line each (chat completions or embeddings)" }
+
+/** `shepherd run --help`: styled only for a terminal without NO_COLOR. */
+export const helpText = (options: { readonly bold: boolean; readonly width?: number }): string =>
+  Flags.help(flags, input, {
+    usage: `${USAGE} IN.jsonl --out OUT.jsonl [options]`,
+    description: "Sends every request of an OpenAI Batch API input file and writes one output line per custom_id, " +
+      "appended as each completes. Rerun the same command to resume: ids with a final outcome are not sent again.",
+    sections: [
+      {
+        heading: "Environment",
+        rows: [
+          ["OPENAI_API_KEY", "the API key (never a flag; see --api-key-env)"],
+          ["OPENAI_BASE_URL", "the base URL when --base-url is not given"],
+          ["NO_COLOR", "plain help text even on a terminal"]
+        ]
+      },
+      { heading: "Durations", rows: ["take a unit: 500ms, 30s, 2m, 1h (a bare number is refused)."] },
+      { heading: "Exit status", rows: ExitStatus.rows }
+    ]
+  }, options)
 
 /** `i/n` with 0 <= i < n. */
 export const parseShard = (text: string): { readonly index: number; readonly count: number } => {
@@ -97,8 +130,8 @@ export const parseShard = (text: string): { readonly index: number; readonly cou
   return { index, count }
 }
 
-/** The command's arguments and options, as @effect/cli parses them. */
-const commandConfig = { input: Args.file({ name: "IN.jsonl", exists: "yes" }), ...options }
+/** What the handler reads: the input file and the flags' values. */
+type RunOptions = Flags.Parsed<typeof flags> & { readonly input: string }
 
 interface Config {
   readonly input: string
@@ -154,7 +187,7 @@ const send = (
   done: IdTable,
   stats: RunStats.RunStats,
   stopping: () => boolean,
-  onRefused: (error: ChatError.BudgetExceededError | ChatError.LimiterUnavailableError) => void
+  onRefused: (error: ChatError.ChatError, unsent: boolean) => void
 ) =>
   Effect.gen(function* () {
     const writer = yield* OutputFile.open(config.out)
@@ -173,54 +206,18 @@ const send = (
     )
   }).pipe(Effect.scoped)
 
-/** The progress display: a bar when stderr is a terminal, else a line every `interval`. */
-const showProgress = (stats: RunStats.RunStats, interval: Duration.Duration) =>
+const handler = (o: RunOptions) =>
   Effect.gen(function* () {
-    if (process.stderr.isTTY === true) {
-      const bar = new SingleBar({
-        stream: process.stderr,
-        format: "{bar} {value}/{total} | {rate} req/s | ETA {eta} | {tokens} tokens | {cost} | {errors} errors",
-        hideCursor: true,
-        clearOnComplete: false,
-        etaBuffer: 50
-      })
-      const payload = (now: number) => {
-        const p = RunStats.progress(stats, now)
-        return { rate: p.rate.toFixed(1), eta: Number.isFinite(p.etaSeconds) ? `${Math.round(p.etaSeconds)}s` : "?", tokens: p.tokens, cost: p.cost, errors: p.errors }
-      }
-      const start = yield* Clock.currentTimeMillis
-      bar.start(stats.total, stats.alreadyDone, payload(start))
-      return yield* Effect.forever(
-        Effect.zipRight(
-          Effect.sleep("200 millis"),
-          Effect.map(Clock.currentTimeMillis, (now) => bar.update(stats.alreadyDone + stats.written, payload(now)))
-        )
-      ).pipe(Effect.ensuring(Effect.sync(() => {
-        bar.update(stats.alreadyDone + stats.written)
-        bar.stop()
-      })))
-    }
-    return yield* Effect.forever(
-      Effect.zipRight(Effect.sleep(interval), Effect.flatMap(Clock.currentTimeMillis, (now) => Console.error(RunStats.progressLine(stats, now))))
-    )
-  })
-
-const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
-  Effect.gen(function* () {
-    if (o.concurrency < 1) return yield* new CliError({ detail: `--concurrency must be at least 1, got ${o.concurrency}`, exitCode: 2 })
-    if (Option.isSome(o.budgetUsd) && !(o.budgetUsd.value > 0)) {
-      return yield* new CliError({ detail: `--budget-usd must be a positive number of dollars, got ${o.budgetUsd.value}`, exitCode: 2 })
-    }
     const keyVariable = Option.getOrElse(o.apiKeyEnv, () => "OPENAI_API_KEY")
     const keyText = process.env[keyVariable]
     if (Option.isSome(o.apiKeyEnv) && (keyText === undefined || keyText.trim() === "")) {
-      return yield* new CliError({ detail: `--api-key-env names ${keyVariable}, which is not set: export it first`, exitCode: 2 })
+      return yield* new CliError({ detail: `--api-key-env names ${keyVariable}, which is not set: export it first`, exitCode: ExitStatus.USAGE })
     }
     let prices = Pricing.defaultTable
     if (Option.isSome(o.prices)) {
       const decoded = Pricing.decodeTable(Fs.readFileSync(o.prices.value, "utf8"))
       if (Either.isLeft(decoded)) {
-        return yield* new CliError({ detail: `${o.prices.value} is not a price table: ${decoded.left.message.split("\n").slice(0, 6).join(" ")}`, exitCode: 2 })
+        return yield* new CliError({ detail: `${o.prices.value} is not a price table: ${decoded.left.message.split("\n").slice(0, 6).join(" ")}`, exitCode: ExitStatus.USAGE })
       }
       prices = Pricing.withPrices(decoded.right)
     }
@@ -244,49 +241,27 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     const redisVariable = Option.getOrElse(o.redisUrlEnv, () => "SHEPHERD_REDIS_URL")
     const redisText = process.env[redisVariable]?.trim() ?? ""
     if (Option.isSome(o.redis) && Option.isSome(o.redisUrlEnv)) {
-      return yield* new CliError({ detail: "give the Redis URL with --redis or with --redis-url-env, not both", exitCode: 2 })
+      return yield* new CliError({ detail: "give the Redis URL with --redis or with --redis-url-env, not both", exitCode: ExitStatus.USAGE })
     }
     if (Option.isSome(o.redisUrlEnv) && redisText === "") {
-      return yield* new CliError({ detail: `--redis-url-env names ${redisVariable}, which is not set: export it first`, exitCode: 2 })
+      return yield* new CliError({ detail: `--redis-url-env names ${redisVariable}, which is not set: export it first`, exitCode: ExitStatus.USAGE })
     }
     const redisUrl = Option.orElse(o.redis, () => (redisText === "" ? Option.none() : Option.some(redisText)))
     const redisSource = Option.isSome(o.redis) ? "--redis" : `the environment variable ${redisVariable}`
     if (Option.isNone(redisUrl) && o.redisFallback) {
-      return yield* new CliError({ detail: `--redis-fallback needs --redis (or the Redis URL in ${redisVariable})`, exitCode: 2 })
+      return yield* new CliError({ detail: `--redis-fallback needs --redis (or the Redis URL in ${redisVariable})`, exitCode: ExitStatus.USAGE })
     }
     if (Option.isSome(o.redis) && URL.canParse(o.redis.value) && new URL(o.redis.value).password !== "") {
       yield* Console.error("shepherd run: warning: the password in --redis shows in the process list; give the URL in SHEPHERD_REDIS_URL (or --redis-url-env NAME) instead")
     }
     const namespaceProblem = Shared.namespaceProblem(o.namespace)
-    if (namespaceProblem !== undefined) return yield* new CliError({ detail: `--namespace: ${namespaceProblem}`, exitCode: 2 })
+    if (namespaceProblem !== undefined) return yield* new CliError({ detail: `--namespace: ${namespaceProblem}`, exitCode: ExitStatus.USAGE })
 
-    // 1. What OUT already holds, then every input line checked before anything is sent.
-    const previous = yield* OutputFile.prepare(config)
-    const checked = yield* validate(config.input, previous.ids, config.inShard)
-    if (checked.problems.length > 0) {
-      for (const problem of checked.problems) yield* Console.error(problem)
-      if (!config.skipInvalid) {
-        return yield* new CliError({
-          detail: `${checked.problems.length} invalid line${checked.problems.length === 1 ? "" : "s"} in ${config.input} (listed above); nothing was sent. ` +
-            `Fix them, or pass --skip-invalid to send the ${checked.valid} valid requests.`,
-          exitCode: 2
-        })
-      }
-      yield* Console.error(`shepherd run: skipping ${checked.problems.length} invalid lines (--skip-invalid)`)
-    }
-    if (checked.valid === 0) {
-      return yield* new CliError({ detail: `${config.input} holds no valid requests${Option.isSome(o.shard) ? " for this shard" : ""}`, exitCode: 2 })
-    }
-    if (previous.needsRewrite) yield* BatchFile.repairOutput(config.out, previous)
-    if (checked.done > 0) {
-      yield* Console.error(
-        `shepherd run: resuming: ${checked.done} of ${checked.valid} requests already have a final outcome in ${config.out}` +
-          (previous.dropped > 0 ? ` (${previous.dropped} earlier lines to be sent again were removed)` : "")
-      )
-    }
-
-    // 2. The client: the key only from the environment; limits and budget in Redis with --redis.
+    // 1. The client, built before anything is read or sent, so that a configuration error (no key for
+    //    the default URL, a bad base URL, Redis unreachable) stops the run here: the key only from the
+    //    environment; limits and budget in Redis with --redis.
     const apiKey = keyText === undefined || keyText.trim() === "" ? undefined : Redacted.make(keyText)
+    const baseUrlFromEnv = Option.isNone(o.baseUrl) && process.env["OPENAI_BASE_URL"] !== undefined && process.env["OPENAI_BASE_URL"].trim() !== ""
     const baseUrl = Option.getOrUndefined(Option.orElse(o.baseUrl, () => Option.fromNullable(process.env["OPENAI_BASE_URL"]).pipe(Option.filter((u) => u.trim() !== ""))))
     const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm) }
     const clientLayer = ChatClient.layer({
@@ -311,6 +286,40 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       Layer.provide(Option.getOrElse(budgetLayer, () => Layer.empty)),
       Layer.provide(Option.getOrElse(limiterLayer, () => Layer.empty))
     )
+    const client = yield* Layer.build(layer).pipe(
+      Effect.catchTags({
+        ConfigError: (error: ConfigError.ConfigError) =>
+          new CliError({ detail: configProblem(error, keyVariable, baseUrlFromEnv), exitCode: ExitStatus.USAGE }),
+        LimiterUnavailableError: (error: ChatError.LimiterUnavailableError) =>
+          new CliError({ detail: `${limiterProblem(error)}: nothing was sent. ${LIMITER_ADVICE}`, exitCode: ExitStatus.UNFINISHED })
+      })
+    )
+    const apiUrl = baseUrl ?? ChatClient.DEFAULT_BASE_URL
+
+    // 2. What OUT already holds, then every input line checked before anything is sent.
+    const previous = yield* OutputFile.prepare(config)
+    const checked = yield* validate(config.input, previous.ids, config.inShard)
+    if (checked.problems.length > 0) {
+      for (const problem of checked.problems) yield* Console.error(problem)
+      if (!config.skipInvalid) {
+        return yield* new CliError({
+          detail: `${checked.problems.length} invalid line${checked.problems.length === 1 ? "" : "s"} in ${config.input} (listed above); nothing was sent. ` +
+            `Fix them, or pass --skip-invalid to send the ${checked.valid} valid requests.`,
+          exitCode: ExitStatus.USAGE
+        })
+      }
+      yield* Console.error(`shepherd run: skipping ${checked.problems.length} invalid lines (--skip-invalid)`)
+    }
+    if (checked.valid === 0) {
+      return yield* new CliError({ detail: `${config.input} holds no valid requests${Option.isSome(o.shard) ? " for this shard" : ""}`, exitCode: ExitStatus.USAGE })
+    }
+    if (previous.needsRewrite) yield* BatchFile.repairOutput(config.out, previous)
+    if (checked.done > 0) {
+      yield* Console.error(
+        `shepherd run: resuming: ${checked.done} of ${checked.valid} requests already have a final outcome in ${config.out}` +
+          (previous.dropped > 0 ? ` (${previous.dropped} earlier lines to be sent again were removed)` : "")
+      )
+    }
 
     // 3. Send, with progress; a first signal stops sending, a second aborts what is in flight.
     const stats = new RunStats.RunStats(yield* Clock.currentTimeMillis)
@@ -322,21 +331,39 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     let stopping = false
     const stopRequested = yield* Deferred.make<void>()
     const abortRequested = yield* Deferred.make<void>()
-    const onStop = (reason: RunStats.StopReason) => {
-      if (stats.stoppedBy === undefined) stats.stoppedBy = reason
+    const onStop = (reason: RunStats.StopReason, detail?: string) => {
+      if (stats.stoppedBy === undefined) {
+        stats.stoppedBy = reason
+        stats.stopDetail = detail
+      }
       stopping = true
     }
     let limiterFailure: ChatError.LimiterUnavailableError | undefined
-    const onRefused = (error: ChatError.BudgetExceededError | ChatError.LimiterUnavailableError) => {
+    let keyFailure: ChatError.ApiError | undefined
+    let unreachableFailure: ChatError.TransportError | ChatError.TimeoutError | undefined
+    /** A request with no line: refused, or not sent (`unsent`) because the batch had stopped. */
+    const onRefused = (error: ChatError.ChatError, unsent: boolean) => {
       if (error._tag === "BudgetExceededError") {
         stats.budgetRefused++
-        onStop("budget")
-      } else {
+        onStop("budget", "the budget was reached")
+      } else if (error._tag === "LimiterUnavailableError") {
         stats.limiterRefused++
         limiterFailure ??= error
-        onStop("limiter")
+        onStop("limiter", limiterProblem(error))
+      } else if (ChatError.isKeyRefusal(error)) {
+        stats.keyRefused++
+        keyFailure ??= error
+        onStop("key", keyProblem(error, apiUrl))
+      } else if (ChatError.isUnreachable(error)) {
+        stats.unreachable++
+        unreachableFailure ??= error
+        // One that used its retries is not yet a stop: the batch stops after a short run of them,
+        // and sends none of the requests after it.
+        if (unsent) onStop("unreachable", unreachableProblem(error, apiUrl))
       }
     }
+    // On a terminal, Ctrl-C echoes "^C" where the cursor is: the notice starts over it.
+    const overEcho = process.stderr.isTTY === true ? "\r" : ""
     let signals = 0
     const onSignal = () => {
       signals++
@@ -345,21 +372,36 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
 
     const finished = yield* Deferred.make<RunStats.Summary, unknown>()
     const supervise = Effect.gen(function* () {
-      const worker = yield* Effect.fork(send(config, checked.skip, previous.ids, stats, () => stopping, onRefused).pipe(Effect.provide(layer)))
-      const progressFiber = config.noProgress ? undefined : yield* Effect.fork(showProgress(stats, config.progressInterval))
+      const worker = yield* Effect.fork(send(config, checked.skip, previous.ids, stats, () => stopping, onRefused).pipe(Effect.provide(client)))
+      const display = config.noProgress ? Progress.none : yield* Progress.start(stats, config.progressInterval)
       const stopper = yield* Effect.fork(Effect.gen(function* () {
         yield* Deferred.await(stopRequested)
         onStop("interrupted")
+        // The bar first: it redraws its line, so nothing may be written under it.
+        yield* display.stop
         yield* Console.error(
-          `\nshepherd run: stopping: no new requests; waiting up to ${Duration.format(config.grace)} for those in flight (Ctrl-C again to abort them)`
+          `${overEcho}shepherd run: stopping: no new requests; waiting up to ${Duration.format(config.grace)} for those in flight (Ctrl-C again to abort them)`
         )
-        yield* Effect.race(Effect.sleep(config.grace), Deferred.await(abortRequested))
+        const aborted = yield* Effect.raceFirst(Effect.as(Effect.sleep(config.grace), false), Effect.as(Deferred.await(abortRequested), true))
+        yield* Console.error(
+          aborted
+            ? `${overEcho}shepherd run: aborting the requests in flight (a rerun sends them)`
+            : `shepherd run: aborting the requests still in flight after ${Duration.format(config.grace)} (a rerun sends them)`
+        )
         stats.stoppedBy = "aborted"
         yield* Fiber.interrupt(worker)
       }))
       const exit = yield* Fiber.await(worker)
       yield* Fiber.interrupt(stopper)
-      if (progressFiber !== undefined) yield* Fiber.interrupt(progressFiber)
+      yield* display.stop
+      if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) {
+        const error = Cause.squash(exit.cause)
+        onStop("file", error instanceof Error ? error.message : String(error))
+      }
+      if (stats.stoppedBy === undefined && unreachableFailure !== undefined && stats.remaining > 0 && stats.written === 0) {
+        // Every request sent failed to reach the server, and the batch ran out of inputs before it stopped.
+        onStop("unreachable", unreachableProblem(unreachableFailure, apiUrl))
+      }
       const now = yield* Clock.currentTimeMillis
       const result = RunStats.summary(stats, config.input, config.out, now, (yield* rateLimitedCount) - rateLimitedBefore)
       yield* Console.error(RunStats.summaryText(result))
@@ -395,9 +437,10 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
       // A refused Redis password is found before anything is sent: a configuration error.
       Effect.catchIf(
         (e): e is ChatError.LimiterUnavailableError => e instanceof ChatError.LimiterUnavailableError && e.reason === "password",
-        (e) => new CliError({ detail: `${e.message} It was read from ${redisSource}; nothing was sent.`, exitCode: 2 })
+        (e) => new CliError({ detail: `${e.message} It was read from ${redisSource}; nothing was sent.`, exitCode: ExitStatus.USAGE })
       )
     )
+    const notSent = `${result.remaining} request${result.remaining === 1 ? " has" : "s have"} no final outcome`
     if (result.stoppedBy === "budget") {
       return yield* new CliError({
         detail: `stopped by the budget of ${Pricing.format(Math.round(Option.getOrThrow(o.budgetUsd) * 1e6))}: ` +
@@ -419,14 +462,81 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     }
     if (result.stoppedBy === "limiter") {
       return yield* new CliError({
-        detail: `stopped: the shared limits at ${limiterFailure?.location ?? "Redis"} could not be reached (${limiterFailure?.detail ?? "unknown"}): ` +
-          `${result.remaining} requests were not sent. Rerun the same command when Redis is back to send them ` +
-          `(or add --redis-fallback to go on with local limits divided by the shard count).`
+        detail: `stopped: ${limiterFailure === undefined ? "the shared limits in Redis could not be reached" : limiterProblem(limiterFailure)}: ` +
+          `${result.remaining} requests were not sent. ${LIMITER_ADVICE}`
       })
     }
-    if (result.stoppedBy !== null) return yield* Effect.interrupt
+    if (result.stoppedBy === "key" && keyFailure !== undefined) {
+      return yield* new CliError({
+        detail: `stopped: ${keyProblem(keyFailure, apiUrl)}: ${notSent} (no line was written for them). ` +
+          `${keyFailure.status === 401 ? `Check ${keyVariable} (or --api-key-env) and that it belongs to ${apiUrl}` : "Check the key's permissions"}, then rerun the same command.`
+      })
+    }
+    if (result.stoppedBy === "unreachable" && unreachableFailure !== undefined) {
+      return yield* new CliError({
+        detail: `stopped: ${unreachableProblem(unreachableFailure, apiUrl)}: ${notSent} (no line was written for them). ` +
+          `Check --base-url${baseUrlFromEnv ? " (here from OPENAI_BASE_URL)" : ""} and the network, then rerun the same command.`
+      })
+    }
+    if (result.stoppedBy === "interrupted" || result.stoppedBy === "aborted") return yield* Effect.interrupt
+    // Requests left without a final outcome: the summary's last line says why; exit 1 so that scripts know.
+    if (result.remaining > 0) return yield* new CliError({ detail: "", exitCode: ExitStatus.UNFINISHED })
   }).pipe(Effect.scoped)
 
-export const runCommand = Command.make("run", commandConfig, handler).pipe(
-  Command.withDescription("Send an OpenAI Batch API input file (JSONL); write one output line per custom_id; rerun to resume")
+const LIMITER_ADVICE = "Rerun the same command when Redis is back to send them (or add --redis-fallback to go on with local limits divided by the shard count)."
+
+/** The shared limits' failure, in words, without the library's advice (the CLI names its own flag). */
+const limiterProblem = (error: ChatError.LimiterUnavailableError): string =>
+  `the shared ${error.store === "budget" ? "budget" : "rate limits"} at ${error.location} could not be reached (${error.detail.replace(/\.+$/, "")})`
+
+const keyProblem = (error: ChatError.ApiError, url: string): string =>
+  `${url} refused the API key (${error.status}${error.code === undefined ? "" : ` ${error.code}`}: ${error.detail.trim().replace(/\.+$/, "")})`
+
+const unreachableProblem = (error: ChatError.TransportError | ChatError.TimeoutError, url: string): string =>
+  error._tag === "TimeoutError"
+    ? `${url} could not be reached (no connection within ${error.timeoutMillis} ms)`
+    : `${url} could not be reached (${error.code === undefined ? "" : `${error.code}: `}${error.detail.trim().replace(/\.+$/, "")})`
+
+/** The flag (or variable) behind a ChatClient option a `ConfigError` names. */
+const FLAG_OF: Record<string, string> = {
+  baseUrl: "--base-url",
+  maxRetries: "--max-retries",
+  timeout: "--timeout",
+  rpm: "--rpm",
+  tpm: "--tpm"
+}
+
+/** A `ConfigError` from building the client, as one sentence naming the flag or variable to change. */
+export const configProblem = (error: ConfigError.ConfigError, keyVariable: string, baseUrlFromEnv: boolean): string => {
+  const first = (e: ConfigError.ConfigError): ConfigError.ConfigError => e._op === "And" || e._op === "Or" ? first(e.left) : e
+  const e = first(error)
+  const path = "path" in e ? e.path : []
+  const message = "message" in e ? e.message : String(error)
+  if (path[0] === "OPENAI_API_KEY") {
+    return `no API key: ${ChatClient.DEFAULT_BASE_URL} needs one. Set ${keyVariable}` +
+      `${keyVariable === "OPENAI_API_KEY" ? " (or name another variable with --api-key-env)" : ""}, or pass --base-url for a server that needs none`
+  }
+  const flag = path[0] === "baseUrl" && baseUrlFromEnv ? "OPENAI_BASE_URL" : FLAG_OF[path.at(-1) ?? ""]
+  if (flag === undefined) return message
+  // The library names its option (maxRetries, baseUrl); the user wrote a flag.
+  const option = `${path.at(-1)} `
+  return message.startsWith(option) ? `${flag} ${message.slice(option.length)}` : `${flag}: ${message}`
+}
+
+/** `shepherd run ARGS`: parses them from the flag table (help, or one line and exit 2), then runs. */
+export const main = (args: ReadonlyArray<string>) =>
+  Effect.suspend(() => {
+    const request = Flags.parse(flags, input, args, USAGE)
+    if (Either.isLeft(request)) return new CliError({ detail: request.left, exitCode: ExitStatus.USAGE })
+    if (request.right._tag === "Help") {
+      return Effect.sync(() => {
+        process.stdout.write(helpText({ bold: Flags.styled(process.stdout), width: process.stdout.columns }))
+      })
+    }
+    return handler({ ...request.right.flags, input: request.right.input })
+  })
+
+/** For `shepherd --help`'s list of commands; `main.ts` hands `shepherd run ...` to `main` above. */
+export const runCommand = Command.make("run").pipe(
+  Command.withDescription("Send an OpenAI Batch API input file (JSONL); write one output line per custom_id; rerun to resume (see shepherd run --help)")
 )

@@ -44,8 +44,12 @@ export class LatencyHistogram {
   }
 }
 
-/** Why a run ended before every request had an outcome. */
-export type StopReason = "budget" | "limiter" | "interrupted" | "aborted" | "output"
+/**
+ * Why a run stopped sending before every request had an outcome: the budget, the shared limits in
+ * Redis, the key refused, the server unreachable, the output file that could not be written, another
+ * file error, a signal.
+ */
+export type StopReason = "budget" | "limiter" | "key" | "unreachable" | "output" | "file" | "interrupted" | "aborted"
 
 /** The running counts. */
 export class RunStats {
@@ -73,6 +77,14 @@ export class RunStats {
   budgetRefused = 0
   /** Requests refused because the shared limits (Redis) could not be reached (not sent, no line). */
   limiterRefused = 0
+  /** Requests the provider refused for the key, or not sent after it did (no line). */
+  keyRefused = 0
+  /** Requests that never reached the server (refused, DNS, TLS, connect timeout) or were not sent after that (no line). */
+  unreachable = 0
+  /** The stop's reason in words (which URL, which error), for the summary. */
+  stopDetail: string | undefined = undefined
+  /** Failures written that a rerun sends again, by kind (`http_503`, `timeout_attempt`). */
+  readonly unfinished = new Map<string, number>()
   /** `i/n` when this run is one shard of the input. */
   shard: string | undefined = undefined
   /** Why the output file could not be written (the run stopped: `stoppedBy` "output"). */
@@ -99,6 +111,7 @@ export class RunStats {
       else this.unpriced++
     } else if (kind !== undefined) {
       this.failed.set(kind, (this.failed.get(kind) ?? 0) + 1)
+      if (!final) this.unfinished.set(kind, (this.unfinished.get(kind) ?? 0) + 1)
     }
   }
 
@@ -116,7 +129,8 @@ export class RunStats {
 
 const seconds = (millis: number) => millis / 1000
 
-const duration = (totalSeconds: number): string => {
+/** Seconds as people read them, with a unit: `45s`, `3m05s`, `1h02m`; `?` when unknown. */
+export const duration = (totalSeconds: number): string => {
   if (!Number.isFinite(totalSeconds)) return "?"
   const s = Math.max(0, Math.round(totalSeconds))
   const h = Math.floor(s / 3600)
@@ -175,6 +189,14 @@ export interface Summary {
   readonly stoppedBy: StopReason | null
   readonly budgetRefused: number
   readonly limiterRefused: number
+  /** Requests refused for the key (401, or a 403 about the key), or not sent after that. */
+  readonly keyRefused: number
+  /** Requests that never reached the server, or were not sent once it proved unreachable. */
+  readonly unreachable: number
+  /** Why the run stopped, in words (which URL, which error); null when it did not stop early. */
+  readonly stopDetail: string | null
+  /** Failures written that a rerun sends again, by kind. */
+  readonly unfinished: Readonly<Record<string, number>>
   /** `i/n` when the run was one shard of the input (`--shard`), else null. */
   readonly shard: string | null
   /** Why the output file could not be written, else null. */
@@ -207,6 +229,10 @@ export const summary = (stats: RunStats, input: string, output: string, nowMilli
     stoppedBy: stats.stoppedBy ?? null,
     budgetRefused: stats.budgetRefused,
     limiterRefused: stats.limiterRefused,
+    keyRefused: stats.keyRefused,
+    unreachable: stats.unreachable,
+    stopDetail: stats.stopDetail ?? null,
+    unfinished: Object.fromEntries([...stats.unfinished.entries()].sort()),
     shard: stats.shard ?? null,
     outputError: stats.outputError ?? null,
     unwritten: stats.unwritten,
@@ -238,17 +264,40 @@ export const summaryText = (s: Summary): string => {
     `  tokens ${s.tokens.prompt} in, ${s.tokens.completion} out; cost ${s.costUsd}` +
       (s.unpriced > 0 ? ` (plus ${s.unpriced} answers from models without a known price)` : "")
   ]
-  if (s.remaining > 0) {
-    const why = s.stoppedBy === "budget"
-      ? `the budget was reached (${s.budgetRefused} refused unsent)`
-      : s.stoppedBy === "limiter"
-      ? `the shared limits in Redis could not be reached (${s.limiterRefused} refused unsent)`
-      : s.stoppedBy === "output"
-      ? `${s.output} could not be written (${s.outputError ?? "unknown error"}; ${s.unwritten} answer${s.unwritten === 1 ? " was" : "s were"} received but not written)`
-      : s.stoppedBy === "interrupted" || s.stoppedBy === "aborted"
-      ? "the run was interrupted"
-      : "they failed in ways worth retrying (429, 5xx, timeouts, transport)"
-    lines.push(`  ${s.remaining} requests have no final outcome because ${why}: rerun the same command to send them`)
-  }
+  if (s.remaining > 0) lines.push(`  ${s.remaining} requests have no final outcome: ${unfinishedWhy(s)}. Rerun the same command to send them.`)
   return lines.join("\n")
+}
+
+/** Why the requests that have no line were not sent (or refused), from the reason the run stopped. */
+const stopText = (s: Summary): string => {
+  const detail = s.stopDetail ?? undefined
+  switch (s.stoppedBy) {
+    case "budget":
+      return `not sent: ${detail ?? "the budget was reached"}`
+    case "limiter":
+      return `not sent: ${detail ?? "the shared limits in Redis could not be reached"}`
+    case "key":
+      return `refused or not sent: ${detail ?? "the API refused the key"}`
+    case "unreachable":
+      return `not sent: ${detail ?? "the server could not be reached"}`
+    case "output":
+      return `not sent: ${s.output} could not be written (${s.outputError ?? detail ?? "unknown error"}; ${s.unwritten} answer${s.unwritten === 1 ? " was" : "s were"} received but not written)`
+    case "file":
+      return `not sent: the run stopped on an error: ${detail ?? "unknown"}`
+    case "interrupted":
+    case "aborted":
+      return "not sent: the run was interrupted"
+    case null:
+      return s.unreachable > 0 ? "not sent: the server could not be reached" : "not sent"
+  }
+}
+
+/** Why requests are left without a final outcome, from what actually happened. */
+export const unfinishedWhy = (s: Summary): string => {
+  const kinds = Object.entries(s.unfinished)
+  const retryable = kinds.reduce((sum, [, count]) => sum + count, 0)
+  const parts: Array<string> = []
+  if (s.remaining - retryable > 0) parts.push(`${s.remaining - retryable} ${stopText(s)}`)
+  if (retryable > 0) parts.push(`${retryable} failed in a way worth retrying (${kinds.map(([kind, count]) => `${kind} ${count}`).join(", ")})`)
+  return parts.join("; ")
 }

@@ -234,12 +234,15 @@ export const outputLine = (outcome: Batch.BatchOutcome, id: string): OutputLine 
   return { id, custom_id: outcome.custom_id, response: null, error: { code: nonHttpCode(error), message: error.message } }
 }
 
-/** HTTP statuses worth sending again on a rerun (the same ones the client retries). */
-const RETRYABLE_STATUS = (status: number) => status === 408 || status === 409 || status === 429 || status >= 500
+/**
+ * HTTP statuses worth sending again on a rerun: the ones the client retries, and 401 (the key was
+ * refused, not the request; `shepherd run` writes no line for it, but earlier versions did).
+ */
+const RETRYABLE_STATUS = (status: number) => status === 401 || status === 408 || status === 409 || status === 429 || status >= 500
 
 /**
  * Whether an output line is a final outcome a rerun keeps: an answer, or an error that sending again
- * would repeat (a 4xx other than 408/409/429; a 2xx body that was paid for but not understood).
+ * would repeat (a 4xx other than 401/408/409/429; a 2xx body that was paid for but not understood).
  * Rate limits, 5xx, timeouts, transport failures and budget refusals are sent again.
  */
 export const isFinal = (line: unknown): line is OutputLine => {
