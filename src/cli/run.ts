@@ -291,7 +291,10 @@ const handler = (o: RunOptions) =>
         ConfigError: (error: ConfigError.ConfigError) =>
           new CliError({ detail: configProblem(error, keyVariable, baseUrlFromEnv), exitCode: ExitStatus.USAGE }),
         LimiterUnavailableError: (error: ChatError.LimiterUnavailableError) =>
-          new CliError({ detail: `${limiterProblem(error)}: nothing was sent. ${LIMITER_ADVICE}`, exitCode: ExitStatus.UNFINISHED })
+          error.reason === "password"
+            // A refused Redis password is a configuration error, found before anything is sent.
+            ? new CliError({ detail: `${error.message} It was read from ${redisSource}; nothing was sent.`, exitCode: ExitStatus.USAGE })
+            : new CliError({ detail: `${limiterProblem(error)}: nothing was sent. ${LIMITER_ADVICE}`, exitCode: ExitStatus.UNFINISHED })
       })
     )
     const apiUrl = baseUrl ?? ChatClient.DEFAULT_BASE_URL
