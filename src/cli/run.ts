@@ -37,6 +37,7 @@ import { IdTable } from "../internal/idTable.js"
 import * as Shared from "../internal/redis.js"
 import * as Metrics from "../Metrics.js"
 import * as Pricing from "../Pricing.js"
+import * as ConfigErrors from "./configError.js"
 import * as RateLimit from "../RateLimit.js"
 import { CliError } from "./error.js"
 import * as RunStats from "./runStats.js"
@@ -295,13 +296,17 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     const apiKey = keyText === undefined || keyText.trim() === "" ? undefined : Redacted.make(keyText)
     const baseUrl = Option.getOrUndefined(Option.orElse(o.baseUrl, () => Option.fromNullable(process.env["OPENAI_BASE_URL"]).pipe(Option.filter((u) => u.trim() !== ""))))
     const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm) }
-    const clientLayer = ChatClient.layer({
+    const clientOptions: ChatClient.Overrides = {
       apiKey,
       baseUrl,
       timeout: Option.getOrUndefined(o.timeout),
       retry: Option.match(o.maxRetries, { onNone: () => ({}), onSome: (maxRetries) => ({ maxRetries }) }),
       limits
-    })
+    }
+    // A bad flag (--rpm 0) or key (a pasted line break) is a usage error before anything is sent.
+    const flags = new Map([...ConfigErrors.runFlags, ["apiKey", keyVariable]])
+    yield* Effect.mapError(ChatClient.resolveOptions(clientOptions), ConfigErrors.toCliError(flags))
+    const clientLayer = ChatClient.layer(clientOptions)
     const shared = Option.map(o.redis, (url) => ({
       url,
       namespace: o.namespace,
@@ -315,7 +320,8 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     const limiterLayer = Option.map(shared, (redis) => RateLimit.layerRedis({ ...redis, ...limits }))
     const layer = clientLayer.pipe(
       Layer.provide(Option.getOrElse(budgetLayer, () => Layer.empty)),
-      Layer.provide(Option.getOrElse(limiterLayer, () => Layer.empty))
+      Layer.provide(Option.getOrElse(limiterLayer, () => Layer.empty)),
+      Layer.mapError(ConfigErrors.toCliError(flags))
     )
 
     // 3. Send, with progress; a first signal stops sending, a second aborts what is in flight.
