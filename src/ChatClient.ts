@@ -195,13 +195,15 @@ export const currentRetry: FiberRef.FiberRef<Partial<RetryPolicy.Options> | unde
 
 /**
  * Runs `effect` with other retry options for the chat calls it makes (they win over the client's):
- * `ChatClient.withRetry({ maxRetries: 0 })(chat.create(request))`. Invalid options fail with a
- * `ConfigError` naming them (`["retry", "maxRetries"]`) before `effect` runs.
+ * `ChatClient.withRetry({ maxRetries: 0 })(chat.create(request))`. Options written in code, so an
+ * invalid one is a programming error: `effect` does not run, and the fiber dies with an `Error`
+ * naming the option (`retry.maxRetries ...`); check them with `RetryPolicy.validateOptions` first
+ * for a typed `ConfigError`.
  */
 export const withRetry = (options: Partial<RetryPolicy.Options>) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | ConfigError.ConfigError, R> =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.zipRight(
-    RetryPolicy.validateOptions(options, ["retry"]),
+    Effect.orDieWith(RetryPolicy.validateOptions(options, ["retry"]), (error) => new Error(`ChatClient.withRetry: ${error.message}`)),
     Effect.flatMap(FiberRef.get(currentRetry), (outer) => Effect.locally(effect, currentRetry, { ...outer, ...options }))
   )
 

@@ -148,7 +148,6 @@ const rows: ReadonlyArray<readonly [string, () => Effect.Effect<unknown, unknown
   ["MockServer apiKey with a LF", () => MockServer.make({ apiKey: "k\n" }), ["apiKey"]],
   // RetryPolicy on its own, and per call.
   ["RetryPolicy.validateOptions factor 0", () => RetryPolicy.validateOptions({ factor: 0 }), ["factor"]],
-  ["ChatClient.withRetry maxRetries -1", () => Effect.provide(Effect.flatMap(ChatClient.ChatClient, (c) => ChatClient.withRetry({ maxRetries: -1 })(c.create(request))), ChatClient.layerWithoutHttpClient({ baseUrl: BASE }).pipe(Layer.provide(stubClient([ok]).layer))), ["retry", "maxRetries"]]
 ]
 
 describe("13.A6 every option is checked when its layer is built", () => {
@@ -189,6 +188,18 @@ describe("13.A6 every option is checked when its layer is built", () => {
         if (Option.isSome(exit)) expect(configPath(Exit.flatten(exit.value))).toEqual(["limits", Object.keys(limits)[0]])
         expect(stub.sent).toHaveLength(0)
       }
+    }))
+
+  it.effect("13.A6 ChatClient.withRetry with a bad option (written in code) stops before sending, naming the option", () =>
+    Effect.gen(function* () {
+      const stub = stubClient([ok])
+      const exit = yield* Effect.exit(
+        Effect.flatMap(ChatClient.ChatClient, (c) => ChatClient.withRetry({ maxRetries: -1 })(c.create(request))).pipe(
+          Effect.provide(ChatClient.layerWithoutHttpClient({ baseUrl: BASE }).pipe(Layer.provide(stub.layer)))
+        )
+      )
+      expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("retry.maxRetries")
+      expect(stub.sent).toHaveLength(0)
     }))
 
   it("13.A6 RetryPolicy.schedule, which has no error channel, refuses bad options when it is made, naming the option", () => {
