@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -15,14 +16,17 @@ import * as Option from "effect/Option"
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { BudgetExceededError, LimiterUnavailableError } from "./ChatError.js"
 import * as Shared from "./internal/redis.js"
+import * as Validate from "./internal/validate.js"
 import * as Pricing from "./Pricing.js"
 import { randomBytes } from "node:crypto"
 
 export interface Options {
-  /** The limit, in US dollars. */
+  /** The limit, in US dollars: a finite number above 0. */
   readonly maxUsd: number
   /** Prices used for reservations and costs. @default Pricing.defaultTable */
   readonly prices?: Pricing.PriceTable | undefined
@@ -55,21 +59,57 @@ export interface Service {
 
 export class Budget extends Context.Tag("effect-shepherd/Budget")<Budget, Service>() {}
 
-/** The worst case of a request at `prices`, or the error when its model has no price. */
+/**
+ * Checks a budget's options (`maxUsd` a finite number above 0, every price finite and at least 0);
+ * fails with a `ConfigError` naming the option, e.g. `["maxUsd"]` or `["prices", "my-model", "input"]`.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateOptions = (options: Options, path: ReadonlyArray<string> = []): Effect.Effect<void, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const maxUsd = yield* Validate.positiveNumber([...path, "maxUsd"], options.maxUsd)
+    // Micro-dollars are counted exactly up to 2^53 (about 9 billion dollars).
+    if (maxUsd * 1e6 > Number.MAX_SAFE_INTEGER) return yield* Effect.fail(Validate.invalid([...path, "maxUsd"], `must be at most 9000000000 (dollars), got ${maxUsd}`))
+    if (options.prices === undefined) return
+    const decoded = decodePrices(options.prices)
+    if (Either.isLeft(decoded)) {
+      const [issue] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+      const at = [...path, "prices", ...(issue?.path ?? []).map(String)]
+      return yield* Effect.fail(Validate.invalid(at, `is not a price: ${issue?.message ?? "invalid"}`))
+    }
+  })
+
+const decodePrices = Schema.decodeUnknownEither(Pricing.PriceTable, { errors: "first" })
+
+/** The worst case of a request at `prices`, or the error when its model has no price or it cannot be counted. */
 const worstCaseOf = (prices: Pricing.PriceTable, limit: number, committed: () => number) =>
   (model: string, promptTokens: number, maxCompletionTokens: number): Effect.Effect<Pricing.MicroUsd, BudgetExceededError> => {
     const worst = Pricing.worstCase(model, promptTokens, maxCompletionTokens, prices)
-    return Option.isSome(worst) ? Effect.succeed(worst.value) : Effect.fail(new BudgetExceededError({
+    // Pricing gives only whole, finite, non-negative amounts; checked again here because one NaN in
+    // the totals would make every later comparison false and switch the budget off.
+    if (Option.isSome(worst) && Pricing.isMicroUsd(worst.value)) return Effect.succeed(worst.value)
+    const priced = Option.isSome(Pricing.priceOf(model, prices))
+    return Effect.fail(new BudgetExceededError({
       limitMicroUsd: limit,
       committedMicroUsd: committed(),
       requiredMicroUsd: 0,
-      detail: `no price is known for model "${model}": add it with Pricing.withPrices (or a prices file) so that its cost can be counted`
+      detail: priced
+        ? `the worst-case cost of a request for model ${JSON.stringify(model)} cannot be counted (prompt tokens ${promptTokens}, completion allowance ${maxCompletionTokens}): it was not sent`
+        : `no price is known for model ${JSON.stringify(model)}: add it with Pricing.withPrices (or a prices file) so that its cost can be counted`
     }))
   }
 
-/** A budget in memory, for one process. */
-export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.sync(() => {
+/** What a settlement adds to the spend: the actual cost when it is a whole, finite, non-negative amount, else the hold. */
+const settledAmount = (reservation: Reservation, actual: Option.Option<Pricing.MicroUsd>): Pricing.MicroUsd =>
+  Option.match(actual, {
+    onNone: () => 0,
+    onSome: (amount) => (Pricing.isMicroUsd(amount) ? amount : reservation.amount)
+  })
+
+/** A budget in memory, for one process; fails with a `ConfigError` when an option is invalid (see {@link validateOptions}). */
+export const make = (options: Options): Effect.Effect<Service, ConfigError.ConfigError> =>
+  Effect.zipRight(validateOptions(options), Effect.sync((): Service => {
     const limit = Math.round(options.maxUsd * 1e6)
     const prices = options.prices ?? Pricing.defaultTable
     let spent = 0
@@ -88,14 +128,14 @@ export const make = (options: Options): Effect.Effect<Service> =>
       settle: (reservation, actual) =>
         Effect.sync(() => {
           reserved -= reservation.amount
-          spent += Option.getOrElse(actual, () => 0)
+          spent += settledAmount(reservation, actual)
         }),
       snapshot: Effect.sync(() => ({ limitMicroUsd: limit, spentMicroUsd: spent, reservedMicroUsd: reserved }))
     }
-  })
+  }))
 
-/** The budget as a layer. */
-export const layer = (options: Options): Layer.Layer<Budget> => Layer.effect(Budget, make(options))
+/** The budget as a layer; fails to build with a `ConfigError` naming an invalid option. */
+export const layer = (options: Options): Layer.Layer<Budget, ConfigError.ConfigError> => Layer.effect(Budget, make(options))
 
 /** Options of a budget kept in Redis. */
 export interface RedisOptions extends Options, Shared.RedisOptions {
@@ -128,8 +168,10 @@ export interface RedisOptions extends Options, Shared.RedisOptions {
  * own record (`1/workers` of what was left at its last contact). Either way the process adds what it
  * committed to the record Redis holds now, so that a process started later does not begin at zero.
  */
-export const makeRedis = (options: RedisOptions): Effect.Effect<Service, LimiterUnavailableError, Scope.Scope> =>
+export const makeRedis = (options: RedisOptions): Effect.Effect<Service, LimiterUnavailableError | ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
+    yield* validateOptions(options)
+    if (options.leaseDuration !== undefined) yield* Validate.positiveDuration(["leaseDuration"], options.leaseDuration)
     const limit = Math.round(options.maxUsd * 1e6)
     const prices = options.prices ?? Pricing.defaultTable
     const { prefix, workers } = yield* Shared.resolve(options)
@@ -307,7 +349,7 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
 
     const settle: Service["settle"] = (reservation, actual) =>
       Effect.suspend(() => {
-        const spent = Math.round(Option.getOrElse(actual, () => 0))
+        const spent = settledAmount(reservation, actual)
         // Counted once, and only for reservations made here.
         if (mine.delete(reservation)) {
           ownReserved -= reservation.amount
@@ -351,6 +393,7 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
 
 /**
  * The budget in Redis as a layer (see `makeRedis`); fails to build when Redis cannot be reached and
- * `onUnavailable` is `failClosed` (the default).
+ * `onUnavailable` is `failClosed` (the default), and with a `ConfigError` naming an invalid option
+ * (`maxUsd`, `prices`, `leaseDuration`, `url`, `namespace`, `workers`, `commandTimeout`, ...).
  */
-export const layerRedis = (options: RedisOptions): Layer.Layer<Budget, LimiterUnavailableError> => Layer.scoped(Budget, makeRedis(options))
+export const layerRedis = (options: RedisOptions): Layer.Layer<Budget, LimiterUnavailableError | ConfigError.ConfigError> => Layer.scoped(Budget, makeRedis(options))

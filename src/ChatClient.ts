@@ -47,6 +47,7 @@ import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import * as Sse from "./Sse.js"
 import * as Env from "./internal/env.js"
+import * as Validate from "./internal/validate.js"
 import { VERSION } from "./internal/version.js"
 
 /** The OpenAI API; the only base URL for which an API key is required. */
@@ -214,39 +215,31 @@ export const currentRetry: FiberRef.FiberRef<Partial<RetryPolicy.Options> | unde
 
 /**
  * Runs `effect` with other retry options for the chat calls it makes (they win over the client's):
- * `ChatClient.withRetry({ maxRetries: 0 })(chat.create(request))`.
+ * `ChatClient.withRetry({ maxRetries: 0 })(chat.create(request))`. Options written in code, so an
+ * invalid one is a programming error: `effect` does not run, and the fiber dies with an `Error`
+ * naming the option (`retry.maxRetries ...`); check them with `RetryPolicy.validateOptions` first
+ * for a typed `ConfigError`.
  */
 export const withRetry = (options: Partial<RetryPolicy.Options>) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(FiberRef.get(currentRetry), (outer) => Effect.locally(effect, currentRetry, { ...outer, ...options }))
+  Effect.zipRight(
+    Effect.orDieWith(RetryPolicy.validateOptions(options, ["retry"]), (error) => new Error(`ChatClient.withRetry: ${error.message}`)),
+    Effect.flatMap(FiberRef.get(currentRetry), (outer) => Effect.locally(effect, currentRetry, { ...outer, ...options }))
+  )
 
 /** The `ChatClient` service tag. */
 export class ChatClient extends Context.Tag("effect-shepherd/ChatClient")<ChatClient, Service>() {}
 
-const positive = (name: string, value: number, integer: boolean): Effect.Effect<void, ConfigError.ConfigError> =>
-  Number.isFinite(value) && value > 0 && (!integer || Number.isInteger(value))
-    ? Effect.void
-    : Effect.fail(ConfigError.InvalidData([name], `${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`))
-
-const positiveDuration = (name: string, value: Duration.DurationInput): Effect.Effect<Duration.Duration, ConfigError.ConfigError> =>
-  Option.match(Duration.decodeUnknown(value), {
-    onNone: () => Effect.fail(ConfigError.InvalidData([name], `${name} is not a duration: ${String(value)}`)),
-    onSome: (d) =>
-      Duration.greaterThan(d, Duration.zero) && Duration.isFinite(d)
-        ? Effect.succeed(d)
-        : Effect.fail(ConfigError.InvalidData([name], `${name} must be a positive finite duration, got ${Duration.format(d)}`))
-  })
-
-/** Checks options and fills in defaults; fails with a `ConfigError` that names the bad option. */
+/**
+ * Checks options and fills in defaults; fails with a `ConfigError` that names the bad option by its
+ * path (`["timeout"]`, `["retry", "factor"]`, `["limits", "rpm"]`, `["headers", "x-team"]`). An API key
+ * that an HTTP header cannot carry (a pasted line break, whitespace, a character beyond ASCII) fails
+ * with `["apiKey"]`, and its message never contains the key.
+ */
 export const resolveOptions = (options: Overrides): Effect.Effect<Options, ConfigError.ConfigError> =>
   Effect.gen(function* () {
     const resolved: Options = { ...defaults, ...withoutUndefined(options) }
-    const url = URL.canParse(resolved.baseUrl) ? new URL(resolved.baseUrl) : undefined
-    if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
-      return yield* Effect.fail(
-        ConfigError.InvalidData(["baseUrl"], `baseUrl must be an http(s) URL such as ${DEFAULT_BASE_URL}, got ${JSON.stringify(resolved.baseUrl)}`)
-      )
-    }
+    const url = yield* Validate.url(["baseUrl"], resolved.baseUrl, ["http:", "https:"], DEFAULT_BASE_URL)
     if (resolved.apiKey === undefined && url.hostname === "api.openai.com") {
       return yield* Effect.fail(
         ConfigError.MissingData(
@@ -255,25 +248,32 @@ export const resolveOptions = (options: Overrides): Effect.Effect<Options, Confi
         )
       )
     }
-    yield* positive("connections", resolved.connections, true)
-    yield* positiveDuration("keepAliveTimeout", resolved.keepAliveTimeout)
-    yield* positiveDuration("connectTimeout", resolved.connectTimeout)
-    yield* positiveDuration("timeout", resolved.timeout)
-    yield* positiveDuration("idleTimeout", resolved.idleTimeout)
-    yield* positive("maxResponseBytes", resolved.maxResponseBytes, true)
-    yield* positive("maxEventBytes", resolved.maxEventBytes, true)
-    const retry = { ...RetryPolicy.defaults, ...resolved.retry }
-    if (!Number.isInteger(retry.maxRetries) || retry.maxRetries < 0) {
-      return yield* Effect.fail(ConfigError.InvalidData(["maxRetries"], `maxRetries must be a whole number >= 0, got ${retry.maxRetries}`))
+    if (resolved.apiKey !== undefined) {
+      if (!Redacted.isRedacted(resolved.apiKey)) {
+        return yield* Effect.fail(Validate.invalid(["apiKey"], "must be a Redacted string: pass Redacted.make(key)"))
+      }
+      const key: unknown = Redacted.value(resolved.apiKey)
+      if (typeof key !== "string") return yield* Effect.fail(Validate.invalid(["apiKey"], "must hold a string"))
+      yield* Validate.apiKey(["apiKey"], key, "OPENAI_API_KEY when read from the environment")
     }
-    if (!(retry.factor >= 1)) return yield* Effect.fail(ConfigError.InvalidData(["retry", "factor"], `retry factor must be >= 1, got ${retry.factor}`))
-    yield* positiveDuration("initialDelay", retry.initialDelay)
-    yield* positiveDuration("maxDelay", retry.maxDelay)
-    yield* positiveDuration("maxRetryAfter", retry.maxRetryAfter)
-    yield* positiveDuration("totalTimeout", retry.totalTimeout)
-    if (resolved.transport !== "undici" && resolved.transport !== "platform") {
-      return yield* Effect.fail(ConfigError.InvalidData(["transport"], `transport must be "undici" or "platform", got ${JSON.stringify(resolved.transport)}`))
+    yield* Validate.positiveInt(["connections"], resolved.connections)
+    yield* Validate.positiveDuration(["keepAliveTimeout"], resolved.keepAliveTimeout)
+    yield* Validate.positiveDuration(["connectTimeout"], resolved.connectTimeout)
+    yield* Validate.positiveDuration(["timeout"], resolved.timeout)
+    yield* Validate.positiveDuration(["idleTimeout"], resolved.idleTimeout)
+    yield* Validate.positiveInt(["maxResponseBytes"], resolved.maxResponseBytes)
+    yield* Validate.positiveInt(["maxEventBytes"], resolved.maxEventBytes)
+    if (typeof resolved.headers !== "object" || resolved.headers === null) {
+      return yield* Effect.fail(Validate.invalid(["headers"], "must be an object of header names to values"))
     }
+    for (const [name, value] of Object.entries(resolved.headers)) {
+      yield* Validate.headerName(["headers", name], name)
+      yield* Validate.headerValue(["headers", name], value)
+    }
+    yield* Validate.oneOf(["transport"], resolved.transport, ["undici", "platform"] as const)
+    yield* Validate.boolean(["tracing"], resolved.tracing)
+    yield* RetryPolicy.validateOptions(resolved.retry, ["retry"])
+    yield* RateLimit.validateOptions(resolved.limits, ["limits"])
     return resolved
   })
 
@@ -285,7 +285,7 @@ const makeWith = (
   resolved: Options,
   transport: (settings: Transport.Settings) => Transport.Send,
   openStream: (settings: Transport.Settings) => Transport.Open
-): Effect.Effect<Service, never, Scope.Scope> =>
+): Effect.Effect<Service, ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
     const clock = yield* Effect.clock
     const deadlines = yield* Deadlines.make

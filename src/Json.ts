@@ -11,11 +11,13 @@
  *
  * @since 0.1.0
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { jsonrepair } from "jsonrepair"
 import { quickRepair } from "./internal/quickRepair.js"
+import * as Validate from "./internal/validate.js"
 
 /** How a value was recovered. */
 export type Recovery =
@@ -62,13 +64,26 @@ export class JsonParseError extends Schema.TaggedError<JsonParseError>()("JsonPa
 
 /** Limits. */
 export interface Options {
-  /** Largest input, in UTF-8 bytes. @default 33554432 (32 MB) */
+  /** Largest input, in UTF-8 bytes: a whole number of at least 1. @default 33554432 (32 MB) */
   readonly maxBytes: number
-  /** Deepest nesting of arrays and objects. @default 1000 */
+  /** Deepest nesting of arrays and objects: a whole number of at least 1. @default 1000 */
   readonly maxDepth: number
 }
 
 export const defaults: Options = { maxBytes: 32 * 1024 * 1024, maxDepth: 1000 }
+
+/**
+ * Checks the limits (`JsonParser.layer` does when it is built): a `ConfigError` naming the option
+ * under `path`, e.g. `["maxDepth"]`. A limit that is not a whole number would switch its check off.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateOptions = (options: Partial<Options>, path: ReadonlyArray<string> = []): Effect.Effect<void, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    if (options.maxBytes !== undefined) yield* Validate.positiveInt([...path, "maxBytes"], options.maxBytes)
+    if (options.maxDepth !== undefined) yield* Validate.positiveInt([...path, "maxDepth"], options.maxDepth)
+  })
 
 const EXCERPT = 200
 

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -16,6 +17,7 @@ import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
 import { Piscina } from "piscina"
 import type { Reply, Task } from "../workers/jsonWorker.js"
+import * as Validate from "./internal/validate.js"
 import * as Json from "./Json.js"
 
 /** Pool options. Every default is in {@link defaults}. */
@@ -44,9 +46,32 @@ export interface Options extends Json.Options {
   readonly deadlinePerMb: Duration.DurationInput
 }
 
+/**
+ * Checks pool options: `inlineBelowBytes` a whole number of at least 0, `maxThreads` and
+ * `maxWorkerHeapMb` whole numbers of at least 1, `deadline` a positive finite duration, `idleTimeout`
+ * and `deadlinePerMb` finite durations of at least 0, and `Json.Options`' limits. Fails with a
+ * `ConfigError` naming the option, e.g. `["maxThreads"]`.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateOptions = (options: Partial<Options>, path: ReadonlyArray<string> = []): Effect.Effect<void, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    yield* Json.validateOptions(options, path)
+    if (options.inlineBelowBytes !== undefined) yield* Validate.nonNegativeInt([...path, "inlineBelowBytes"], options.inlineBelowBytes)
+    if (options.maxThreads !== undefined) yield* Validate.positiveInt([...path, "maxThreads"], options.maxThreads)
+    if (options.maxWorkerHeapMb !== undefined) yield* Validate.positiveInt([...path, "maxWorkerHeapMb"], options.maxWorkerHeapMb)
+    if (options.idleTimeout !== undefined) yield* Validate.nonNegativeDuration([...path, "idleTimeout"], options.idleTimeout)
+    if (options.deadline !== undefined) yield* Validate.positiveDuration([...path, "deadline"], options.deadline)
+    if (options.deadlinePerMb !== undefined) yield* Validate.nonNegativeDuration([...path, "deadlinePerMb"], options.deadlinePerMb)
+  })
+
 /** Per-call options of `parse`. */
 export interface ParseOptions {
-  /** This call's deadline (the size allowance is not added). @default the layer's */
+  /**
+   * This call's deadline (the size allowance is not added): a positive finite duration; an invalid
+   * one is a defect (a programming error), reported when the call runs. @default the layer's
+   */
   readonly deadline?: Duration.DurationInput | undefined
 }
 
@@ -94,12 +119,16 @@ const fromReply = (reply: Reply): Effect.Effect<Json.JsonResult, Json.JsonParseE
       ...(reply.position === undefined ? {} : { position: reply.position })
     }))
 
-/** The pool as a layer: started when built, destroyed (its workers terminated) with its scope. */
-export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =>
+/**
+ * The pool as a layer: started when built, destroyed (its workers terminated) with its scope. Fails
+ * to build with a `ConfigError` naming an invalid option (see {@link validateOptions}).
+ */
+export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser, ConfigError.ConfigError> =>
   Layer.scoped(
     JsonParser,
     Effect.gen(function* () {
-      const o: Options = { ...defaults, ...options }
+      yield* validateOptions(options)
+      const o: Options = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) }
       const limits = { maxBytes: o.maxBytes, maxDepth: o.maxDepth }
       const workerFailed = (cause: unknown, text: string) =>
         new Json.JsonParseError({
@@ -173,7 +202,11 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =
         Effect.acquireUseRelease(Effect.interruptible(Queue.take(slots)), () => effect, () => Queue.offer(slots, undefined))
       const baseMillis = Duration.toMillis(o.deadline)
       const perMbMillis = Duration.toMillis(o.deadlinePerMb)
-      const withDeadline = (text: string, options: ParseOptions | undefined) => {
+      const withDeadline = (text: string, options: ParseOptions | undefined) => Effect.suspend(() => {
+        if (options?.deadline !== undefined) {
+          const checked = Validate.positiveDuration(["deadline"], options.deadline)
+          if (checked._tag === "Left") return Effect.dieMessage(`JsonParser.parse: ${String(checked.left)}`)
+        }
         const millis = options?.deadline !== undefined
           ? Duration.toMillis(options.deadline)
           : baseMillis + Math.ceil((perMbMillis * text.length) / (1024 * 1024))
@@ -189,7 +222,7 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser> =
               excerpt: text.slice(0, 200)
             })
         }))
-      }
+      })
       return JsonParser.of({
         parse: (text, options) => (text.length < o.inlineBelowBytes ? Json.parse(text, limits) : withDeadline(text, options))
       })

@@ -15,11 +15,11 @@ export type MicroUsd = number
 /** Prices of one model, in USD per 1M tokens, with where they come from. */
 export const ModelPrice = Schema.Struct({
   /** Prompt tokens. */
-  input: Schema.Number.pipe(Schema.nonNegative()),
+  input: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
   /** Completion tokens (reasoning tokens included, as providers bill them). */
-  output: Schema.Number.pipe(Schema.nonNegative()),
+  output: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
   /** Prompt tokens served from the provider's cache (`prompt_tokens_details.cached_tokens`), when priced apart. */
-  cachedInput: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+  cachedInput: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative())),
   /** Where the price was read. */
   source: Schema.String,
   /** When it was read (YYYY-MM-DD). */
@@ -56,37 +56,76 @@ export const withPrices = (prices: PriceTable, table: PriceTable = defaultTable)
 export const decodeTable = Schema.decodeUnknownEither(Schema.parseJson(PriceTable))
 
 /**
+ * The entries of a table as a `Map`: only the table's own entries count, so that a model named
+ * `constructor`, `__proto__` or `toString` finds no price instead of an `Object.prototype` member.
+ * Built once per table object.
+ */
+const indexes = new WeakMap<PriceTable, ReadonlyMap<string, ModelPrice>>()
+const indexOf = (table: PriceTable): ReadonlyMap<string, ModelPrice> => {
+  let index = indexes.get(table)
+  if (index === undefined) {
+    index = new Map(Object.entries(table))
+    indexes.set(table, index)
+  }
+  return index
+}
+
+/**
  * The price of `model`: an exact entry, else the longest entry that prefixes it followed by `-` (a
  * dated snapshot such as `gpt-4.1-2025-04-14` is priced as `gpt-4.1`; `gpt-4.1-mini` has its own entry).
+ * Only the table's own entries are read.
  */
 export const priceOf = (model: string, table: PriceTable = defaultTable): Option.Option<ModelPrice> => {
-  const exact = table[model]
+  const index = indexOf(table)
+  const exact = index.get(model)
   if (exact !== undefined) return Option.some(exact)
+  if (!/-\d{4}-\d{2}-\d{2}$/.test(model)) return Option.none()
   let best: string | undefined
-  for (const name of Object.keys(table)) {
+  for (const name of index.keys()) {
     if (model.startsWith(`${name}-`) && /^-\d{4}-\d{2}-\d{2}$/.test(model.slice(name.length)) && (best === undefined || name.length > best.length)) best = name
   }
-  return best === undefined ? Option.none() : Option.some(table[best]!)
+  return best === undefined ? Option.none() : Option.fromNullable(index.get(best))
 }
 
 /** Tokens at a price per 1M tokens, in micro-dollars, rounded up (a partial micro-dollar is charged). */
 const micro = (tokens: number, usdPerMillion: number): MicroUsd => Math.ceil(tokens * usdPerMillion - 1e-9)
 
-/** The cost of a call from its reported usage; none for an unknown model. */
+/** A token count that can be priced: a finite number of at least 0. */
+const countable = (tokens: number): boolean => typeof tokens === "number" && Number.isFinite(tokens) && tokens >= 0
+
+/** Whether `amount` is a cost the budget can add up: a whole number of micro-dollars, at least 0, exact in a double. */
+export const isMicroUsd = (amount: number): boolean => Number.isSafeInteger(amount) && amount >= 0
+
+/** `amount` when it is a cost the budget can add up, else none (a price or a count no budget may take). */
+const checked = (amount: number): Option.Option<MicroUsd> => (isMicroUsd(amount) ? Option.some(amount) : Option.none())
+
+/**
+ * The cost of a call from its reported usage: a whole, finite, non-negative number of micro-dollars,
+ * or none when the model has no price or the usage cannot be priced (a token count that is negative,
+ * not finite or not a number, as a misbehaving server may report).
+ */
 export const cost = (
   model: string,
   usage: Pick<ChatSchema.CompletionUsage, "prompt_tokens" | "completion_tokens" | "prompt_tokens_details">,
   table: PriceTable = defaultTable
 ): Option.Option<MicroUsd> =>
-  Option.map(priceOf(model, table), (price) => {
-    const cached = Math.min(usage.prompt_tokens, usage.prompt_tokens_details?.cached_tokens ?? 0)
+  Option.flatMap(priceOf(model, table), (price) => {
+    const cachedTokens = usage.prompt_tokens_details?.cached_tokens ?? 0
+    if (!countable(usage.prompt_tokens) || !countable(usage.completion_tokens) || !countable(cachedTokens)) return Option.none()
+    const cached = Math.min(usage.prompt_tokens, cachedTokens)
     const cachedPrice = price.cachedInput ?? price.input
-    return micro(usage.prompt_tokens - cached, price.input) + micro(cached, cachedPrice) + micro(usage.completion_tokens, price.output)
+    return checked(micro(usage.prompt_tokens - cached, price.input) + micro(cached, cachedPrice) + micro(usage.completion_tokens, price.output))
   })
 
-/** The most a call can cost: its prompt tokens plus its completion allowance, all at full price. */
+/**
+ * The most a call can cost: its prompt tokens plus its completion allowance, all at full price. None
+ * when the model has no price or a count cannot be priced (as {@link cost}).
+ */
 export const worstCase = (model: string, promptTokens: number, maxCompletionTokens: number, table: PriceTable = defaultTable): Option.Option<MicroUsd> =>
-  Option.map(priceOf(model, table), (price) => micro(promptTokens, price.input) + micro(maxCompletionTokens, price.output))
+  Option.flatMap(priceOf(model, table), (price) =>
+    countable(promptTokens) && countable(maxCompletionTokens)
+      ? checked(micro(promptTokens, price.input) + micro(maxCompletionTokens, price.output))
+      : Option.none())
 
 /** Micro-dollars as dollars for people: `$0.001234`. */
 export const format = (amount: MicroUsd): string => `$${(amount / 1e6).toFixed(6)}`

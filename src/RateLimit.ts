@@ -14,6 +14,7 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -22,14 +23,15 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { LimiterUnavailableError } from "./ChatError.js"
 import * as Shared from "./internal/redis.js"
+import * as Validate from "./internal/validate.js"
 
 /** Limits. Leave one out for no limit of that kind. */
 export interface Options {
-  /** Requests started per minute, at most. @default undefined (none) */
+  /** Requests started per minute, at most: a whole number of at least 1. @default undefined (none) */
   readonly rpm?: number | undefined
-  /** Tokens (prompt plus completion allowance) per minute, at most. @default undefined (none) */
+  /** Tokens (prompt plus completion allowance) per minute, at most: a whole number of at least 1. @default undefined (none) */
   readonly tpm?: number | undefined
-  /** Requests in flight at once, at most. @default undefined (none) */
+  /** Requests in flight at once, at most: a whole number of at least 1. @default undefined (none) */
   readonly maxInFlight?: number | undefined
   /** Slow down from the server's `x-ratelimit-remaining-*` / `-reset-*` headers before it answers 429. @default true */
   readonly adaptive?: boolean | undefined
@@ -44,6 +46,24 @@ export interface Options {
 
 /** The window of `rpm` and `tpm`. */
 export const WINDOW_MILLIS = 60_000
+
+/**
+ * Checks the limits when a limiter is built: `rpm`, `tpm` and `maxInFlight` whole numbers of at least
+ * 1, `windowMargin` a finite duration of at least 0, `adaptive` a boolean. Fails with a `ConfigError`
+ * naming the option under `path` (`ChatClient` passes `["limits"]`: `["limits", "rpm"]`).
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateOptions = (options: Options, path: ReadonlyArray<string> = []): Effect.Effect<void, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    if (typeof options !== "object" || options === null) return yield* Effect.fail(Validate.invalid(path.length === 0 ? ["limits"] : path, "must be an object"))
+    for (const name of ["rpm", "tpm", "maxInFlight"] as const) {
+      if (options[name] !== undefined) yield* Validate.positiveInt([...path, name], options[name])
+    }
+    if (options.windowMargin !== undefined) yield* Validate.nonNegativeDuration([...path, "windowMargin"], options.windowMargin)
+    if (options.adaptive !== undefined) yield* Validate.boolean([...path, "adaptive"], options.adaptive)
+  })
 
 /** One request the store admitted. */
 export interface Admission {
@@ -252,10 +272,13 @@ const headerNumber = (headers: Readonly<Record<string, string | undefined>>, nam
 
 /**
  * Builds a limiter over `store` (memory by default). With no limits it still pauses everyone after a
- * 429 that carries a delay and, when `adaptive`, before the server's own counters run out.
+ * 429 that carries a delay and, when `adaptive`, before the server's own counters run out. Fails with
+ * a `ConfigError` naming an invalid option (see {@link validateOptions}).
  */
-export const make = (options: Options = {}, store: RateLimitStore = memoryStore(options)): Effect.Effect<Service> =>
+export const make = (options: Options = {}, given?: RateLimitStore): Effect.Effect<Service, ConfigError.ConfigError> =>
   Effect.gen(function* () {
+    yield* validateOptions(options)
+    const store = given ?? memoryStore(options)
     const clock = yield* Effect.clock
     const semaphore = options.maxInFlight === undefined ? undefined : yield* Effect.makeSemaphore(options.maxInFlight)
     const adaptive = options.adaptive ?? true
@@ -363,8 +386,8 @@ export const make = (options: Options = {}, store: RateLimitStore = memoryStore(
     }
   })
 
-/** The limiter as a layer; `ChatClient` uses it when it is in the context. */
-export const layer = (options: Options = {}): Layer.Layer<RateLimit> => Layer.effect(RateLimit, make(options))
+/** The limiter as a layer; `ChatClient` uses it when it is in the context. Fails to build with a `ConfigError` naming an invalid option. */
+export const layer = (options: Options = {}): Layer.Layer<RateLimit, ConfigError.ConfigError> => Layer.effect(RateLimit, make(options))
 
 /** Options of the Redis store: the limits, where Redis is, and what to do without it. */
 export interface RedisOptions extends Options, Shared.RedisOptions {}
@@ -374,13 +397,9 @@ export interface RedisOptions extends Options, Shared.RedisOptions {}
  * namespace: each operation is one Lua script, timed by the Redis server's clock. The window margin
  * defaults to 1 second (`windowMargin`). See `RedisOptions` for failures (`onUnavailable`).
  */
-export const redisStore = (options: RedisOptions): Effect.Effect<RateLimitStore, LimiterUnavailableError, Scope.Scope> =>
+export const redisStore = (options: RedisOptions): Effect.Effect<RateLimitStore, LimiterUnavailableError | ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
-    for (const [name, value] of [["rpm", options.rpm], ["tpm", options.tpm]] as const) {
-      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
-        return yield* Effect.dieMessage(`RateLimit.redisStore: ${name} must be a whole number of at least 1, got ${value}`)
-      }
-    }
+    yield* validateOptions(options)
     const { prefix, workers } = yield* Shared.resolve(options)
     const keys = [`${prefix}rl:log`, `${prefix}rl:entries`, `${prefix}rl:state`]
     const windowMillis = windowMillisOf(options, "1 second")
@@ -420,12 +439,12 @@ export const redisStore = (options: RedisOptions): Effect.Effect<RateLimitStore,
 /**
  * A limiter shared through Redis by every process with the same base URL, API key and namespace;
  * `ChatClient` uses it when it is in the context. Fails to build when Redis cannot be reached and
- * `onUnavailable` is `failClosed` (the default).
+ * `onUnavailable` is `failClosed` (the default), and with a `ConfigError` naming an invalid option.
  *
  * @example
  * ```ts
  * ChatClient.layerConfig().pipe(Layer.provide(RateLimit.layerRedis({ url: "redis://127.0.0.1:6379", namespace: "nightly", rpm: 600 })))
  * ```
  */
-export const layerRedis = (options: RedisOptions): Layer.Layer<RateLimit, LimiterUnavailableError> =>
+export const layerRedis = (options: RedisOptions): Layer.Layer<RateLimit, LimiterUnavailableError | ConfigError.ConfigError> =>
   Layer.scoped(RateLimit, Effect.flatMap(redisStore(options), (store) => make(options, store)))

@@ -12,13 +12,16 @@
  *
  * @since 0.1.0
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
 import type * as ChatError from "./ChatError.js"
+import * as Validate from "./internal/validate.js"
 
 /** Retry behaviour. Defaults follow the official OpenAI SDK where it has one. */
 export interface Options {
@@ -56,7 +59,41 @@ export interface Resolved {
   readonly totalTimeoutMillis: number
 }
 
-/** Fills in defaults and converts to milliseconds. */
+/**
+ * Checks options and fills in defaults: `maxRetries` a whole number of at least 0, `factor` a finite
+ * number of at least 1, the durations positive and finite. The error names the option under `path`
+ * (`ChatClient` passes `["retry"]`: `["retry", "factor"]`). An `Either`, usable where no Effect runs.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const check = (options: Partial<Options> = {}, path: ReadonlyArray<string> = []): Either.Either<Resolved, ConfigError.ConfigError> =>
+  Either.gen(function* () {
+    if (typeof options !== "object" || options === null) return yield* Either.left(Validate.invalid(path.length === 0 ? ["retry"] : path, "must be an object"))
+    const o = { ...defaults, ...withoutUndefined(options) }
+    return {
+      maxRetries: yield* Validate.nonNegativeInt([...path, "maxRetries"], o.maxRetries),
+      initialDelayMillis: Duration.toMillis(yield* Validate.positiveDuration([...path, "initialDelay"], o.initialDelay)),
+      factor: yield* Validate.atLeast([...path, "factor"], o.factor, 1),
+      maxDelayMillis: Duration.toMillis(yield* Validate.positiveDuration([...path, "maxDelay"], o.maxDelay)),
+      maxRetryAfterMillis: Duration.toMillis(yield* Validate.positiveDuration([...path, "maxRetryAfter"], o.maxRetryAfter)),
+      totalTimeoutMillis: Duration.toMillis(yield* Validate.positiveDuration([...path, "totalTimeout"], o.totalTimeout))
+    }
+  })
+
+/**
+ * {@link check} as an Effect: fails with the `ConfigError` naming the invalid option.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateOptions = (options: Partial<Options> = {}, path: ReadonlyArray<string> = []): Effect.Effect<Resolved, ConfigError.ConfigError> =>
+  Effect.suspend(() => check(options, path))
+
+const withoutUndefined = (options: Partial<Options>): Partial<Options> =>
+  Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<Options>
+
+/** Fills in defaults and converts to milliseconds, without checking (see {@link check}). */
 export const resolve = (options: Partial<Options> = {}): Resolved => {
   const o = { ...defaults, ...options }
   return {
@@ -68,6 +105,9 @@ export const resolve = (options: Partial<Options> = {}): Resolved => {
     totalTimeoutMillis: Duration.toMillis(o.totalTimeout)
   }
 }
+
+/** The message of an `InvalidData` error (they are the only ones `check` gives). */
+const configMessage = (error: ConfigError.ConfigError): string => ("message" in error && typeof error.message === "string" ? error.message : String(error))
 
 const retryableStatus = (status: number): boolean => status === 408 || status === 409 || status === 429 || status >= 500
 
@@ -124,12 +164,18 @@ export const decide = (policy: Resolved, error: ChatError.ChatError, retry: numb
  * calls (its output is the number of retries so far). The client's own loop also applies
  * `totalTimeout`; with this schedule, add `Effect.timeout` yourself.
  *
+ * A schedule has no error channel: invalid options (see {@link check}) throw an `Error` here, when
+ * the schedule is made, naming the option, as `Duration.decode` throws on an invalid input. Call
+ * {@link validateOptions} first to get a typed `ConfigError` instead.
+ *
  * ```ts
  * Effect.retry(chat.create(request), RetryPolicy.schedule({ maxRetries: 2 }))
  * ```
  */
 export const schedule = (options: Partial<Options> = {}): Schedule.Schedule<number, ChatError.ChatError> => {
-  const policy = resolve(options)
+  const checked = check(options)
+  if (Either.isLeft(checked)) throw new Error(`RetryPolicy.schedule: ${configMessage(checked.left)}`)
+  const policy = checked.right
   return Schedule.makeWithState<number, ChatError.ChatError, number>(0, (now, error, retries) =>
     Effect.map(Random.next, (random) => {
       const decision = decide(policy, error, retries + 1, random)

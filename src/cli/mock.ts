@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { parseDuration } from "../internal/durationText.js"
 import * as MockServer from "../testing/MockServer.js"
+import * as ConfigErrors from "./configError.js"
 import { CliError } from "./error.js"
 
 const FAULT_TYPES = [
@@ -100,6 +101,20 @@ const options = {
   )
 }
 
+/** Option paths of the server and the flags they come from. */
+const mockFlags: ReadonlyMap<string, string> = new Map([
+  ["port", "--port"],
+  ["host", "--host"],
+  ["latency", "--latency"],
+  ["seed", "--seed"],
+  ["faultRate", "--fault-rate"],
+  ["apiKey", "--api-key-env"],
+  ["rpm", "--rpm"],
+  ["tpm", "--tpm"],
+  ["streaming.chunkChars", "--stream-chunk-chars"],
+  ["streaming.interval", "--stream-interval"]
+])
+
 export const mockCommand = Command.make("mock", options, (o) =>
   Effect.gen(function* () {
     const faults = parseFaults(o.faults, o.retryAfter)
@@ -120,7 +135,7 @@ export const mockCommand = Command.make("mock", options, (o) =>
       rpm: Option.getOrUndefined(o.rpm),
       tpm: Option.getOrUndefined(o.tpm),
       streaming: { chunkChars: o.streamChunkChars, interval: o.streamInterval }
-    })
+    }).pipe(Effect.mapError(ConfigErrors.toCliError(mockFlags)))
     yield* Console.log(server.url)
     yield* Console.error(`shepherd mock: listening on ${server.url} (Ctrl-C to stop)`)
     return yield* Effect.never

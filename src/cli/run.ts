@@ -34,6 +34,7 @@ import { IdTable } from "../internal/idTable.js"
 import * as Shared from "../internal/redis.js"
 import * as Metrics from "../Metrics.js"
 import * as Pricing from "../Pricing.js"
+import * as ConfigErrors from "./configError.js"
 import * as RateLimit from "../RateLimit.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import { CliError } from "./error.js"
@@ -264,13 +265,14 @@ const handler = (o: RunOptions) =>
     const baseUrlFromEnv = Option.isNone(o.baseUrl) && process.env["OPENAI_BASE_URL"] !== undefined && process.env["OPENAI_BASE_URL"].trim() !== ""
     const baseUrl = Option.getOrUndefined(Option.orElse(o.baseUrl, () => Option.fromNullable(process.env["OPENAI_BASE_URL"]).pipe(Option.filter((u) => u.trim() !== ""))))
     const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm) }
-    const clientLayer = ChatClient.layer({
+    const clientOptions: ChatClient.Overrides = {
       apiKey,
       baseUrl,
       timeout: Option.getOrUndefined(o.timeout),
       retry: Option.match(o.maxRetries, { onNone: () => ({}), onSome: (maxRetries) => ({ maxRetries }) }),
       limits
-    })
+    }
+    const clientLayer = ChatClient.layer(clientOptions)
     const shared = Option.map(redisUrl, (url) => ({
       url,
       namespace: o.namespace,
@@ -501,13 +503,13 @@ const unreachableProblem = (error: ChatError.TransportError | ChatError.TimeoutE
     : `${url} could not be reached (${error.code === undefined ? "" : `${error.code}: `}${error.detail.trim().replace(/\.+$/, "")})`
 
 /** The flag (or variable) behind a ChatClient option a `ConfigError` names. */
-const FLAG_OF: Record<string, string> = {
-  baseUrl: "--base-url",
-  maxRetries: "--max-retries",
-  timeout: "--timeout",
-  rpm: "--rpm",
-  tpm: "--tpm"
-}
+const FLAG_OF: ReadonlyMap<string, string> = new Map([
+  ["baseUrl", "--base-url"],
+  ["maxRetries", "--max-retries"],
+  ["timeout", "--timeout"],
+  ["rpm", "--rpm"],
+  ["tpm", "--tpm"]
+])
 
 /** A `ConfigError` from building the client, as one sentence naming the flag or variable to change. */
 export const configProblem = (error: ConfigError.ConfigError, keyVariable: string, baseUrlFromEnv: boolean): string => {
@@ -519,8 +521,8 @@ export const configProblem = (error: ConfigError.ConfigError, keyVariable: strin
     return `no API key: ${ChatClient.DEFAULT_BASE_URL} needs one. Set ${keyVariable}` +
       `${keyVariable === "OPENAI_API_KEY" ? " (or name another variable with --api-key-env)" : ""}, or pass --base-url for a server that needs none`
   }
-  const flag = path[0] === "baseUrl" && baseUrlFromEnv ? "OPENAI_BASE_URL" : FLAG_OF[path.at(-1) ?? ""]
-  if (flag === undefined) return message
+  const flag = path[0] === "baseUrl" && baseUrlFromEnv ? "OPENAI_BASE_URL" : FLAG_OF.get(path.at(-1) ?? "")
+  if (flag === undefined) return ConfigErrors.describe(error, new Map([...ConfigErrors.runFlags, ["apiKey", keyVariable]]))
   // The library names its option (maxRetries, baseUrl); the user wrote a flag.
   const option = `${path.at(-1)} `
   return message.startsWith(option) ? `${flag} ${message.slice(option.length)}` : `${flag}: ${message}`

@@ -62,7 +62,7 @@ export const scrubHeaders = (headers: Record<string, string>, scrub: Scrub): Rec
     const cleanName = scrub(name)
     const cleanValue = scrub(value)
     if (cleanName !== name || cleanValue !== value) {
-      out ??= { ...headers }
+      out ??= Object.assign(Object.create(null) as Record<string, string>, headers)
       if (cleanName !== name) delete out[name]
       out[cleanName] = cleanValue
     }

@@ -35,7 +35,8 @@ const isIdentStart = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122
 const isIdentPart = (c: number) => isIdentStart(c) || (c >= 48 && c <= 57)
 const isNumberPart = (c: number) => (c >= 48 && c <= 57) || c === 45 || c === 43 || c === 46 || c === 101 || c === 69
 
-const LITERALS: Record<string, string> = { true: "true", false: "false", null: "null", True: "true", False: "false", None: "null" }
+/** Bare words read as literals (a Map: a word such as `constructor` must find nothing). */
+const LITERALS: ReadonlyMap<string, string> = new Map([["true", "true"], ["false", "false"], ["null", "null"], ["True", "true"], ["False", "false"], ["None", "null"]])
 
 const controlEscape = (c: number): string =>
   c === 10 ? "\\n" : c === 13 ? "\\r" : c === 9 ? "\\t" : c === 8 ? "\\b" : c === 12 ? "\\f" : "\\u" + c.toString(16).padStart(4, "0")
@@ -275,7 +276,7 @@ export const quickRepair = (text: string, options: RepairOptions = {}): Repaired
         state = "colon"
         continue
       }
-      const literal = LITERALS[word]
+      const literal = LITERALS.get(word)
       if (at !== "value" || literal === undefined) return undefined
       beforeItem(start)
       if (literal !== word) edit(start, i, literal)

@@ -4,6 +4,7 @@
  * state and return to Redis when it answers again).
  * @internal
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -14,6 +15,7 @@ import { createHash } from "node:crypto"
 import { LimiterUnavailableError } from "../ChatError.js"
 import * as Classify from "./classify.js"
 import * as Env from "./env.js"
+import * as Validate from "./validate.js"
 
 /** Where the shared state lives and what to do without it. */
 export interface RedisOptions {
@@ -69,15 +71,20 @@ export const keyPrefix = (namespace: string, baseUrl: string, apiKey: string | u
 
 /**
  * What both stores derive from the options: the key prefix (the identity read from the environment
- * where not given) and the worker count. A bad namespace or worker count is a defect.
+ * where not given) and the worker count. Every option is checked first: a bad one fails with a
+ * `ConfigError` naming it (`["url"]`, `["namespace"]`, `["workers"]`, `["commandTimeout"]`, ...).
  */
-export const resolve = (options: RedisOptions): Effect.Effect<{ readonly prefix: string; readonly workers: number }> =>
+export const resolve = (options: RedisOptions): Effect.Effect<{ readonly prefix: string; readonly workers: number }, ConfigError.ConfigError> =>
   Effect.gen(function* () {
+    yield* Validate.url(["url"], options.url, ["redis:", "rediss:"], "redis://127.0.0.1:6379")
     const namespace = options.namespace ?? "default"
-    const problem = namespaceProblem(namespace)
-    if (problem !== undefined) return yield* Effect.dieMessage(`shared limits: ${problem}`)
-    const workers = options.workers ?? 1
-    if (!(Number.isInteger(workers) && workers >= 1)) return yield* Effect.dieMessage(`shared limits: workers must be a whole number of at least 1, got ${workers}`)
+    const problem = typeof namespace === "string" ? namespaceProblem(namespace) : "the namespace is not a string"
+    if (problem !== undefined) return yield* Effect.fail(Validate.invalid(["namespace"], `is invalid: ${problem}`))
+    const workers = yield* Validate.positiveInt(["workers"], options.workers ?? 1)
+    if (options.commandTimeout !== undefined) yield* Validate.positiveDuration(["commandTimeout"], options.commandTimeout)
+    if (options.retryInterval !== undefined) yield* Validate.positiveDuration(["retryInterval"], options.retryInterval)
+    if (options.onUnavailable !== undefined) yield* Validate.oneOf(["onUnavailable"], options.onUnavailable, ["failClosed", "fallbackLocal"] as const)
+    if (options.baseUrl !== undefined) yield* Validate.url(["baseUrl"], options.baseUrl, ["http:", "https:"], Env.DEFAULT_BASE_URL)
     // As the client reads them (a variable that cannot be read counts as unset).
     const baseUrl = options.baseUrl ?? Option.getOrElse(yield* Effect.orElseSucceed(Env.baseUrl, Option.none), () => Env.DEFAULT_BASE_URL)
     const apiKey = options.apiKey ?? Option.getOrUndefined(yield* Effect.orElseSucceed(Env.apiKey, Option.none))

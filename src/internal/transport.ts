@@ -77,9 +77,14 @@ const entered = (
   cut
 })
 
+/**
+ * The server's headers as one string each, in an object without a prototype: a header named
+ * `__proto__` or `constructor` is an ordinary entry, and a lookup of a name the server did not send
+ * finds nothing.
+ */
 const flatten = (headers: Record<string, string | Array<string> | undefined>): Record<string, string> => {
-  const out: Record<string, string> = {}
-  for (const key in headers) {
+  const out: Record<string, string> = Object.create(null)
+  for (const key of Object.keys(headers)) {
     const value = headers[key]
     if (value !== undefined) out[key] = Array.isArray(value) ? value.join(", ") : value
   }

@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -22,6 +23,7 @@ import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as ChatSchema from "../ChatSchema.js"
+import * as Validate from "../internal/validate.js"
 import * as Content from "./internal/content.js"
 import * as Limits from "./internal/limits.js"
 
@@ -199,10 +201,88 @@ const issuePath = (error: ParseResult.ParseError): string | null => {
   return first.path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join("")
 }
 
-/** Starts the server; it closes (and drops open connections) when the scope closes. */
-export const make = (options: Partial<Options> = {}): Effect.Effect<Service, MockServerError, Scope.Scope> =>
+const FAULT_TYPES = [
+  "rate_limit",
+  "server_error",
+  "bad_request",
+  "reset",
+  "hang",
+  "malformed_json",
+  "truncated_body",
+  "stream_stall",
+  "stream_disconnect",
+  "stream_error"
+] as const
+
+const checkFault = (path: ReadonlyArray<string>, fault: unknown): Either.Either<unknown, ConfigError.ConfigError> =>
+  Either.gen(function* () {
+    if (typeof fault !== "object" || fault === null) return yield* Either.left(Validate.invalid(path, `must be a fault such as { type: "rate_limit" }`))
+    const f = fault as Record<string, unknown>
+    const type = yield* Validate.oneOf([...path, "type"], f["type"], FAULT_TYPES)
+    if (type === "rate_limit") {
+      if (f["retryAfterSeconds"] !== undefined) yield* Validate.nonNegative([...path, "retryAfterSeconds"], f["retryAfterSeconds"])
+      if (f["retryAfterMillis"] !== undefined) yield* Validate.nonNegative([...path, "retryAfterMillis"], f["retryAfterMillis"])
+    }
+    if (type === "server_error" && f["status"] !== undefined && f["status"] !== 500 && f["status"] !== 502 && f["status"] !== 503) {
+      return yield* Either.left(Validate.invalid([...path, "status"], `must be 500, 502 or 503, got ${String(f["status"])}`))
+    }
+    if (type.startsWith("stream_") && f["afterChunks"] !== undefined) yield* Validate.nonNegativeInt([...path, "afterChunks"], f["afterChunks"])
+    return fault
+  })
+
+/**
+ * Checks the server's options: a `ConfigError` naming the bad one (`["rpm"]`, `["faults", "0", "type"]`,
+ * `["latency", "uniform"]`): a port from 0 to 65535, a finite `seed`, `faultRate` from 0 to 1, whole
+ * limits of at least 1, finite non-negative durations, known fault types, an `apiKey` a header can carry.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateOptions = (options: Partial<Options>): Effect.Effect<void, ConfigError.ConfigError> =>
   Effect.gen(function* () {
-    const config: Options = { ...defaults, ...options }
+    const o = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Options
+    yield* Validate.between(["port"], o.port, 0, 65535)
+    yield* Validate.nonNegativeInt(["port"], o.port)
+    yield* Validate.nonEmptyString(["host"], o.host)
+    const latency = o.latency as unknown
+    if (typeof latency === "object" && latency !== null && "uniform" in latency) {
+      const range = (latency as { uniform: unknown }).uniform
+      if (!Array.isArray(range) || range.length !== 2) return yield* Effect.fail(Validate.invalid(["latency", "uniform"], "must be [low, high]"))
+      const low = yield* Validate.nonNegativeDuration(["latency", "uniform", "0"], range[0])
+      const high = yield* Validate.nonNegativeDuration(["latency", "uniform", "1"], range[1])
+      if (Duration.greaterThan(low, high)) return yield* Effect.fail(Validate.invalid(["latency", "uniform"], "must be [low, high] with low <= high"))
+    } else if (typeof latency === "object" && latency !== null && "logNormal" in latency) {
+      const ln = (latency as { logNormal: { median?: unknown; sigma?: unknown } }).logNormal
+      yield* Validate.positiveDuration(["latency", "logNormal", "median"], ln?.median)
+      yield* Validate.nonNegative(["latency", "logNormal", "sigma"], ln?.sigma)
+    } else {
+      yield* Validate.nonNegativeDuration(["latency"], latency)
+    }
+    if (!(typeof o.seed === "number" && Number.isFinite(o.seed))) return yield* Effect.fail(Validate.invalid(["seed"], `must be a finite number, got ${String(o.seed)}`))
+    yield* Validate.between(["faultRate"], o.faultRate, 0, 1)
+    if (!Array.isArray(o.faults)) return yield* Effect.fail(Validate.invalid(["faults"], "must be an array of faults"))
+    for (const [i, fault] of o.faults.entries()) yield* checkFault(["faults", String(i)], fault)
+    if (o.faultRate > 0 && o.faults.length === 0) return yield* Effect.fail(Validate.invalid(["faults"], "must hold at least one fault when faultRate is above 0"))
+    if (!Array.isArray(o.script)) return yield* Effect.fail(Validate.invalid(["script"], `must be an array of faults and "ok"`))
+    for (const [i, step] of o.script.entries()) if (step !== "ok") yield* checkFault(["script", String(i)], step)
+    if (o.apiKey !== undefined) yield* Validate.apiKey(["apiKey"], o.apiKey, "the mock server's apiKey")
+    yield* Validate.boolean(["validate"], o.validate)
+    yield* Validate.positiveInt(["journalLimit"], o.journalLimit)
+    if (o.rpm !== undefined) yield* Validate.positiveInt(["rpm"], o.rpm)
+    if (o.tpm !== undefined) yield* Validate.positiveInt(["tpm"], o.tpm)
+    if (typeof o.streaming !== "object" || o.streaming === null) return yield* Effect.fail(Validate.invalid(["streaming"], "must be an object"))
+    if (o.streaming.chunkChars !== undefined) yield* Validate.positiveInt(["streaming", "chunkChars"], o.streaming.chunkChars)
+    if (o.streaming.interval !== undefined) yield* Validate.nonNegativeDuration(["streaming", "interval"], o.streaming.interval)
+  })
+
+/**
+ * Starts the server; it closes (and drops open connections) when the scope closes. Fails with a
+ * `ConfigError` naming an invalid option (see {@link validateOptions}).
+ */
+export const make = (options: Partial<Options> = {}): Effect.Effect<Service, MockServerError | ConfigError.ConfigError, Scope.Scope> =>
+  Effect.gen(function* () {
+    yield* validateOptions(options)
+    const config: Options = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) }
     const random = Content.mulberry32(config.seed)
     const sampleLatency = Content.latencySampler(config.latency, random)
     let script = [...config.script]
@@ -477,5 +557,5 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
   })
 
 /** The server as a layer: started when the layer is built, closed with its scope. */
-export const layer = (options: Partial<Options> = {}): Layer.Layer<MockServer, MockServerError> =>
+export const layer = (options: Partial<Options> = {}): Layer.Layer<MockServer, MockServerError | ConfigError.ConfigError> =>
   Layer.scoped(MockServer, make(options))

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -260,7 +261,7 @@ describe.runIf(available)("13.C.11 a refused Redis password", () => {
         [none, "NOAUTH", "failClosed"],
         [wrong, "WRONGPASS", "fallbackLocal"]
       ] as const) {
-        const builds: ReadonlyArray<Effect.Effect<unknown, ChatError.LimiterUnavailableError, Scope.Scope>> = [
+        const builds: ReadonlyArray<Effect.Effect<unknown, ChatError.LimiterUnavailableError | ConfigError.ConfigError, Scope.Scope>> = [
           Layer.build(Budget.layerRedis({ url, namespace: fresh(), maxUsd: 1, onUnavailable, commandTimeout: "500 millis" })),
           Layer.build(RateLimit.layerRedis({ url, namespace: fresh(), rpm: 10, onUnavailable, commandTimeout: "500 millis" }))
         ]

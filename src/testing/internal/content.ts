@@ -109,7 +109,7 @@ export const valueForSchema = (schema: unknown, prompt: string, h: number): unkn
     }
     const declared = s["type"]
     const type = Array.isArray(declared) ? declared.find((t) => t !== "null") : declared ?? (s["properties"] !== undefined ? "object" : undefined)
-    if (name !== undefined && name in base && fits(base[name], type)) return base[name]
+    if (name !== undefined && Object.hasOwn(base, name) && fits(base[name], type)) return base[name]
     switch (type) {
       case "object": {
         const out: Record<string, unknown> = {}
