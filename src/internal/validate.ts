@@ -122,7 +122,9 @@ export const url = (path: Path, value: unknown, protocols: ReadonlyArray<string>
     : typeof value === "string" && value.includes("@")
     ? "a URL that cannot be read (not shown: it may hold a password)"
     : show(value)
-  return Either.left(invalid(path, `must be a ${protocols.map((p) => p.replace(/:$/, "")).join(" or ")} URL such as ${example}, got ${shown}`))
+  const names = protocols.map((p) => p.replace(/:$/, ""))
+  const kind = names.length === 2 && names[0] === "http" && names[1] === "https" ? "http(s)" : names.join(" or ")
+  return Either.left(invalid(path, `must be ${/^[aeiouh]/.test(kind) ? "an" : "a"} ${kind} URL such as ${example}, got ${shown}`))
 }
 
 const withoutCredentials = (url: URL): string => {
