@@ -333,7 +333,7 @@ const makeWith = (
       const error = Cause.failureOption(exit.cause)
       if (error._tag === "Some" && error.value._tag === "RateLimitError") {
         Metrics.rateLimited.unsafeUpdate(1, [])
-        return { retryAfterMillis: error.value.retryAfterMillis }
+        return { retryAfterMillis: error.value.retryAfterMillis, rateLimited: true }
       }
       return {}
     }
@@ -357,23 +357,27 @@ const makeWith = (
 
     /**
      * Attempts until one succeeds, the policy stops, or the total deadline would pass. Every attempt,
-     * retries included, is admitted by the rate limiter. Each attempt's timeout is cut to the time
-     * left, so the deadline needs no timer of its own; a wait that would end past it is not started.
+     * retries included, is admitted by the rate limiter within `bounds` (the deadline, and
+     * `maxRetryAfter` for its pauses). Each attempt's timeout, read with `attemptTimeout()` when it is
+     * sent, is cut to the time left, so the deadline needs no timer of its own; a wait that would end
+     * past it is not started.
      */
     const withRetries = <A>(
-      attempt: (attempts: number, attemptTimeoutMillis: number, start: number) => Effect.Effect<A, ChatError.ChatError>,
+      attempt: (attempts: number, attemptTimeout: () => number, start: number, bounds: RateLimit.Bounds) => Effect.Effect<A, ChatError.ChatError>,
       policy: RetryPolicy.Resolved
     ): Effect.Effect<A, ChatError.ChatError> =>
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeMillis()
         const deadline = start + policy.totalTimeoutMillis
         const total = (attempts: number) => new TimeoutError({ phase: "total", timeoutMillis: policy.totalTimeoutMillis, attempts })
+        const attemptTimeout = () => Math.max(1, Math.min(timeoutMillis, deadline - clock.unsafeCurrentTimeMillis()))
         const loop = (attempts: number): Effect.Effect<A, ChatError.ChatError> => {
           const left = deadline - clock.unsafeCurrentTimeMillis()
           if (left <= 0) return Effect.fail(total(attempts - 1))
-          const clipped = left < timeoutMillis
-          return Effect.catchAll(attempt(attempts, clipped ? left : timeoutMillis, start), (error) => {
-            if (clipped && error._tag === "TimeoutError" && error.phase === "attempt") return Effect.fail(total(attempts))
+          const bounds: RateLimit.Bounds = { deadline, timeoutMillis: policy.totalTimeoutMillis, maxWaitMillis: policy.maxRetryAfterMillis, attempts: attempts - 1 }
+          return Effect.catchAll(attempt(attempts, attemptTimeout, start, bounds), (error) => {
+            // An attempt cut to the time left that timed out ran into the total deadline.
+            if (error._tag === "TimeoutError" && error.phase === "attempt" && clock.unsafeCurrentTimeMillis() >= deadline) return Effect.fail(total(attempts))
             return Effect.flatMap(Random.next, (random) => {
               const decision = RetryPolicy.decide(policy, error, attempts, random)
               if (decision._tag === "Stop") return Effect.fail(error)
@@ -458,8 +462,8 @@ const makeWith = (
       const { promptTokens, tokens } = tokensOf(prompt, allowance)
       const onEnd = outcome(endpoint)
       const run = Effect.flatMap(currentPolicy, (policy) =>
-        withRetries((attempts, attemptTimeoutMillis, start) =>
-          limiter.withPermit(tokens, exchange(endpoint, body, attempts, attemptTimeoutMillis, start), onEnd), policy))
+        withRetries((attempts, attemptTimeout, start, bounds) =>
+          limiter.withPermit(tokens, Effect.suspend(() => exchange(endpoint, body, attempts, attemptTimeout(), start)), onEnd, bounds), policy))
       const budgeted = Option.isNone(budget) ? run : Effect.flatMap(budget.value.reserve(model, promptTokens, allowance), (reservation) =>
         Effect.onExit(run, (exit) =>
           budget.value.settle(
@@ -571,7 +575,7 @@ const makeWith = (
             ))
         }
         const policy = yield* currentPolicy
-        const opened = yield* withRetries((attempts, attemptTimeoutMillis) => limiter.withPermit(tokens, openAttempt(body, attempts, attemptTimeoutMillis), streamOutcome), policy)
+        const opened = yield* withRetries((attempts, attemptTimeout, _start, bounds) => limiter.withPermit(tokens, Effect.suspend(() => openAttempt(body, attempts, attemptTimeout())), streamOutcome, bounds), policy)
         received = true
         openedAttempts = opened.attempts
         Metrics.timeToFirstToken.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, [])
