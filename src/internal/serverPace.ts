@@ -35,7 +35,10 @@ const MIN_SAMPLE = 8
  * overload refusals), then costs one decrease per recovery and cannot drive the rate down to nothing.
  */
 const BURST_ANSWERS = 20
+const TRICKLE_ANSWERS = 50
 const BURST_SHARE = 0.25
+/** Past the rate of the last decrease, the rate grows this many times slower: it probes, as CUBIC's plateau does. */
+const PLATEAU = 8
 /** A per-minute limit. */
 const MINUTE = 60_000
 
@@ -74,8 +77,10 @@ interface Aimd {
   rate: number | undefined
   /** Earliest start of the next request. */
   next: number
-  /** What one success adds to `rate`. */
+  /** What one success adds to `rate` (below `ceiling`; past it, `step / PLATEAU`). */
   step: number
+  /** The rate when it last fell: the server refused at about this rate. */
+  ceiling: number
   /** When the rate last fell; a 429 for a request started before then is the same overshoot. */
   lastDecrease: number
   /** The times of the latest `SAMPLE` successes (a ring), since the last decrease: the rate the server delivered. */
@@ -89,7 +94,7 @@ interface Aimd {
 export class ServerPace {
   private requests: Bucket | undefined
   private tokens: Bucket | undefined
-  private readonly aimd: Aimd = { rate: undefined, next: 0, step: 0, lastDecrease: Number.NEGATIVE_INFINITY, successes: [], delivered: 0, answered: 0, limited: 0 }
+  private readonly aimd: Aimd = { rate: undefined, next: 0, step: 0, ceiling: 0, lastDecrease: Number.NEGATIVE_INFINITY, successes: [], delivered: 0, answered: 0, limited: 0 }
 
   /** @param parse reads a reset duration (`1s`, `6m0s`) into ms */
   constructor(private readonly parse: (text: string | undefined) => number | undefined) {}
@@ -154,7 +159,7 @@ export class ServerPace {
     a.successes[a.delivered % SAMPLE] = now
     a.delivered++
     if (startedAt >= a.lastDecrease) a.answered++
-    if (a.rate !== undefined) a.rate += a.step
+    if (a.rate !== undefined) a.rate += a.rate < a.ceiling ? a.step : a.step / PLATEAU
   }
 
   /** A request started at `startedAt` was answered 429 at `now`. */
@@ -168,18 +173,26 @@ export class ServerPace {
     if (startedAt < a.lastDecrease) return
     a.answered++
     a.limited++
-    if (a.answered < RECOVERY_SUCCESSES && !(a.answered >= BURST_ANSWERS && a.limited >= BURST_SHARE * a.answered)) return
+    const burst = a.answered >= BURST_ANSWERS && a.limited >= BURST_SHARE * a.answered
+    if (a.rate === undefined ? a.answered < BURST_ANSWERS || a.limited < 2 : a.answered < TRICKLE_ANSWERS && !burst) return
     const delivered = this.deliveredRate(now)
+    const share = a.limited / a.answered
     if (a.rate === undefined) {
       // Nothing delivered yet: nothing to go by but the server's pause.
       if (delivered === undefined) return
+      a.ceiling = delivered
       a.rate = BETA * delivered
-    } else {
-      // Down by BETA at least; to what the server delivered when that is lower, by BETA^2 at most.
+    } else if (burst) {
+      // Far above the server's rate: down by BETA at least, to what it delivered when that is lower, by BETA^2 at most.
+      a.ceiling = a.rate * (1 - share)
       a.rate = Math.min(BETA * a.rate, Math.max(delivered ?? 0, BETA * BETA * a.rate))
+    } else {
+      // A trickle: the rate the server let through is about rate x (1 - share); go under it by twice the share.
+      a.ceiling = a.rate * (1 - share)
+      a.rate = a.rate * Math.max(BETA, 1 - 2 * share)
     }
     a.rate = Math.max(a.rate, MIN_RATE)
-    a.step = (a.rate * (1 / BETA - 1)) / RECOVERY_SUCCESSES
+    a.step = (Math.max(a.ceiling - a.rate, a.rate * (1 / BETA - 1)) / RECOVERY_SUCCESSES)
     a.next = Math.max(a.next, now)
     a.lastDecrease = now
     a.delivered = 0
