@@ -38,7 +38,7 @@ const BURST_ANSWERS = 20
 const TRICKLE_ANSWERS = 50
 const BURST_SHARE = 0.25
 /** Past the rate of the last decrease, the rate grows this many times slower: it probes, as CUBIC's plateau does. */
-const PLATEAU = 8
+const PLATEAU = 4
 /** A per-minute limit. */
 const MINUTE = 60_000
 
