@@ -13,6 +13,7 @@
  * - `lagging`: the headers as they were 2 seconds earlier (remaining counts that lag the bucket).
  */
 import * as Http from "node:http"
+import { fileURLToPath } from "node:url"
 import type * as Net from "node:net"
 import * as Limits from "../src/testing/internal/limits.js"
 import { flags } from "./lib.js"
@@ -95,4 +96,5 @@ const main = () => {
   process.on("SIGTERM", () => process.exit(0))
 }
 
-main()
+// Run as a script (the bench imports this file only for the behaviour names).
+if (process.argv[1] === fileURLToPath(import.meta.url)) main()
