@@ -32,7 +32,11 @@ export interface Options {
   readonly tpm?: number | undefined
   /** Requests in flight at once, at most. @default undefined (none) */
   readonly maxInFlight?: number | undefined
-  /** Slow down from the server's `x-ratelimit-remaining-*` / `-reset-*` headers before it answers 429. @default true */
+  /**
+   * Pace requests from the server's `x-ratelimit-*` headers before it answers 429 (a bucket never
+   * refilling faster than its limit a minute), and slow down when 429s arrive despite that
+   * (multiplicative decrease, additive recovery). @default true
+   */
   readonly adaptive?: boolean | undefined
   /**
    * Added to the 60 s window of `rpm` and `tpm`. Requests take different times to reach the server:
