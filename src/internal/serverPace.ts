@@ -8,11 +8,14 @@
  *   than `limit` per minute (what a per-minute limit means) and never holds more than `limit`, and a
  *   429 empties it (the server has just said it was empty).
  * - An AIMD request rate, for servers whose headers are missing, lag, or describe another bucket
- *   than the one they enforce. Unset (no pacing) until a 429 arrives; then set just under the rate
- *   the server was delivering. A later 429 for a request started after the last decrease multiplies
- *   it by `BETA` (429s for requests already under way when the rate fell are the same overshoot, and
- *   count once), and each success adds back a small step: all of the decrease after
- *   `RECOVERY_SUCCESSES` successes. This is how TCP's congestion control finds a link's rate.
+ *   than the one they enforce. Unset (no pacing) until 429s arrive; then set just under the rate the
+ *   server was delivering (over its latest successes). Later 429s lower it: in a burst (a quarter of
+ *   the answers or more) by `BETA` or to the delivered rate; in a trickle, by twice their share, at
+ *   most once per `TRICKLE_ANSWERS` answers. 429s for requests already under way at the last cut are
+ *   the same overshoot and count once. Each success adds back a step: the cut within
+ *   `RECOVERY_SUCCESSES` successes up to the rate the server let through, then `PLATEAU` times slower
+ *   (probing for more). This is how TCP's congestion control finds a link's rate; the gates keep a
+ *   server that refuses a few percent at random from driving the rate down to nothing.
  *
  * Every method takes the time explicitly, so the algorithm is tested on plain numbers.
  * @internal
@@ -20,7 +23,7 @@
 
 /** Multiplicative decrease on a 429 despite pacing. 0.7 as CUBIC's: the sawtooth averages ~85% of the limit. */
 export const BETA = 0.7
-/** Successes to win back one decrease (bench/ratelimit: ~1 429 per cycle, well under 1% of requests). */
+/** Successes to win back one decrease (bench/ratelimit --behaviours, test/limitsPace.test.ts). */
 export const RECOVERY_SUCCESSES = 150
 /** The slowest AIMD rate: one request a minute (per ms). */
 export const MIN_RATE = 1 / 60_000
