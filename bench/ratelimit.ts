@@ -9,6 +9,13 @@
  *
  * Each request asks for max_tokens 100 with a prompt of about 30 tokens, so 40,000 TPM allows about
  * 300 requests a minute; the TPM run sends fewer requests to keep its length near the RPM run's.
+ *
+ * With `--behaviours`, it runs instead Shepherd with no limits configured against a server that
+ * enforces a steady RPM and describes it four ways (bench/ratelimitServer: exact OpenAI headers, no
+ * rate headers, headers that disagree with its real bucket, remaining counts that lag), and prints
+ * the 429s and the share of the server's allowance used:
+ *
+ *   node dist/bench/ratelimit.js --behaviours [--rpm 6000] [--requests 10000] [--concurrency 50] [--latency 50]
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -19,7 +26,11 @@ import * as ChatClient from "../src/ChatClient.js"
 import type * as ChatSchema from "../src/ChatSchema.js"
 import * as Tokens from "../src/internal/tokens.js"
 import type * as RateLimit from "../src/RateLimit.js"
+import { spawn } from "node:child_process"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
 import { flags, startMockProcess } from "./lib.js"
+import { type Behaviour, behaviours } from "./ratelimitServer.js"
 
 const args = flags(process.argv.slice(2))
 const rpm = Number(args.get("rpm") ?? 600)
@@ -127,7 +138,52 @@ const printRows = (title: string, rows: ReadonlyArray<Row>, limitPerMinute: numb
   }
 }
 
+/** Starts bench/ratelimitServer with `behaviour` in its own process. */
+const startBehaviour = async (behaviour: Behaviour, rpm: number) => {
+  const file = fileURLToPath(new URL("./ratelimitServer.js", import.meta.url))
+  const child = spawn(process.execPath, [file, "--behaviour", behaviour, "--rpm", String(rpm), "--latency", String(latency)], { stdio: ["ignore", "pipe", "inherit"] })
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`ratelimitServer exited with ${code} before listening`)))
+    createInterface({ input: child.stdout! }).once("line", resolve)
+  })
+  const stop = () => new Promise<void>((resolve) => {
+    if (child.exitCode !== null) return resolve()
+    child.once("exit", () => resolve())
+    child.kill("SIGTERM")
+  })
+  return { url, stop }
+}
+
+const BEHAVIOUR_TEXT: Record<Behaviour, string> = {
+  openai: "exact OpenAI `x-ratelimit-*` headers",
+  none: "no rate headers: 429 + `retry-after-ms` / `retry-after` only",
+  disagree: "headers describe a bucket twice the real one",
+  lagging: "headers as they were 2 s earlier (lagging remaining)"
+}
+
+const runBehaviours = async () => {
+  const limit = Number(args.get("rpm") ?? 6000)
+  const n = Number(args.get("requests") ?? 10_000)
+  console.log(`bench/ratelimit --behaviours: ${n} requests, Shepherd with no limits configured (defaults: adaptive pacing, shared pause, 4 retries), concurrency ${concurrency}, server ${limit} RPM (bucket of ${limit}) in its own process, ${latency} ms latency, node ${process.version}`)
+  console.log("\n| server behaviour | requests | succeeded | 429s | 429s % of requests | seconds | % of server allowance used |")
+  console.log("|---|---:|---:|---:|---:|---:|---:|")
+  for (const behaviour of behaviours) {
+    const server = await startBehaviour(behaviour, limit)
+    try {
+      const t0 = performance.now()
+      const succeeded = await runShepherd(server.url, n, {})
+      const seconds = (performance.now() - t0) / 1000
+      const s = await stats(server.url)
+      const allowance = limit * (1 + seconds / 60)
+      console.log(`| ${BEHAVIOUR_TEXT[behaviour]} | ${n} | ${succeeded} | ${s.rateLimited} | ${((100 * s.rateLimited) / n).toFixed(2)}% | ${seconds.toFixed(1)} | ${((100 * succeeded) / allowance).toFixed(0)}% |`)
+    } finally {
+      await server.stop()
+    }
+  }
+}
+
 const main = async () => {
+  if (args.has("behaviours")) return runBehaviours()
   console.log(`bench/ratelimit: mock server in its own process, ${latency} ms latency, concurrency ${concurrency}, node ${process.version}`)
   const rpmRows = await scenario("rpm", ["--rpm", String(rpm)], rpmRequests, { rpm })
   printRows(`${rpmRequests} requests against ${rpm} RPM ("achieved" is requests per minute)`, rpmRows, rpm, 1)

@@ -357,7 +357,7 @@ const makeWith = (
       const error = Cause.failureOption(exit.cause)
       if (error._tag === "Some" && error.value._tag === "RateLimitError") {
         Metrics.rateLimited.unsafeUpdate(1, [])
-        return { retryAfterMillis: error.value.retryAfterMillis }
+        return { retryAfterMillis: error.value.retryAfterMillis, rateLimited: true }
       }
       return {}
     }
@@ -381,23 +381,27 @@ const makeWith = (
 
     /**
      * Attempts until one succeeds, the policy stops, or the total deadline would pass. Every attempt,
-     * retries included, is admitted by the rate limiter. Each attempt's timeout is cut to the time
-     * left, so the deadline needs no timer of its own; a wait that would end past it is not started.
+     * retries included, is admitted by the rate limiter within `bounds` (the deadline, and
+     * `maxRetryAfter` for its pauses). Each attempt's timeout, read with `attemptTimeout()` when it is
+     * sent, is cut to the time left, so the deadline needs no timer of its own; a wait that would end
+     * past it is not started.
      */
     const withRetries = <A>(
-      attempt: (attempts: number, attemptTimeoutMillis: number, start: number) => Effect.Effect<A, ChatError.ChatError>,
+      attempt: (attempts: number, attemptTimeout: () => number, start: number, bounds: RateLimit.Bounds) => Effect.Effect<A, ChatError.ChatError>,
       policy: RetryPolicy.Resolved
     ): Effect.Effect<A, ChatError.ChatError> =>
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeMillis()
         const deadline = start + policy.totalTimeoutMillis
         const total = (attempts: number) => new TimeoutError({ phase: "total", timeoutMillis: policy.totalTimeoutMillis, attempts })
+        const attemptTimeout = () => Math.max(1, Math.min(timeoutMillis, deadline - clock.unsafeCurrentTimeMillis()))
         const loop = (attempts: number): Effect.Effect<A, ChatError.ChatError> => {
           const left = deadline - clock.unsafeCurrentTimeMillis()
           if (left <= 0) return Effect.fail(total(attempts - 1))
-          const clipped = left < timeoutMillis
-          return Effect.catchAll(attempt(attempts, clipped ? left : timeoutMillis, start), (error) => {
-            if (clipped && error._tag === "TimeoutError" && error.phase === "attempt") return Effect.fail(total(attempts))
+          const bounds: RateLimit.Bounds = { deadline, timeoutMillis: policy.totalTimeoutMillis, maxWaitMillis: policy.maxRetryAfterMillis, attempts: attempts - 1 }
+          return Effect.catchAll(attempt(attempts, attemptTimeout, start, bounds), (error) => {
+            // An attempt cut to the time left that timed out ran into the total deadline.
+            if (error._tag === "TimeoutError" && error.phase === "attempt" && clock.unsafeCurrentTimeMillis() >= deadline) return Effect.fail(total(attempts))
             return Effect.flatMap(Random.next, (random) => {
               const decision = RetryPolicy.decide(policy, error, attempts, random)
               if (decision._tag === "Stop") return Effect.fail(error)
@@ -485,8 +489,16 @@ const makeWith = (
       /** `sent()` is called as an attempt starts: a call whose attempts were all refused unsent costs nothing. */
       const run = (sent: () => void) =>
         Effect.flatMap(currentPolicy, (policy) =>
-          withRetries((attempts, attemptTimeoutMillis, start) =>
-            limiter.withPermit(tokens, Effect.zipRight(Effect.sync(sent), exchange(endpoint, body, attempts, attemptTimeoutMillis, start)), onEnd), policy))
+          withRetries((attempts, attemptTimeout, start, bounds) =>
+            limiter.withPermit(
+              tokens,
+              Effect.suspend(() => {
+                sent()
+                return exchange(endpoint, body, attempts, attemptTimeout(), start)
+              }),
+              onEnd,
+              bounds
+            ), policy))
       const budgeted = Option.isNone(budget) ? run(() => undefined) : Effect.flatMap(budget.value.reserve(model, promptTokens, allowance), (reservation) => {
         let sent = false
         return Effect.onExit(run(() => { sent = true }), (exit) =>
@@ -613,14 +625,15 @@ const makeWith = (
         }
         const policy = yield* currentPolicy
         const opened = yield* withRetries(
-          (attempts, attemptTimeoutMillis, callStart) =>
+          (attempts, attemptTimeout, callStart, bounds) =>
             limiter.withPermit(
               tokens,
-              Effect.zipRight(
-                Effect.sync(() => { sent = true }),
-                openAttempt(body, attempts, attemptTimeoutMillis, callStart + policy.totalTimeoutMillis, policy.totalTimeoutMillis)
-              ),
-              streamOutcome
+              Effect.suspend(() => {
+                sent = true
+                return openAttempt(body, attempts, attemptTimeout(), callStart + policy.totalTimeoutMillis, policy.totalTimeoutMillis)
+              }),
+              streamOutcome,
+              bounds
             ),
           policy
         )

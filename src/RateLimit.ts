@@ -21,9 +21,10 @@ import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type { LimiterUnavailableError } from "./ChatError.js"
+import { type LimiterUnavailableError, RateLimitError, TimeoutError } from "./ChatError.js"
 import * as Shared from "./internal/redis.js"
 import * as Validate from "./internal/validate.js"
+import { ServerPace } from "./internal/serverPace.js"
 
 /** Limits. Leave one out for no limit of that kind. */
 export interface Options {
@@ -33,7 +34,11 @@ export interface Options {
   readonly tpm?: number | undefined
   /** Requests in flight at once, at most: a whole number of at least 1. @default undefined (none) */
   readonly maxInFlight?: number | undefined
-  /** Slow down from the server's `x-ratelimit-remaining-*` / `-reset-*` headers before it answers 429. @default true */
+  /**
+   * Pace requests from the server's `x-ratelimit-*` headers before it answers 429 (a bucket never
+   * refilling faster than its limit a minute), and slow down when 429s arrive despite that
+   * (multiplicative decrease, additive recovery). @default true
+   */
   readonly adaptive?: boolean | undefined
   /**
    * Added to the 60 s window of `rpm` and `tpm`. Requests take different times to reach the server:
@@ -73,6 +78,27 @@ export interface Admission {
   readonly at: number
   /** How long to wait from now before it starts, in ms (0: at once). */
   readonly waitMillis: number
+  /**
+   * Set when the store refused it, recording nothing (see `AdmitBounds`): `"late"`, it could start
+   * only after `maxWaitMillis` (`waitMillis` says when); `"paused"`, the shared pause outlasts
+   * `maxPauseMillis` (`waitMillis` is what is left of it).
+   * @since 0.2.0
+   */
+  readonly refused?: "late" | "paused" | undefined
+}
+
+/**
+ * How long a request may wait for its start; beyond that the store refuses it instead of recording
+ * a start that will not be used.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AdmitBounds {
+  /** The latest start, in ms from now. @default unbounded */
+  readonly maxWaitMillis?: number | undefined
+  /** The longest shared pause it waits out, in ms. @default unbounded */
+  readonly maxPauseMillis?: number | undefined
 }
 
 /**
@@ -84,12 +110,16 @@ export interface RateLimitStore {
   /**
    * Admits a request of `tokens` tokens arriving now: it is given the earliest start time, not before
    * any request admitted earlier, at which the request and token windows have room and the shared
-   * pause has ended.
+   * pause has ended. With `bounds`, a request that could start only later than they allow is
+   * refused, and nothing is recorded.
    */
-  readonly admit: (tokens: number) => Effect.Effect<Admission, LimiterUnavailableError>
+  readonly admit: (tokens: number, bounds?: AdmitBounds) => Effect.Effect<Admission, LimiterUnavailableError>
   /** Corrects the tokens counted for an admitted request (refund or charge the difference). */
   readonly settle: (admission: Admission, tokens: number) => Effect.Effect<void, LimiterUnavailableError>
-  /** Pauses every request for `millis` from now; an earlier pause never shortens a later one. */
+  /**
+   * Pauses every request for `millis` from now; an earlier pause never shortens a later one. The
+   * limiter never asks for more than the `maxRetryAfter` of the call that met the 429.
+   */
   readonly pause: (millis: number) => Effect.Effect<void, LimiterUnavailableError>
   /** What is left of the shared pause, in ms (0: none). */
   readonly pauseRemaining: Effect.Effect<number, LimiterUnavailableError>
@@ -132,33 +162,47 @@ export class SlidingWindow {
     this.window = limits.windowMillis ?? WINDOW_MILLIS
   }
 
-  private expire(t: number): void {
-    const log = this.log
-    while (this.head < log.length && log[this.head]!.at + this.window <= t) {
-      this.windowTokens -= log[this.head]!.tokens
-      this.head++
+  /**
+   * Admits a request of `tokens` arriving at `now`; returns its id and start time. With `bounds`, a
+   * request that would start later than `now + maxWaitMillis`, or behind a pause longer than
+   * `maxPauseMillis`, is refused (`refused` set, id 0) and changes nothing.
+   */
+  admit(now: number, tokens: number, bounds?: AdmitBounds): { readonly id: number; readonly at: number; readonly refused?: "late" | "paused" } {
+    if (bounds?.maxPauseMillis !== undefined && this.pause - now > bounds.maxPauseMillis) return { id: 0, at: this.pause, refused: "paused" }
+    const late = (t: number) => bounds?.maxWaitMillis !== undefined && t - now > bounds.maxWaitMillis
+    // Nothing to count: only the pause applies, and nothing is remembered per request.
+    if (this.rpm === undefined && this.tpm === undefined) {
+      const at = Math.max(now, this.pause)
+      return late(at) ? { id: 0, at, refused: "late" } : { id: 0, at }
     }
+    const log = this.log
+    let head = this.head
+    let windowTokens = this.windowTokens
+    // The admissions that have left the window by `t` (counted here, dropped only once admitted).
+    const expire = (t: number) => {
+      while (head < log.length && log[head]!.at + this.window <= t) {
+        windowTokens -= log[head]!.tokens
+        head++
+      }
+    }
+    let t = Math.max(now, this.lastAt, this.pause)
+    expire(t)
+    // Requests: the one `rpm` places back must have left the window.
+    while (this.rpm !== undefined && log.length - head >= this.rpm) {
+      t = Math.max(t, log[head]!.at + this.window)
+      expire(t)
+    }
+    // Tokens: wait for the oldest admissions to leave until this one fits (alone, it always fits).
+    while (this.tpm !== undefined && head < log.length && windowTokens + tokens > this.tpm) {
+      t = Math.max(t, log[head]!.at + this.window)
+      expire(t)
+    }
+    if (late(t)) return { id: 0, at: t, refused: "late" }
+    this.head = head
+    this.windowTokens = windowTokens
     if (this.head > 1024 && this.head * 2 > log.length) {
       this.log = log.slice(this.head)
       this.head = 0
-    }
-  }
-
-  /** Admits a request of `tokens` arriving at `now`; returns its id and start time. */
-  admit(now: number, tokens: number): { readonly id: number; readonly at: number } {
-    // Nothing to count: only the pause applies, and nothing is remembered per request.
-    if (this.rpm === undefined && this.tpm === undefined) return { id: 0, at: Math.max(now, this.pause) }
-    let t = Math.max(now, this.lastAt, this.pause)
-    this.expire(t)
-    // Requests: the one `rpm` places back must have left the window.
-    while (this.rpm !== undefined && this.log.length - this.head >= this.rpm) {
-      t = Math.max(t, this.log[this.head]!.at + this.window)
-      this.expire(t)
-    }
-    // Tokens: wait for the oldest admissions to leave until this one fits (alone, it always fits).
-    while (this.tpm !== undefined && this.head < this.log.length && this.windowTokens + tokens > this.tpm) {
-      t = Math.max(t, this.log[this.head]!.at + this.window)
-      this.expire(t)
     }
     const id = this.nextId++
     this.log.push({ id, at: t, tokens })
@@ -198,12 +242,12 @@ const windowMillisOf = (options: Pick<Options, "windowMargin">, defaultMargin: D
 export const memoryStore = (options: Pick<Options, "rpm" | "tpm" | "windowMargin">): RateLimitStore => {
   const window = new SlidingWindow({ rpm: options.rpm, tpm: options.tpm, windowMillis: windowMillisOf(options) })
   return {
-    admit: (tokens) =>
+    admit: (tokens, bounds) =>
       Effect.clockWith((clock) =>
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
-          const { at, id } = window.admit(now, tokens)
-          return { id, at, waitMillis: at - now }
+          const { at, id, refused } = window.admit(now, tokens, bounds)
+          return refused === undefined ? { id, at, waitMillis: at - now } : { id, at, waitMillis: at - now, refused }
         })
       ),
     settle: (admission, tokens) => Effect.sync(() => window.settle(admission.id, admission.at, tokens)),
@@ -224,8 +268,36 @@ export interface Outcome {
   readonly usedTokens?: number | undefined
   /** Response headers, lower-cased. */
   readonly headers?: Readonly<Record<string, string | undefined>> | undefined
-  /** A server-asked delay (a 429's retry-after): every request pauses this long. */
+  /** A server-asked delay (a 429's retry-after): every request pauses this long, at most `maxWaitMillis`. */
   readonly retryAfterMillis?: number | undefined
+  /** The server refused the request with 429 (the adaptive pace slows down). @since 0.2.0 */
+  readonly rateLimited?: boolean | undefined
+}
+
+/**
+ * What bounds one request's wait for its start: the deadline of its call and the longest server-set
+ * wait it accepts. `ChatClient` passes its retry policy's `totalTimeout` and `maxRetryAfter`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Bounds {
+  /**
+   * The call's deadline, epoch ms on the limiter's `Clock`. A request that could start only at or
+   * after it fails at once, unsent, with `TimeoutError{phase: "total"}`. @default none
+   */
+  readonly deadline?: number | undefined
+  /** The `timeoutMillis` that `TimeoutError` reports (the call's total timeout). @default 0 */
+  readonly timeoutMillis?: number | undefined
+  /**
+   * The longest pause (after a 429) or adaptive pace (the gap between two requests the server's
+   * headers or 429s call for) honoured, in ms; a longer one fails the request at once, unsent, with a
+   * `RateLimitError` carrying the wait. The pause a 429 of this request sets is cut to it too.
+   * @default none
+   */
+  readonly maxWaitMillis?: number | undefined
+  /** Attempts already sent, reported by these errors. @default 0 */
+  readonly attempts?: number | undefined
 }
 
 /** The limiter service. */
@@ -233,12 +305,15 @@ export interface Service {
   /**
    * Runs `use` once a request of `tokens` tokens may start (callers are served in arrival order), then
    * reports how it ended with `outcome`: its real tokens, the server's headers, a 429's delay.
+   * `bounds` limits the wait (see `Bounds`); the request then fails, unsent, with `TimeoutError` or
+   * `RateLimitError`.
    */
   readonly withPermit: <A, E, R>(
     tokens: number,
     use: Effect.Effect<A, E, R>,
-    outcome: (exit: Exit.Exit<A, E>) => Outcome
-  ) => Effect.Effect<A, E | LimiterUnavailableError, R>
+    outcome: (exit: Exit.Exit<A, E>) => Outcome,
+    bounds?: Bounds
+  ) => Effect.Effect<A, E | LimiterUnavailableError | RateLimitError | TimeoutError, R>
   /** Whether token counts are needed (a `tpm` limit, or the server reports token limits). */
   readonly countsTokens: () => boolean
 }
@@ -263,17 +338,11 @@ export const parseResetDuration = (text: string | undefined): number | undefined
   return total
 }
 
-const headerNumber = (headers: Readonly<Record<string, string | undefined>>, name: string): number | undefined => {
-  const value = headers[name]
-  if (value === undefined || value.trim() === "") return undefined
-  const n = Number(value)
-  return Number.isFinite(n) ? n : undefined
-}
-
 /**
  * Builds a limiter over `store` (memory by default). With no limits it still pauses everyone after a
- * 429 that carries a delay and, when `adaptive`, before the server's own counters run out. Fails with
- * a `ConfigError` naming an invalid option (see {@link validateOptions}).
+ * 429 that carries a delay and, when `adaptive`, paces requests from the server's headers and from
+ * the 429s that arrive despite them (see docs/resilience.md). Fails with a `ConfigError` naming an
+ * invalid option (see {@link validateOptions}).
  */
 export const make = (options: Options = {}, given?: RateLimitStore): Effect.Effect<Service, ConfigError.ConfigError> =>
   Effect.gen(function* () {
@@ -285,104 +354,96 @@ export const make = (options: Options = {}, given?: RateLimitStore): Effect.Effe
     /** Admitted and not yet released (waiting or in flight), with their tokens. */
     let outstanding = 0
     let outstandingTokens = 0
-    let serverCountsTokens = false
-    /**
-     * The server's buckets as its headers describe them: `level` units left at `at`, refilled at `rate`
-     * per ms. Each admission reserves from them (the level may go below zero: later requests queue
-     * behind), so requests are paced before the server has to refuse them.
-     */
-    interface ServerBucket {
-      level: number
-      rate: number
-      at: number
-    }
-    let serverRequests: ServerBucket | undefined
-    let serverTokens: ServerBucket | undefined
+    const pace = new ServerPace(parseResetDuration)
 
-    /** Reserves `cost` from a server bucket; returns when the request may start. */
-    const reserve = (bucket: ServerBucket | undefined, cost: number, now: number): number => {
-      if (bucket === undefined || cost <= 0) return now
-      bucket.level += (now - bucket.at) * bucket.rate
-      bucket.at = now
-      const at = bucket.level >= cost ? now : now + Math.ceil((cost - bucket.level) / bucket.rate)
-      bucket.level -= cost
-      return at
-    }
-
-    /** Sleeps until `at` (local clock), then again while a pause set meanwhile lasts. */
-    const waitUntil = (at: number): Effect.Effect<void, LimiterUnavailableError> =>
-      Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        return at > now
-          ? Effect.zipRight(Clock.sleep(at - now), waitUntil(at))
-          : Effect.flatMap(store.pauseRemaining, (left) => left > 0 ? Effect.zipRight(Clock.sleep(left), waitUntil(0)) : Effect.void)
+    const late = (bounds: Bounds) =>
+      new TimeoutError({ phase: "total", timeoutMillis: bounds.timeoutMillis ?? 0, attempts: bounds.attempts ?? 0 })
+    const tooLong = (bounds: Bounds, millis: number, what: string) =>
+      new RateLimitError({
+        retryAfterMillis: Math.ceil(millis),
+        detail: `${what} calls for a wait of ${Math.ceil(millis)} ms, longer than maxRetryAfter (${bounds.maxWaitMillis} ms); the request was not sent`,
+        attempts: bounds.attempts ?? 0
       })
 
-    /** Counts an admitted request as outstanding; returns when it may start on the local clock. */
-    const admitted = (admission: Admission, tokens: number): { readonly permit: Permit; readonly at: number } => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const at = Math.max(now + admission.waitMillis, reserve(serverRequests, 1, now), reserve(serverTokens, tokens, now))
-      outstanding++
-      outstandingTokens += tokens
-      return { permit: { admission, tokens }, at }
-    }
-
-    /**
-     * Reads the server's counters into its buckets. The level is only ever lowered from a header (the
-     * client's own reservations are already in it; the header adds what others spent), and requests
-     * still outstanding are taken off what the server says is left: some of them it has not seen yet.
-     */
-    const observe = (
-      current: ServerBucket | undefined,
-      headers: Readonly<Record<string, string | undefined>>,
-      kind: "requests" | "tokens",
-      pending: number,
-      now: number
-    ): ServerBucket | undefined => {
-      const remaining = headerNumber(headers, `x-ratelimit-remaining-${kind}`)
-      const limit = headerNumber(headers, `x-ratelimit-limit-${kind}`)
-      if (remaining === undefined || limit === undefined || limit <= 0) return current
-      const reset = parseResetDuration(headers[`x-ratelimit-reset-${kind}`])
-      const rate = reset !== undefined && reset > 0 && limit > remaining ? (limit - remaining) / reset : limit / WINDOW_MILLIS
-      const level = remaining - pending
-      if (current === undefined) return { level, rate, at: now }
-      current.level = Math.min(current.level + (now - current.at) * current.rate, level)
-      current.rate = rate
-      current.at = now
-      return current
-    }
+    /** Sleeps until `at` (local clock), then again while a pause set meanwhile lasts, within `bounds`. */
+    const waitUntil = (at: number, bounds: Bounds): Effect.Effect<void, LimiterUnavailableError | RateLimitError | TimeoutError> =>
+      Effect.suspend(() => {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (at > now) return Effect.zipRight(Clock.sleep(at - now), waitUntil(at, bounds))
+        return Effect.flatMap(store.pauseRemaining, (left) => {
+          if (left <= 0) return Effect.void
+          if (bounds.maxWaitMillis !== undefined && left > bounds.maxWaitMillis) return Effect.fail(tooLong(bounds, left, "the shared pause after a 429"))
+          if (bounds.deadline !== undefined && clock.unsafeCurrentTimeMillis() + left >= bounds.deadline) return Effect.fail(late(bounds))
+          return Effect.zipRight(Clock.sleep(left), waitUntil(0, bounds))
+        })
+      })
 
     // Telling the store how a request ended is best effort: a store that cannot be reached then
     // must not turn a request that was answered into a failure.
-    const release = (permit: Permit, outcome: Outcome): Effect.Effect<void> =>
+    const release = (permit: Permit, startedAt: number, outcome: Outcome, succeeded: boolean, bounds: Bounds): Effect.Effect<void> =>
       Effect.suspend(() => {
         outstanding--
         outstandingTokens -= permit.tokens
         const now = clock.unsafeCurrentTimeMillis()
-        if (adaptive && outcome.headers !== undefined) {
-          serverRequests = observe(serverRequests, outcome.headers, "requests", outstanding, now)
-          serverTokens = observe(serverTokens, outcome.headers, "tokens", outstandingTokens, now)
-          if (serverTokens !== undefined) serverCountsTokens = true
+        if (adaptive) {
+          if (outcome.headers !== undefined) pace.observe(outcome.headers, outstanding, outstandingTokens, now)
+          if (succeeded) pace.succeeded(startedAt, now)
+          else if (outcome.rateLimited === true) pace.rateLimited(startedAt, now)
         }
-        const settle = outcome.usedTokens === undefined || outcome.usedTokens === permit.tokens ? Effect.void : store.settle(permit.admission, outcome.usedTokens)
-        const pause = outcome.retryAfterMillis === undefined ? Effect.void : store.pause(outcome.retryAfterMillis)
+        // A count the server made up (NaN, negative, fractional) keeps the estimate: NaN in the window would switch tpm off.
+        const used = outcome.usedTokens
+        const settle = used === undefined || used === permit.tokens || !Number.isSafeInteger(used) || used < 0
+          ? Effect.void
+          : store.settle(permit.admission, used)
+        const asked = outcome.retryAfterMillis
+        const pause = asked === undefined ? Effect.void : store.pause(Math.min(asked, bounds.maxWaitMillis ?? asked))
         return Effect.ignore(Effect.zipRight(settle, pause))
       })
 
+    const noBounds: Bounds = {}
+
     // The waits (for the store, for a slot) stay interruptible: a caller may give up while it waits.
     // Once admitted, whatever ends the request, interruption included, the permit is released.
-    const withPermit: Service["withPermit"] = (tokens, use, outcome) =>
+    const withPermit: Service["withPermit"] = (tokens, use, outcome, bounds = noBounds) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(restore(store.admit(tokens)), (admission) => {
-          const { at, permit } = admitted(admission, tokens)
-          const sent = Effect.onExit(restore(use), (exit) => release(permit, outcome(exit)))
-          if (at <= clock.unsafeCurrentTimeMillis()) return sent
-          return Effect.zipRight(Effect.onError(restore(waitUntil(at)), () => release(permit, {})), sent)
-        }))
+        Effect.suspend(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const deadline = bounds.deadline
+          if (deadline !== undefined && now >= deadline) return Effect.fail(late(bounds))
+          if (adaptive) {
+            // The pace first: a request it cannot start in time is refused before the store records it.
+            const plan = pace.plan(tokens, now, bounds.maxWaitMillis)
+            if (plan.tooSlowMillis !== undefined) return Effect.fail(tooLong(bounds, plan.tooSlowMillis, "the server's pace"))
+            if (deadline !== undefined && plan.at >= deadline) return Effect.fail(late(bounds))
+          }
+          const admitBounds: AdmitBounds | undefined = deadline === undefined && bounds.maxWaitMillis === undefined
+            ? undefined
+            : { maxWaitMillis: deadline === undefined ? undefined : deadline - now - 1, maxPauseMillis: bounds.maxWaitMillis }
+          return Effect.flatMap(restore(store.admit(tokens, admitBounds)), (admission) => {
+            if (admission.refused === "paused") return Effect.fail(tooLong(bounds, admission.waitMillis, "the shared pause after a 429"))
+            if (admission.refused === "late") return Effect.fail(late(bounds))
+            const now = clock.unsafeCurrentTimeMillis()
+            let at = now + admission.waitMillis
+            if (adaptive) {
+              at = Math.max(at, pace.plan(tokens, now).at)
+              pace.reserve(tokens, now, at)
+            }
+            outstanding++
+            outstandingTokens += tokens
+            const permit: Permit = { admission, tokens }
+            const sent = Effect.onExit(restore(use), (exit) => release(permit, at, outcome(exit), exit._tag === "Success", bounds))
+            if (at <= now) return sent
+            // Another fiber's reservation may have moved the start since the plan: rare, and then
+            // the start it keeps is given up like an interrupted wait's.
+            if (deadline !== undefined && at >= deadline) return Effect.zipRight(release(permit, at, {}, false, noBounds), Effect.fail(late(bounds)))
+            return Effect.zipRight(Effect.onError(restore(waitUntil(at, bounds)), () => release(permit, at, {}, false, noBounds)), sent)
+          })
+        })
+      )
 
     return {
-      withPermit: semaphore === undefined ? withPermit : (tokens, use, outcome) => semaphore.withPermits(1)(withPermit(tokens, use, outcome)),
-      countsTokens: () => options.tpm !== undefined || serverCountsTokens
+      withPermit: semaphore === undefined ? withPermit : (tokens, use, outcome, bounds) => semaphore.withPermits(1)(withPermit(tokens, use, outcome, bounds)),
+      countsTokens: () => options.tpm !== undefined || pace.countsTokens
     }
   })
 
@@ -414,14 +475,21 @@ export const redisStore = (options: RedisOptions): Effect.Effect<RateLimitStore,
     const pauseLeftScript = Shared.script(Shared.PAUSE_LEFT)
     const limits = [options.rpm ?? -1, options.tpm ?? -1, windowMillis] as const
     const call = <A>(run: (redis: Shared.Connection["redis"]) => Promise<A>) => connection.call("rate-limit", run)
+    /** A bound for the script: whole ms, -1 for none. */
+    const bound = (millis: number | undefined) => (millis === undefined ? -1 : Math.max(0, Math.floor(millis)))
     return {
-      admit: (tokens) =>
+      admit: (tokens, bounds) =>
         guard.run(
           Effect.map(
-            call((redis) => admitScript(redis, keys, [-1, Math.max(0, Math.round(tokens)), ...limits]) as Promise<[number, number, number]>),
-            ([id, at, now]): Admission => ({ id, at, waitMillis: Math.max(0, at - now) })
+            call((redis) =>
+              admitScript(redis, keys, [-1, Math.max(0, Math.round(tokens)), ...limits, bound(bounds?.maxWaitMillis), bound(bounds?.maxPauseMillis)]) as Promise<
+                [number, number, number, number]
+              >
+            ),
+            ([id, at, now, refused]): Admission =>
+              refused === 0 ? { id, at, waitMillis: Math.max(0, at - now) } : { id, at, waitMillis: Math.max(0, at - now), refused: refused === 1 ? "late" : "paused" }
           ),
-          Effect.tap(local.admit(tokens), (admission) => Effect.sync(() => localAdmissions.add(admission)))
+          Effect.tap(local.admit(tokens, bounds), (admission) => Effect.sync(() => localAdmissions.add(admission)))
         ),
       // Without a tpm limit the window counts no tokens: nothing to correct, no round trip.
       settle: (admission, tokens) =>

@@ -168,8 +168,9 @@ describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
       ))
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.join(fiber)
-      // remaining 0 of 60 with a full reset in 1 s: the next request waits 1 s / 60, rounded up
-      expect(s.times).toEqual([0, 17, 34])
+      // remaining 0 of 60: the headers' reset (1 s) would refill 60 a second, but a limit of 60 refills
+      // at most 60 a minute (13.A.3): the next request waits 1 s
+      expect(s.times).toEqual([0, 1000, 2000])
       const off = stub(() => ok({ "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s" }))
       yield* Effect.provide(
         Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach([0, 1, 2], () => chat.create(request), { concurrency: 1 })),

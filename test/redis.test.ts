@@ -59,12 +59,18 @@ const captureLogs = () => {
 }
 
 describe.runIf(available)("Redis rate-limit store", () => {
-  it("property: the Lua window decides exactly like SlidingWindow for any sequence of admissions, corrections and pauses", async () => {
+  it("property: the Lua window decides exactly like SlidingWindow for any sequence of admissions (bounded or not: 13.A.2), corrections and pauses", async () => {
     const admit = Shared.script(Shared.ADMIT)
     const settle = Shared.script(Shared.SETTLE)
     const pause = Shared.script(Shared.PAUSE)
     const op = FastCheck.oneof(
-      FastCheck.record({ kind: FastCheck.constant("admit" as const), gap: FastCheck.integer({ min: 0, max: 30_000 }), tokens: FastCheck.integer({ min: 0, max: 400 }) }),
+      FastCheck.record({
+        kind: FastCheck.constant("admit" as const),
+        gap: FastCheck.integer({ min: 0, max: 30_000 }),
+        tokens: FastCheck.integer({ min: 0, max: 400 }),
+        maxWait: FastCheck.option(FastCheck.integer({ min: 0, max: 120_000 }), { nil: undefined }),
+        maxPause: FastCheck.option(FastCheck.integer({ min: 0, max: 30_000 }), { nil: undefined })
+      }),
       FastCheck.record({ kind: FastCheck.constant("settle" as const), back: FastCheck.integer({ min: 1, max: 10 }), tokens: FastCheck.integer({ min: 0, max: 400 }) }),
       FastCheck.record({ kind: FastCheck.constant("pause" as const), millis: FastCheck.integer({ min: 0, max: 20_000 }) })
     )
@@ -83,10 +89,11 @@ describe.runIf(available)("Redis rate-limit store", () => {
         for (const o of ops) {
           if (o.kind === "admit") {
             now += o.gap
-            const expected = memory.admit(now, o.tokens)
-            const [id, at] = (await admit(redis, keys, [now, o.tokens, rpm ?? -1, tpm ?? -1, window])) as [number, number]
+            const expected = memory.admit(now, o.tokens, { maxWaitMillis: o.maxWait, maxPauseMillis: o.maxPause })
+            const [id, at, , refused] = (await admit(redis, keys, [now, o.tokens, rpm ?? -1, tpm ?? -1, window, o.maxWait ?? -1, o.maxPause ?? -1])) as [number, number, number, number]
             expect(at).toBe(expected.at)
             expect(id).toBe(expected.id)
+            expect(refused).toBe(expected.refused === undefined ? 0 : expected.refused === "late" ? 1 : 2)
             if (id !== 0) admitted.push({ id, at })
           } else if (o.kind === "settle") {
             const target = admitted[admitted.length - o.back]
