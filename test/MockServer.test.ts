@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
-import { ChatSchema } from "../src/index.js"
+import { ChatSchema, RateLimit } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import * as Content from "../src/testing/internal/content.js"
 import * as Limits from "../src/testing/internal/limits.js"
@@ -153,6 +153,19 @@ describe("MockServer", () => {
       expect(refused.json.error).toMatchObject({ type: "requests", code: "rate_limit_exceeded" })
       expect(validError(refused.json)).toBeUndefined()
       expect((yield* server.stats).rateLimited).toBe(1)
+    }))
+
+  it.scopedLive("a shorter window refills rpm over it instead of a minute, and says so in its headers", () =>
+    Effect.gen(function* () {
+      const server = yield* MockServer.make({ rpm: 2, window: "2 seconds" })
+      const answers = []
+      for (let i = 0; i < 3; i++) answers.push(yield* post(`${server.url}/chat/completions`, chat(`q${i}`)))
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 429])
+      // One request's worth of a 2-request bucket refills in 1 s (a minute would take 30 s).
+      const wait = Number(answers[2]!.headers.get("retry-after-ms"))
+      expect(wait).toBeGreaterThan(0)
+      expect(wait).toBeLessThanOrEqual(1000)
+      expect(RateLimit.parseResetDuration(answers[1]!.headers.get("x-ratelimit-reset-requests") ?? undefined)).toBeLessThanOrEqual(2000)
     }))
 
   it.scopedLive("enforces tpm on prompt tokens plus max_tokens", () =>

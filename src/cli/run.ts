@@ -40,6 +40,7 @@ import * as Pricing from "../Pricing.js"
 import * as RateLimit from "../RateLimit.js"
 import { CliError } from "./error.js"
 import * as RunStats from "./runStats.js"
+import { testWindow } from "./testWindow.js"
 
 const invalid = (e: unknown) => HelpDoc.p(e instanceof Error ? e.message : String(e))
 const durationOption = (name: string, fallback: string, description: string) =>
@@ -294,7 +295,7 @@ const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>
     // 2. The client: the key only from the environment; limits and budget in Redis with --redis.
     const apiKey = keyText === undefined || keyText.trim() === "" ? undefined : Redacted.make(keyText)
     const baseUrl = Option.getOrUndefined(Option.orElse(o.baseUrl, () => Option.fromNullable(process.env["OPENAI_BASE_URL"]).pipe(Option.filter((u) => u.trim() !== ""))))
-    const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm) }
+    const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm), window: yield* testWindow }
     const clientLayer = ChatClient.layer({
       apiKey,
       baseUrl,
