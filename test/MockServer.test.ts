@@ -126,7 +126,7 @@ describe("MockServer", () => {
         }))
       const clean = yield* content(undefined, { response_format: { type: "json_object" } })
       const value = JSON.parse(clean)
-      expect(value.summary).toBe("summarise the refund policy for damaged items")
+      expect(value.summary).toBe("Summarise the refund policy for damaged items.")
       expect(yield* content({ fence: true })).toMatch(/^```json\n\{[\s\S]*\}\n```$/)
       const prose = yield* content({ prose: true })
       expect(prose.startsWith("Here is the JSON")).toBe(true)
@@ -193,6 +193,18 @@ describe("MockServer", () => {
       const value = Content.valueForSchema(JSONSchema.make(schema), "what is the status of my order of red shoes", 12345)
       expect(Schema.decodeUnknownEither(schema)(value)._tag).toBe("Right")
     }
+  })
+
+  it("summaries are the prompt's first two sentences, other strings its next ones; documents under [docId] lines are answered from, cited", () => {
+    const article = "Document kb-01:\n\nRefunds (EU store)\n\nRefunds are paid in five days. They go back to the card. Shipping is refunded too. Call us if not."
+    const value = Content.valueForSchema(JSONSchema.make(Schema.Struct({ summary: Schema.String, keyPoints: Schema.Array(Schema.String) })), article, 7) as { summary: string; keyPoints: Array<string> }
+    expect(value.summary).toBe("Refunds are paid in five days. They go back to the card.")
+    expect(value.keyPoints).toEqual(["Shipping is refunded too.", "Call us if not.", "Shipping is refunded too."])
+    expect(Content.summaryOf("where is my order 42")).toBe("Where is my order 42.")
+    const system = "Answer from the documents.\n\nDocuments:\n\n[kb-02]\nShipping takes three days. Refunds take five days.\n\n[kb-01]\nRefunds take two days."
+    expect(Content.answerFromDocuments([{ role: "system", content: system }, { role: "user", content: "How long do refunds take?" }], "How long do refunds take?"))
+      .toBe("Refunds take five days [kb-02].")
+    expect(Content.answerFromDocuments([{ role: "user", content: "hi" }], "hi")).toBeUndefined()
   })
 
   it("formats reset durations as OpenAI does", () => {
