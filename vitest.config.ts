@@ -1,8 +1,14 @@
-import { defineConfig } from "vitest/config"
+import { availableParallelism } from "node:os"
+import { configDefaults, defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The scenarios over real minutes: `npm run test:long` (vitest.long.config.ts), run by .ci/run.
+    exclude: [...configDefaults.exclude, "test/long/**"],
+    // Two test files at once even on two cores (vitest's default there is one): most of the suite's
+    // time is spent waiting on child processes, sockets and latency, not computing.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     testTimeout: 30_000,
     hookTimeout: 30_000
   }

@@ -47,6 +47,15 @@ export interface Options {
    * @default 0 (memory store); 1 second for `layerRedis`
    */
   readonly windowMargin?: Duration.DurationInput | undefined
+  /**
+   * Test-only: the period `rpm` and `tpm` count over, instead of a minute. Providers count per minute,
+   * so leave it unset outside tests; a test shortens it so that a scenario spanning several windows
+   * takes seconds. `shepherd run` takes it from `SHEPHERD_TEST_WINDOW` (e.g. `5s`), which only the
+   * test suite sets.
+   * @default "60 seconds"
+   * @internal
+   */
+  readonly window?: Duration.DurationInput | undefined
 }
 
 /** The window of `rpm` and `tpm`. */
@@ -67,6 +76,7 @@ export const validateOptions = (options: Options, path: ReadonlyArray<string> = 
       if (options[name] !== undefined) yield* Validate.positiveInt([...path, name], options[name])
     }
     if (options.windowMargin !== undefined) yield* Validate.nonNegativeDuration([...path, "windowMargin"], options.windowMargin)
+    if (options.window !== undefined) yield* Validate.positiveDuration([...path, "window"], options.window)
     if (options.adaptive !== undefined) yield* Validate.boolean([...path, "adaptive"], options.adaptive)
   })
 
@@ -235,11 +245,12 @@ export class SlidingWindow {
 }
 
 /** The window's length for these options, in ms. */
-const windowMillisOf = (options: Pick<Options, "windowMargin">, defaultMargin: Duration.DurationInput = 0): number =>
-  WINDOW_MILLIS + Math.max(0, Math.round(Duration.toMillis(options.windowMargin ?? defaultMargin)))
+const windowMillisOf = (options: Pick<Options, "windowMargin" | "window">, defaultMargin: Duration.DurationInput = 0): number =>
+  Math.max(1, Math.round(Duration.toMillis(options.window ?? WINDOW_MILLIS))) +
+  Math.max(0, Math.round(Duration.toMillis(options.windowMargin ?? defaultMargin)))
 
 /** Sliding-window limits in memory, for one process, on the Effect `Clock`. */
-export const memoryStore = (options: Pick<Options, "rpm" | "tpm" | "windowMargin">): RateLimitStore => {
+export const memoryStore = (options: Pick<Options, "rpm" | "tpm" | "windowMargin" | "window">): RateLimitStore => {
   const window = new SlidingWindow({ rpm: options.rpm, tpm: options.tpm, windowMillis: windowMillisOf(options) })
   return {
     admit: (tokens, bounds) =>
@@ -467,7 +478,7 @@ export const redisStore = (options: RedisOptions): Effect.Effect<RateLimitStore,
     const connection = yield* Shared.connect(options, "rate-limit")
     const guard = yield* Shared.makeGuard(connection, options, "rate-limit")
     const share = (limit: number | undefined) => (limit === undefined ? undefined : Math.max(1, Math.floor(limit / workers)))
-    const local = memoryStore({ rpm: share(options.rpm), tpm: share(options.tpm), windowMargin: windowMillis - WINDOW_MILLIS })
+    const local = memoryStore({ rpm: share(options.rpm), tpm: share(options.tpm), window: windowMillis, windowMargin: 0 })
     const localAdmissions = new WeakSet<Admission>()
     const admitScript = Shared.script(Shared.ADMIT)
     const settleScript = Shared.script(Shared.SETTLE)

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
-import { ChatSchema } from "../src/index.js"
+import { ChatSchema, RateLimit } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import * as Content from "../src/testing/internal/content.js"
 import * as Limits from "../src/testing/internal/limits.js"
@@ -126,7 +126,7 @@ describe("MockServer", () => {
         }))
       const clean = yield* content(undefined, { response_format: { type: "json_object" } })
       const value = JSON.parse(clean)
-      expect(value.summary).toBe("summarise the refund policy for damaged items")
+      expect(value.summary).toBe("Summarise the refund policy for damaged items.")
       expect(yield* content({ fence: true })).toMatch(/^```json\n\{[\s\S]*\}\n```$/)
       const prose = yield* content({ prose: true })
       expect(prose.startsWith("Here is the JSON")).toBe(true)
@@ -155,6 +155,19 @@ describe("MockServer", () => {
       expect((yield* server.stats).rateLimited).toBe(1)
     }))
 
+  it.scopedLive("a shorter window refills rpm over it instead of a minute, and says so in its headers", () =>
+    Effect.gen(function* () {
+      const server = yield* MockServer.make({ rpm: 2, window: "2 seconds" })
+      const answers = []
+      for (let i = 0; i < 3; i++) answers.push(yield* post(`${server.url}/chat/completions`, chat(`q${i}`)))
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 429])
+      // One request's worth of a 2-request bucket refills in 1 s (a minute would take 30 s).
+      const wait = Number(answers[2]!.headers.get("retry-after-ms"))
+      expect(wait).toBeGreaterThan(0)
+      expect(wait).toBeLessThanOrEqual(1000)
+      expect(RateLimit.parseResetDuration(answers[1]!.headers.get("x-ratelimit-reset-requests") ?? undefined)).toBeLessThanOrEqual(2000)
+    }))
+
   it.scopedLive("enforces tpm on prompt tokens plus max_tokens", () =>
     Effect.gen(function* () {
       const server = yield* MockServer.make({ tpm: 100 })
@@ -180,6 +193,18 @@ describe("MockServer", () => {
       const value = Content.valueForSchema(JSONSchema.make(schema), "what is the status of my order of red shoes", 12345)
       expect(Schema.decodeUnknownEither(schema)(value)._tag).toBe("Right")
     }
+  })
+
+  it("summaries are the prompt's first two sentences, other strings its next ones; documents under [docId] lines are answered from, cited", () => {
+    const article = "Document kb-01:\n\nRefunds (EU store)\n\nRefunds are paid in five days. They go back to the card. Shipping is refunded too. Call us if not."
+    const value = Content.valueForSchema(JSONSchema.make(Schema.Struct({ summary: Schema.String, keyPoints: Schema.Array(Schema.String) })), article, 7) as { summary: string; keyPoints: Array<string> }
+    expect(value.summary).toBe("Refunds are paid in five days. They go back to the card.")
+    expect(value.keyPoints).toEqual(["Shipping is refunded too.", "Call us if not.", "Shipping is refunded too."])
+    expect(Content.summaryOf("where is my order 42")).toBe("Where is my order 42.")
+    const system = "Answer from the documents.\n\nDocuments:\n\n[kb-02]\nShipping takes three days. Refunds take five days.\n\n[kb-01]\nRefunds take two days."
+    expect(Content.answerFromDocuments([{ role: "system", content: system }, { role: "user", content: "How long do refunds take?" }], "How long do refunds take?"))
+      .toBe("Refunds take five days [kb-02].")
+    expect(Content.answerFromDocuments([{ role: "user", content: "hi" }], "hi")).toBeUndefined()
   })
 
   it("formats reset durations as OpenAI does", () => {

@@ -88,7 +88,8 @@ describe("Rag.answer", () => {
       )
       expect(result.sources[0]!.docId).toBe("doc-7")
       expect(result.sources.length).toBeLessThanOrEqual(3)
-      expect(result.answer).toContain("How fast are refunds")
+      // The mock's "model" answers from the first document it was given, citing it.
+      expect(result.answer).toMatch(/^Refunds for damaged items .*\[doc-7\]\.$/)
       expect(Option.getOrThrow(result.costMicroUsd)).toBeGreaterThan(0)
       const [entry] = yield* mock.journal
       const system = (entry!.body as { messages: Array<{ content: string }> }).messages[0]!.content

@@ -128,6 +128,18 @@ describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
       expect(s.times).toEqual([0, 0, 60_000, 60_000, 120_000])
     }))
 
+  it.effect("test-only window: rpm counts over `window` instead of a minute (the margin still added)", () =>
+    Effect.gen(function* () {
+      const s = stub(() => ok())
+      const fiber = yield* Effect.fork(Effect.provide(
+        Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach([0, 1, 2, 3, 4], () => chat.create(request), { concurrency: 5 })),
+        clientOn(s, { limits: { rpm: 2, window: "5 seconds", windowMargin: "1 second" } })
+      ))
+      yield* TestClock.adjust("12 seconds")
+      yield* Fiber.join(fiber)
+      expect(s.times).toEqual([0, 0, 6000, 6000, 12_000])
+    }))
+
   it.effect("tpm: requests wait until their estimated tokens fit", () =>
     Effect.gen(function* () {
       const s = stub(() => ok())

@@ -40,7 +40,7 @@ describe("Structured.generate against MockServer's JSON-content modes", () => {
         const mock = yield* MockServer.make(options === undefined ? {} : { jsonContent: options })
         const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url })), ChatClient.ChatClient)
         const result = yield* Structured.generate(Answer, request).pipe(Effect.provideService(ChatClient.ChatClient, chat))
-        expect(result.value.summary).toBe("summarise the refund policy for damaged items")
+        expect(result.value.summary).toBe("Summarise the refund policy for damaged items.")
         expect(result.attempts).toBe(1)
         const journal = yield* mock.journal
         expect(journal).toHaveLength(1)
@@ -134,7 +134,7 @@ describe("Structured.stream against MockServer", () => {
       expect(partials.some((p) => typeof p.value === "object" && p.value !== null && "summary" in p.value)).toBe(true)
       expect(done._tag).toBe("Done")
       if (done._tag === "Done") {
-        expect(done.value.summary).toBe("summarise the refund policy for damaged items")
+        expect(done.value.summary).toBe("Summarise the refund policy for damaged items.")
         expect(done.usage?.completion_tokens).toBeGreaterThan(0)
       }
       expect(yield* mock.journal).toHaveLength(1)

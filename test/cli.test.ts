@@ -67,13 +67,44 @@ describe("shepherd demo", () => {
     const speedUp = Number(rows[3]!.trim().split(/\s+/).at(-1)!.slice(0, -1))
     expect(speedUp).toBeGreaterThan(5) // 50 concurrent calls against one at a time
     expect(result.stdout).toMatch(/\d+ retries absorbed/)
+    // The failures are explained by what happened: the count matches the table, and each kind says why.
+    const failedInTable = rows.reduce((sum, row) => sum + Number(row.trim().split(/\s+/)[3]), 0)
+    const lines = result.stdout.split("\n")
+    const kinds = lines.filter((line) => /^ {2}\w+Error( \d+| \(\w+\))? x\d+: /.test(line))
+    if (failedInTable === 0) expect(kinds).toEqual([])
+    else {
+      expect(result.stdout).toContain(`${failedInTable} ${failedInTable === 1 ? "request" : "requests"} failed, each with a typed ChatError:`)
+      expect(kinds.reduce((sum, line) => sum + Number(/ x(\d+): /.exec(line)![1]), 0)).toBe(failedInTable)
+      for (const line of kinds) {
+        // The mock's faults: malformed 200 bodies are final; 429s and 5xx only fail once the retries run out.
+        if (line.includes("ResponseDecodeError")) expect(line).toContain("a 200 answer whose body is not a chat completion")
+        else expect(line).toMatch(/the retries ran out|after \d+ attempts/)
+      }
+    }
     const analysed = /(\d+) of 50 documents analysed/.exec(result.stdout)
     expect(Number(analysed?.[1])).toBeGreaterThan(40)
     expect(result.stdout).toContain("analysed 50/50 documents")
     expect(result.stdout).toMatch(/cost: \d+ prompt \+ \d+ completion tokens = \$\d+\.\d{6}/)
-    expect(result.stdout).toMatch(/how the JSON was recovered: .*repaired \d+/)
-    expect(result.stdout).toMatch(/sources: kb-\d+ \([\d.]+\)/)
-    expect(result.stdout).toMatch(/answer: Mock answer/)
+    // How the JSON was read, each kind named once.
+    const recovered = lines.find((line) => line.startsWith("The answers' JSON: "))!
+    expect(recovered).toMatch(/\d+ repaired \(prose around it, trailing commas\)/)
+    expect(recovered.match(/repaired/g)).toHaveLength(1)
+    // The example analysis reads as sentences: a summary of two, key points of one each.
+    const summary = lines.find((line) => line.startsWith("  summary: "))!.slice("  summary: ".length)
+    expect(summary).toMatch(/^[A-Z][^.]+\. [A-Z][^]+\.$/)
+    const keyPoints = lines.filter((line) => line.startsWith("    - "))
+    expect(keyPoints.length).toBeGreaterThanOrEqual(2)
+    for (const point of keyPoints) expect(point).toMatch(/^ {4}- [A-Z].*\.$/)
+    // Five ranked sources, best first, scores all different; the answer cites the best one.
+    const sources = lines.filter((line) => /^ {2}kb-\d+ {2}score +[\d.]+ {2}\S/.test(line)).map((line) => {
+      const [, id, score, title] = /^ {2}(kb-\d+) {2}score +([\d.]+) {2}(.+)$/.exec(line)!
+      return { id: id!, score: Number(score), title: title! }
+    })
+    expect(sources).toHaveLength(5)
+    expect(sources[0]!.title).toBe("Refunds (UK store)")
+    expect(new Set(sources.map((s) => s.score)).size).toBe(5)
+    for (let i = 1; i < sources.length; i++) expect(sources[i]!.score).toBeLessThan(sources[i - 1]!.score)
+    expect(result.stdout).toContain(`answer: Refunds for damaged items are paid within three working days of the return reaching our warehouse [${sources[0]!.id}].`)
   }, 120_000)
 })
 
@@ -81,7 +112,8 @@ describe("shepherd demo against a provider", () => {
   it.scopedLive("with OPENAI_BASE_URL and OPENAI_API_KEY set it says so first and runs the small version there", () =>
     Effect.gen(function* () {
       const key = "sk-demo-provider-0a1b2c3d4e5f"
-      const mock = yield* MockServer.make({ apiKey: key, latency: "5 millis" })
+      // The first request is refused as invalid (400), the second answered with a body that is not JSON.
+      const mock = yield* MockServer.make({ apiKey: key, latency: "5 millis", script: [{ type: "bad_request" }, { type: "malformed_json" }] })
       const result = yield* Effect.async<{ code: number | null; stdout: string }>((resume) => {
         const child = spawn(process.execPath, [cli, "demo"], { env: { ...process.env, OPENAI_BASE_URL: mock.url, OPENAI_API_KEY: key }, stdio: ["ignore", "pipe", "pipe"] })
         let stdout = ""
@@ -92,6 +124,12 @@ describe("shepherd demo against a provider", () => {
       expect(result.code).toBe(0)
       expect(result.stdout.split("\n")[0]).toBe(`Shepherd demo against ${mock.url} with model gpt-4.1-mini (a small run: it sends about 120 requests and analyses 5 documents;`)
       expect(result.stdout).toContain("5 of 5 documents analysed")
+      // Each failure is explained by what happened to it.
+      expect(result.stdout).toContain("2 requests failed, each with a typed ChatError:")
+      const apiLine = result.stdout.split("\n").find((line) => line.startsWith("  ApiError 400 x1: "))
+      expect(apiLine).toMatch(/the server refused the request itself \(".+"\); final: the same request would be refused again$/)
+      expect(apiLine).not.toContain("not a chat completion")
+      expect(result.stdout).toMatch(/^ {2}ResponseDecodeError x1: a 200 answer whose body is not a chat completion/m)
       const journal = yield* mock.journal
       expect(journal.length).toBeGreaterThan(100)
       expect(journal.every((e) => e.status !== 401)).toBe(true)

@@ -13,16 +13,25 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as ChatClient from "../ChatClient.js"
+import type * as ChatError from "../ChatError.js"
 import type * as ChatSchema from "../ChatSchema.js"
+import type * as Json from "../Json.js"
 import * as Pricing from "../Pricing.js"
 import * as Rag from "../Rag.js"
 import * as MockServer from "../testing/MockServer.js"
+import { demoDocuments } from "./demoDocuments.js"
+
+/** Failures of one kind: how many, and the first of them (for its details). */
+interface FailureGroup {
+  count: number
+  readonly example: ChatError.ChatError
+}
 
 interface Row {
   readonly concurrency: number
   readonly requests: number
   readonly ok: number
-  readonly failures: Record<string, number>
+  readonly failures: Map<string, FailureGroup>
   /** Attempts beyond the first, over all requests of the row. */
   readonly retries: number
   readonly seconds: number
@@ -42,7 +51,7 @@ const request = (i: number, model: string): ChatSchema.ChatCompletionRequest => 
 const runRow = (concurrency: number, requests: number, model: string) =>
   Effect.gen(function* () {
     const chat = yield* ChatClient.ChatClient
-    const failures: Record<string, number> = {}
+    const failures = new Map<string, FailureGroup>()
     let ok = 0
     let retries = 0
     let latencyTotal = 0
@@ -58,7 +67,9 @@ const runRow = (concurrency: number, requests: number, model: string) =>
                 retries += result.attempts - 1
               },
               onFailure: (e) => {
-                failures[e._tag] = (failures[e._tag] ?? 0) + 1
+                const group = failures.get(failureKind(e))
+                if (group === undefined) failures.set(failureKind(e), { count: 1, example: e })
+                else group.count++
                 if ("attempts" in e) retries += e.attempts - 1
               }
             }),
@@ -86,41 +97,70 @@ const printTable = (rows: ReadonlyArray<Row>) =>
           `${pad(`${(rate / sequential).toFixed(1)}x`, 8)}`
       )
     }
-    const failures: Record<string, number> = {}
-    for (const row of rows) for (const [tag, n] of Object.entries(row.failures)) failures[tag] = (failures[tag] ?? 0) + n
+    const failures = new Map<string, FailureGroup>()
+    for (const row of rows) {
+      for (const [kind, group] of row.failures) {
+        const seen = failures.get(kind)
+        if (seen === undefined) failures.set(kind, { ...group })
+        else seen.count += group.count
+      }
+    }
     const retries = rows.reduce((sum, row) => sum + row.retries, 0)
+    const failed = [...failures.values()].reduce((sum, g) => sum + g.count, 0)
     yield* Console.log(
-      `\n${retries} retries absorbed the 429s and 5xx (a 429 pauses the whole client for the delay the server asked).` +
-        (Object.keys(failures).length === 0
-          ? ""
-          : `\nfailed, each a typed ChatError: ${Object.entries(failures).map(([tag, n]) => `${tag} ${n}`).join(", ")}` +
-            " (a 2xx body that is not a completion is final: retrying would pay for the same answer again)")
+      "\n" + (retries === 0
+        ? "No request needed a retry."
+        : `${retries} retries absorbed the 429s, 5xx and dropped connections (a 429 pauses the whole client for the delay the server asked).`)
     )
+    if (failed > 0) {
+      yield* Console.log(`${failed} ${failed === 1 ? "request" : "requests"} failed, each with a typed ChatError:`)
+      for (const [kind, group] of [...failures].sort(([, a], [, b]) => b.count - a.count)) {
+        yield* Console.log(`  ${kind} x${group.count}: ${explainFailure(group.example)}`)
+      }
+    }
   })
 
-const TOPICS = [
-  ["Refunds", "Refunds for damaged items are paid within five working days of the return reaching our warehouse. Refunds go back to the original payment method."],
-  ["Shipping", "Standard shipping takes three to five working days; express shipping arrives the next working day when ordered before 2 pm."],
-  ["Returns", "Items can be returned within 30 days in their original packaging. Print the prepaid label from your account page."],
-  ["Warranty", "Electronics carry a two-year warranty covering manufacturing defects. Accidental damage is not covered."],
-  ["Gift cards", "Gift cards never expire and can be combined with one discount code per order."],
-  ["Order tracking", "Every order has a tracking link in the confirmation email; tracking starts once the parcel leaves the warehouse."],
-  ["Payment", "We accept cards, bank transfers and two buy-now-pay-later providers; payments are captured when the order ships."],
-  ["Exchanges", "Exchanges for a different size are free; the new item ships when the returned one is scanned at the depot."],
-  ["Damaged parcels", "Photograph a damaged parcel before opening it and report it within 48 hours so the carrier claim can be filed."],
-  ["Loyalty points", "Loyalty points are earned on every order, one point per euro, and expire after 24 months without a purchase."]
-] as const
-
-/** 50 knowledge-base articles of an online shop: 10 topics, 5 regional variants each. */
-export const demoDocuments: ReadonlyArray<Rag.Document> = Array.from({ length: 50 }, (_, i) => {
-  const [title, body] = TOPICS[i % TOPICS.length]!
-  const region = ["EU", "UK", "US", "CA", "AU"][Math.floor(i / TOPICS.length)]!
-  return {
-    docId: `kb-${String(i + 1).padStart(2, "0")}`,
-    content: `${title} (${region} store). ${body} Questions about ${title.toLowerCase()} in the ${region} store go to the support team, ` +
-      `who answer within one working day. Last reviewed in article ${i + 1} of the help centre.`
+/** The kind a failure is counted under: its tag, with the status, phase or code that tells them apart. */
+export const failureKind = (e: ChatError.ChatError): string => {
+  switch (e._tag) {
+    case "ApiError":
+      return `ApiError ${e.status}`
+    case "TimeoutError":
+      return `TimeoutError (${e.phase})`
+    case "TransportError":
+      return e.code === undefined ? "TransportError" : `TransportError (${e.code})`
+    default:
+      return e._tag
   }
-})
+}
+
+const quote = (text: string) => {
+  const line = text.replace(/\s+/g, " ").trim()
+  return `"${line.length > 100 ? `${line.slice(0, 99)}…` : line}"`
+}
+
+/** Why a request ended with this error, and why it was not (or no longer) retried, in one line. */
+export const explainFailure = (e: ChatError.ChatError): string => {
+  const after = "attempts" in e && e.attempts > 1 ? ` after ${e.attempts} attempts` : ""
+  switch (e._tag) {
+    case "ApiError":
+      if (e.status === 401 || e.status === 403) return `the server refused the key (${quote(e.detail)}); final: check OPENAI_API_KEY`
+      if (e.status >= 500) return `the server kept failing${after} (${quote(e.detail)}); the retries ran out`
+      return `the server refused the request itself (${quote(e.detail)}); final: the same request would be refused again`
+    case "ResponseDecodeError":
+      return `a ${e.status} answer whose body is not a chat completion (${quote(e.detail)}); final: retrying would pay for the same answer again`
+    case "RateLimitError":
+      return `still rate limited${after}; the retries ran out`
+    case "TimeoutError":
+      return `no answer within the ${e.phase} deadline (${e.timeoutMillis} ms)${after}`
+    case "TransportError":
+      return `the connection failed${after} (${quote(e.detail)})`
+    case "BudgetExceededError":
+      return "not sent: it could have taken the spend past the budget"
+    case "LimiterUnavailableError":
+      return "not sent: the shared rate limits could not be reached"
+  }
+}
 
 /** Documents through `Rag.analyze` with a progress bar (or a line per 10 documents without a terminal). */
 const analyzeWithProgress = (docs: ReadonlyArray<Rag.Document>, options: Rag.AnalyzeOptions) =>
@@ -147,6 +187,18 @@ const analyzeWithProgress = (docs: ReadonlyArray<Rag.Document>, options: Rag.Ana
 
 const usd = (micro: number) => Pricing.format(micro)
 
+/** An article's title: the first line of its content. */
+const titleOf = (docId: string) => demoDocuments.find((d) => d.docId === docId)?.content.split("\n")[0] ?? docId
+
+/** How each kind of JSON recovery reads in a sentence. */
+const RECOVERY: Record<Json.Recovery, string> = {
+  strict: "clean",
+  fenced: "in a ```json fence",
+  extracted: "inside prose",
+  repaired: "repaired (prose around it, trailing commas)",
+  truncated: "cut off and closed"
+}
+
 const printCosts = (analyses: ReadonlyArray<Rag.Analysis>, model: string, seconds: number) =>
   Effect.gen(function* () {
     const failed = analyses.filter((a) => a.error !== undefined)
@@ -157,13 +209,18 @@ const printCosts = (analyses: ReadonlyArray<Rag.Analysis>, model: string, second
     for (const a of analyses) if (a.recovery !== undefined) recovered[a.recovery] = (recovered[a.recovery] ?? 0) + 1
     const priced = analyses.filter((a) => Option.isSome(a.costMicroUsd))
     const cost = priced.reduce((s, a) => s + Option.getOrElse(a.costMicroUsd, () => 0), 0)
+    const asked = reasks === 0 ? "no answer had to be asked for again" : `${reasks} ${reasks === 1 ? "answer was" : "answers were"} asked for again because ${reasks === 1 ? "it" : "they"} did not decode`
     yield* Console.log(
-      `\n${analyses.length - failed.length} of ${analyses.length} documents analysed in ${seconds.toFixed(1)} s` +
-        (failed.length === 0 ? "" : `; ${failed.length} failed, each with its typed error (${[...new Set(failed.map((a) => a.error!._tag))].join(", ")})`) +
-        `; ${reasks} answers re-asked after they did not decode.` +
-        `\nhow the JSON was recovered: ${Object.entries(recovered).map(([how, n]) => `${how} ${n}`).join(", ")}` +
-        (recovered["strict"] === analyses.length ? "" : " (repaired: the answer had prose around it or trailing commas, fixed without asking again)")
+      `\n${analyses.length - failed.length} of ${analyses.length} documents analysed in ${seconds.toFixed(1)} s; ${asked}.` +
+        (failed.length === 0 ? "" : `\n${failed.length} failed, each with its typed error: ${[...new Set(failed.map((a) => a.error!._tag))].join(", ")}.`)
     )
+    const counted = Object.entries(recovered).sort(([, a], [, b]) => b - a)
+    if (counted.length > 0) {
+      yield* Console.log(
+        `The answers' JSON: ${counted.map(([how, n]) => `${n} ${RECOVERY[how as Json.Recovery] ?? how}`).join(", ")}` +
+          (recovered["strict"] === analyses.length - failed.length ? "." : ". Shepherd read each one without asking the model again.")
+      )
+    }
     const price = Pricing.priceOf(model)
     yield* Console.log(
       `cost: ${prompt} prompt + ${completion} completion tokens = ${usd(cost)}` +
@@ -211,7 +268,7 @@ export const demo = Effect.gen(function* () {
   }
   const { rows: shape, documents } = plan(real)
   yield* Effect.gen(function* () {
-    // 1. The seed's question: the same calls one at a time, then concurrently.
+    // 1. The same calls one at a time, then concurrently.
     const rows: Array<Row> = []
     for (const [concurrency, requests] of shape) rows.push(yield* runRow(concurrency, requests, model))
     yield* Console.log("1. Sequential calls against concurrent ones, same client:\n")
@@ -226,21 +283,27 @@ export const demo = Effect.gen(function* () {
     yield* printCosts(analyses, model, (ended - started) / 1000)
     const example = analyses.find((a) => a.error === undefined)
     if (example !== undefined) {
-      yield* Console.log(`\nfor example ${example.docId}:\n  summary: ${example.summary}\n  key points: ${example.keyPoints.map((k) => `"${k}"`).join(", ")}`)
+      yield* Console.log(
+        `\nFor example, ${example.docId} "${titleOf(example.docId)}":\n  summary: ${example.summary}\n  key points:\n` +
+          example.keyPoints.map((k) => `    - ${k}`).join("\n")
+      )
     }
 
-    // 3. One question answered from the best-matching documents.
-    const question = "How long do refunds for damaged items take?"
-    yield* Console.log(`\n3. Rag.answer("${question}") from the 5 best-matching articles:\n`)
-    const answer = yield* Effect.either(Rag.answer(question, docs, { model, topK: 5, maxTokens: 200 }))
+    // 3. One question answered from the best-matching articles, among all 50 (ranking calls no model).
+    const question = "How long do refunds for damaged items take in the UK store?"
+    yield* Console.log(
+      `\n3. A customer asks: "${question}"\n` +
+        `Rag.answer ranks the ${demoDocuments.length} articles against it (BM25, no model call) and sends the 5 best to the model:\n`
+    )
+    const answer = yield* Effect.either(Rag.answer(question, demoDocuments, { model, topK: 5, maxTokens: 200 }))
     if (answer._tag === "Left") {
       yield* Console.log(`  no answer: ${answer.left.message}`)
     } else {
       const a = answer.right
-      yield* Console.log(`  sources: ${a.sources.map((s) => `${s.docId} (${s.score.toFixed(2)})`).join(", ")}`)
-      yield* Console.log(`  answer: ${a.answer}`)
+      for (const source of a.sources) yield* Console.log(`  ${source.docId}  score ${source.score.toFixed(2).padStart(5)}  ${titleOf(source.docId)}`)
+      yield* Console.log(`\n  answer: ${a.answer}`)
       yield* Console.log(
-        `  ${a.usage?.total_tokens ?? "?"} tokens, ${Option.match(a.costMicroUsd, { onNone: () => "cost unknown", onSome: usd })}`
+        `  (${a.usage?.total_tokens ?? "?"} tokens, ${Option.match(a.costMicroUsd, { onNone: () => "cost unknown", onSome: usd })})`
       )
     }
   }).pipe(Effect.provide(clientLayer))

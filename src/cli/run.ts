@@ -43,6 +43,7 @@ import * as Flags from "./flags.js"
 import * as OutputFile from "./outputFile.js"
 import * as Progress from "./progress.js"
 import * as RunStats from "./runStats.js"
+import { testWindow } from "./testWindow.js"
 
 const seconds = (d: Duration.DurationInput) => `${Duration.toSeconds(Duration.decode(d))}s`
 
@@ -264,7 +265,7 @@ const handler = (o: RunOptions) =>
     const apiKey = keyText === undefined || keyText.trim() === "" ? undefined : Redacted.make(keyText)
     const baseUrlFromEnv = Option.isNone(o.baseUrl) && process.env["OPENAI_BASE_URL"] !== undefined && process.env["OPENAI_BASE_URL"].trim() !== ""
     const baseUrl = Option.getOrUndefined(Option.orElse(o.baseUrl, () => Option.fromNullable(process.env["OPENAI_BASE_URL"]).pipe(Option.filter((u) => u.trim() !== ""))))
-    const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm) }
+    const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm), window: yield* testWindow }
     const clientOptions: ChatClient.Overrides = {
       apiKey,
       baseUrl,

@@ -110,6 +110,12 @@ export interface Options {
   readonly rpm: number | undefined
   /** Tokens per minute allowed (prompt tokens plus `max_tokens`, or the completion when unset). @default undefined (no limit) */
   readonly tpm: number | undefined
+  /**
+   * The period `rpm` and `tpm` refill over, instead of a minute: a test shortens it (with the client's
+   * test-only `RateLimit` `window`) so that a scenario spanning several windows takes seconds.
+   * @default "60 seconds"
+   */
+  readonly window: Duration.DurationInput
   /** How streamed answers are sent. @default { chunkChars: 8, interval: 0 } */
   readonly streaming: StreamingOptions
 }
@@ -128,6 +134,7 @@ export const defaults: Options = {
   journalLimit: 10_000,
   rpm: undefined,
   tpm: undefined,
+  window: "60 seconds",
   streaming: {}
 }
 
@@ -289,7 +296,7 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
     let journal: Array<JournalEntry> = []
     let seq = 0
     let stats = { requests: 0, byStatus: {} as Record<string, number>, faults: {} as Record<string, number>, hungUp: 0, rateLimited: 0 }
-    let limits = Limits.make(config.rpm, config.tpm)
+    let limits = Limits.make(config.rpm, config.tpm, Duration.toMillis(config.window))
     const timers = new Set<NodeJS.Timeout>()
 
     const nextFault = (): Fault | undefined => {
@@ -452,7 +459,7 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
     const resetState = () => {
       journal = []
       stats = { requests: 0, byStatus: {}, faults: {}, hungUp: 0, rateLimited: 0 }
-      limits = Limits.make(config.rpm, config.tpm)
+      limits = Limits.make(config.rpm, config.tpm, Duration.toMillis(config.window))
     }
 
     const handle = (req: Http.IncomingMessage, res: Http.ServerResponse, raw: string) => {

@@ -62,12 +62,34 @@ const lastUserText = (messages: ReadonlyArray<ChatSchema.ChatMessage>): string =
 
 const words = (text: string): Array<string> => text.toLowerCase().match(/[a-z0-9]+/g) ?? []
 
+/**
+ * The complete sentences of a text, in order: its lines split after `.`, `!` or `?`; fragments that
+ * do not end so (headings, "Document kb-01:") are left out.
+ */
+export const sentences = (text: string): Array<string> =>
+  text
+    .split("\n")
+    .flatMap((line) => line.split(/(?<=[.!?])\s+(?=[A-Z0-9"'(])/))
+    .map((s) => s.trim())
+    .filter((s) => /[.!?]$/.test(s) && /[A-Za-z]/.test(s))
+
+/**
+ * What the mock "model" says the prompt is about: its first two complete sentences; for a prompt
+ * without one, the prompt itself (its first 20 words) as a sentence.
+ */
+export const summaryOf = (prompt: string): string => {
+  const found = sentences(prompt)
+  if (found.length > 0) return found.slice(0, 2).join(" ")
+  const text = prompt.trim().split(/\s+/).slice(0, 20).join(" ").replace(/[\s,;:]+$/, "")
+  return text === "" ? "Nothing to summarise." : `${text[0]!.toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? "" : "."}`
+}
+
 /** The JSON object the mock "model" answers with, built from the prompt. */
 export const jsonAnswer = (prompt: string, h: number) => {
   const w = words(prompt)
   return {
     answer_id: h.toString(16).padStart(8, "0"),
-    summary: w.slice(0, 8).join(" "),
+    summary: summaryOf(prompt),
     keywords: [...new Set(w.filter((x) => x.length > 3))].slice(0, 3),
     sentiment: ["positive", "neutral", "negative"][h % 3],
     score: (h % 100) / 100
@@ -77,15 +99,18 @@ export const jsonAnswer = (prompt: string, h: number) => {
 /**
  * A value that conforms to a JSON Schema (as `response_format.json_schema.schema` carries it), built
  * from the prompt: properties named like `jsonAnswer`'s take its values when the types agree; other
- * strings are runs of the prompt's words, arrays have up to 3 items. Handles `$ref` into `$defs`,
- * `enum`, `const`, `anyOf`/`oneOf` (first non-null branch) and every JSON type.
+ * strings are the prompt's sentences after the two of the summary, in order (or, for a prompt with
+ * fewer, runs of its words); arrays have up to 3 items. Handles `$ref` into `$defs`, `enum`, `const`,
+ * `anyOf`/`oneOf` (first non-null branch) and every JSON type.
  */
 export const valueForSchema = (schema: unknown, prompt: string, h: number): unknown => {
   const root = (typeof schema === "object" && schema !== null ? schema : {}) as Record<string, unknown>
   const base = jsonAnswer(prompt, h) as Record<string, unknown>
   const w = words(prompt)
+  const rest = sentences(prompt).slice(2)
   let counter = 0
   const phrase = () => {
+    if (rest.length > 0) return rest[counter++ % rest.length]!
     const start = w.length === 0 ? 0 : (h + 5 * counter++) % w.length
     const picked = w.slice(start, start + 6)
     return picked.length === 0 ? "mock" : picked.join(" ")
@@ -150,6 +175,30 @@ export const writeJson = (value: unknown, options: JsonContentOptions): string =
 const wantsJson = (request: ChatSchema.ChatCompletionRequest): boolean =>
   request.response_format?.type === "json_object" || request.response_format?.type === "json_schema"
 
+/**
+ * For a request whose system message holds documents each under a `[docId]` line (as `Rag.answer`
+ * sends them): the sentence of the first document that shares the most words with the question,
+ * cited as `[docId]`. Undefined for any other request.
+ */
+export const answerFromDocuments = (messages: ReadonlyArray<ChatSchema.ChatMessage>, question: string): string | undefined => {
+  const system = messages.find((m) => m.role === "system")
+  if (system === undefined) return undefined
+  const text = contentText(system.content)
+  const first = /^\[([^\]\n]+)\]\n([\s\S]*?)(?=\n\n\[[^\]\n]+\]\n|(?![\s\S]))/m.exec(text)
+  if (first === null) return undefined
+  const wanted = new Set(words(question).filter((w) => w.length > 3))
+  let best: string | undefined
+  let bestScore = -1
+  for (const sentence of sentences(first[2]!)) {
+    const score = words(sentence).filter((w) => wanted.has(w)).length
+    if (score > bestScore) {
+      best = sentence
+      bestScore = score
+    }
+  }
+  return best === undefined ? undefined : `${best.replace(/[.!?]$/, "")} [${first[1]}].`
+}
+
 /** A chat completion answering the request; the same request gives the same content. */
 export const completion = (
   request: ChatSchema.ChatCompletionRequest,
@@ -170,7 +219,8 @@ export const completion = (
     const json = wantsJson(request) || (jsonContent !== undefined && jsonContent.onlyWhenAsked !== true)
     let text = json
       ? writeJson(schema === undefined ? jsonAnswer(prompt, hi) : valueForSchema(schema, prompt, hi), jsonContent ?? {})
-      : `Mock answer ${hi.toString(16).padStart(8, "0")}: you said "${prompt.slice(0, 80)}". ` +
+      : answerFromDocuments(request.messages, prompt) ??
+        `Mock answer ${hi.toString(16).padStart(8, "0")}: you said "${prompt.slice(0, 80)}". ` +
         "Shepherd's mock server repeats the gist of the prompt so that tests can check what was sent."
     let finish = "stop"
     if (limit !== undefined && limit !== null && countTokens(text) > limit) {

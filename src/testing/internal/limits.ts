@@ -1,5 +1,5 @@
 /**
- * The mock server's rate limits: token buckets per minute like OpenAI's, with its headers.
+ * The mock server's rate limits: token buckets per minute like OpenAI's (per `windowMillis` in tests), with its headers.
  * @internal
  */
 
@@ -9,8 +9,8 @@ interface Bucket {
   last: number
 }
 
-const refill = (bucket: Bucket, now: number) => {
-  bucket.level = Math.min(bucket.limit, bucket.level + ((now - bucket.last) * bucket.limit) / 60_000)
+const refill = (bucket: Bucket, now: number, windowMillis: number) => {
+  bucket.level = Math.min(bucket.limit, bucket.level + ((now - bucket.last) * bucket.limit) / windowMillis)
   bucket.last = now
 }
 
@@ -37,7 +37,7 @@ export interface Limits {
   readonly take: (now: number, tokens: number) => Verdict
 }
 
-export const make = (rpm: number | undefined, tpm: number | undefined): Limits => {
+export const make = (rpm: number | undefined, tpm: number | undefined, windowMillis = 60_000): Limits => {
   const start = Date.now()
   const requests: Bucket | undefined = rpm === undefined ? undefined : { limit: rpm, level: rpm, last: start }
   const tokens: Bucket | undefined = tpm === undefined ? undefined : { limit: tpm, level: tpm, last: start }
@@ -46,17 +46,17 @@ export const make = (rpm: number | undefined, tpm: number | undefined): Limits =
     if (requests !== undefined) {
       headers["x-ratelimit-limit-requests"] = String(requests.limit)
       headers["x-ratelimit-remaining-requests"] = String(Math.floor(requests.level))
-      headers["x-ratelimit-reset-requests"] = formatReset(((requests.limit - requests.level) * 60_000) / requests.limit)
+      headers["x-ratelimit-reset-requests"] = formatReset(((requests.limit - requests.level) * windowMillis) / requests.limit)
     }
     if (tokens !== undefined) {
       headers["x-ratelimit-limit-tokens"] = String(tokens.limit)
       headers["x-ratelimit-remaining-tokens"] = String(Math.floor(tokens.level))
-      headers["x-ratelimit-reset-tokens"] = formatReset(((tokens.limit - tokens.level) * 60_000) / tokens.limit)
+      headers["x-ratelimit-reset-tokens"] = formatReset(((tokens.limit - tokens.level) * windowMillis) / tokens.limit)
     }
     return headers
   }
   const refuse = (kind: "requests" | "tokens", bucket: Bucket, needed: number): Verdict => {
-    const waitMillis = Math.ceil(((needed - bucket.level) * 60_000) / bucket.limit)
+    const waitMillis = Math.ceil(((needed - bucket.level) * windowMillis) / bucket.limit)
     const headers = { ...headersOf(), "retry-after-ms": String(waitMillis), "retry-after": String(Math.ceil(waitMillis / 1000)) }
     const unit = kind === "requests" ? "requests per min (RPM)" : "tokens per min (TPM)"
     const message = `Rate limit reached for mock on ${unit}: Limit ${bucket.limit}, Used ${Math.ceil(bucket.limit - bucket.level)}, Requested ${needed}. Please try again in ${formatReset(waitMillis)}.`
@@ -65,8 +65,8 @@ export const make = (rpm: number | undefined, tpm: number | undefined): Limits =
   return {
     take: (now, cost) => {
       if (requests === undefined && tokens === undefined) return { limited: undefined, headers: {}, body: undefined }
-      if (requests !== undefined) refill(requests, now)
-      if (tokens !== undefined) refill(tokens, now)
+      if (requests !== undefined) refill(requests, now, windowMillis)
+      if (tokens !== undefined) refill(tokens, now, windowMillis)
       if (requests !== undefined && requests.level < 1) return refuse("requests", requests, 1)
       // A request larger than the whole bucket is refused like any other (OpenAI does the same).
       if (tokens !== undefined && tokens.level < cost) return refuse("tokens", tokens, cost)
