@@ -5,7 +5,7 @@
 // from the installed package on a free port. Prints the sizes measured; exits 1 on any failure.
 // Needs the npm registry. Usage: node .ci/install-check.mjs [--keep]
 import { execFileSync, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
@@ -45,7 +45,7 @@ try {
 
   // 3. An empty project, installed with the documented command.
   const project = join(dir, "project")
-  execFileSync("mkdir", ["-p", project])
+  mkdirSync(project, { recursive: true })
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "first-program", private: true, type: "module" }, null, 2))
   const args = install.split(/\s+/).slice(2).map((word) => (word === "effect-shepherd" ? tarball : word))
   step(`npm install ${args.join(" ")}`)
