@@ -14,7 +14,6 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -796,6 +795,8 @@ export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigEr
       if (resolved.transport === "undici") {
         return yield* makeWith(resolved, (settings) => Transport.viaUndici(agent, settings), (settings) => Transport.openViaUndici(agent, settings))
       }
+      // Loaded only for this transport: it brings @effect/platform-node's HTTP stack (~0.4 s to load).
+      const NodeHttpClient = yield* Effect.promise(() => import("@effect/platform-node/NodeHttpClient"))
       const platform = yield* Layer.build(
         NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Layer.succeed(NodeHttpClient.Dispatcher, agent)))
       )

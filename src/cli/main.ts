@@ -3,8 +3,6 @@
  * The `shepherd` command.
  * @internal
  */
-import * as Command from "@effect/cli/Command"
-import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
@@ -13,33 +11,20 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
-import { VERSION } from "../internal/version.js"
-import { demoCommand } from "./demo.js"
 import { CliError } from "./error.js"
-import { jsonCommand } from "./json.js"
-import { mergeCommand } from "./merge.js"
-import { mockCommand } from "./mock.js"
-import * as Run from "./run.js"
-
-const shepherd = Command.make("shepherd").pipe(
-  Command.withDescription("Send many concurrent requests to OpenAI-compatible chat APIs"),
-  Command.withSubcommands([Run.runCommand, mergeCommand, mockCommand, demoCommand, jsonCommand])
-)
-
-const cli = Command.run(shepherd, { name: "shepherd", version: VERSION })
 
 /** Exit codes: 0 done, 1 failed or stopped early, 2 bad usage or bad input (nothing done), 130 interrupted. */
 let exitCode = 0
 
-// `shepherd run` parses its own flags (src/cli/flags.ts): its help and its errors in one voice.
-const program: Effect.Effect<void, unknown, NodeContext.NodeContext> = process.argv[2] === "run" ? Run.main(process.argv.slice(3)) : cli(process.argv)
+// `shepherd run` parses its own flags (src/cli/flags.ts): its help and its errors in one voice. Each
+// side is loaded only when used: every process start pays for what it imports (the test suite starts
+// a few hundred).
+const program: Effect.Effect<void, unknown, NodeContext.NodeContext> = process.argv[2] === "run"
+  ? Effect.flatMap(Effect.promise(() => import("./run.js")), (Run) => Run.main(process.argv.slice(3)))
+  : Effect.flatMap(Effect.promise(() => import("./commands.js")), (Commands) => Commands.main(process.argv))
 
 program.pipe(
   Effect.catchAll((error) => {
-    if (ValidationError.isValidationError(error)) {
-      exitCode = 2
-      return Effect.void
-    }
     exitCode = error instanceof CliError && error.exitCode !== undefined ? error.exitCode : 1
     // A CliError without words only sets the status: what happened was already printed (the summary).
     if (error instanceof CliError && error.detail === "") return Effect.void

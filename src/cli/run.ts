@@ -8,7 +8,6 @@
  * second aborts them. Lines are written whole, each with one write call, so OUT never ends mid-line.
  * @internal
  */
-import * as Command from "@effect/cli/Command"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import type * as ConfigError from "effect/ConfigError"
@@ -541,8 +540,3 @@ export const main = (args: ReadonlyArray<string>) =>
     }
     return handler({ ...request.right.flags, input: request.right.input })
   })
-
-/** For `shepherd --help`'s list of commands; `main.ts` hands `shepherd run ...` to `main` above. */
-export const runCommand = Command.make("run").pipe(
-  Command.withDescription("Send an OpenAI Batch API input file (JSONL); write one output line per custom_id; rerun to resume (see shepherd run --help)")
-)
