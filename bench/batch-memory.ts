@@ -22,7 +22,7 @@ import { flags, startMockProcess } from "./lib.js"
 
 const args = flags(process.argv.slice(2))
 const self = fileURLToPath(import.meta.url)
-const cliPath = fileURLToPath(new URL("../src/cli/main.js", import.meta.url))
+const cliPath = fileURLToPath(new URL("../bin/shepherd.js", import.meta.url))
 
 const body = {
   model: "gpt-4.1-mini",

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 
-const cliPath = fileURLToPath(new URL("../src/cli/main.js", import.meta.url))
+const cliPath = fileURLToPath(new URL("../bin/shepherd.js", import.meta.url))
 
 /** Starts `shepherd mock ARGS` in its own process; resolves with its base URL and a stop function. */
 export const startMockProcess = async (args: ReadonlyArray<string>): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> => {

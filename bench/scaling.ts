@@ -37,7 +37,7 @@ import * as RateLimit from "../src/RateLimit.js"
 import { flags, median, runPool, startMockProcess } from "./lib.js"
 
 const args = flags(process.argv.slice(2))
-const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url))
+const cli = fileURLToPath(new URL("../bin/shepherd.js", import.meta.url))
 const self = fileURLToPath(import.meta.url)
 
 const requestFor = (i: number): ChatSchema.ChatCompletionRequest => ({

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 
-const cli = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url))
+const cli = fileURLToPath(new URL("../dist/bin/shepherd.js", import.meta.url))
 
 const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 60_000, env: { ...process.env, OPENAI_BASE_URL: "", ...env } })

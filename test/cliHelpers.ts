@@ -7,7 +7,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
-export const cli = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url))
+export const cli = fileURLToPath(new URL("../dist/bin/shepherd.js", import.meta.url))
 export const KEY = "sk-run-test-5e4d3c2b1a09f8e7d6c5"
 
 export interface Ended {
