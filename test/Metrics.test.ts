@@ -5,33 +5,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
 import { Budget, ChatClient, Metrics } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
+import { recordingTracer } from "./helpers.js"
 
 const KEY = "sk-metrics-1f2e3d4c5b6a7980"
 const request = { model: "gpt-4.1-mini", messages: [{ role: "user" as const, content: "hello" }] }
 
-/** A tracer that keeps every span it is given. */
-const recordingTracer = () => {
-  const spans: Array<{ name: string; attributes: Map<string, unknown>; status: Tracer.SpanStatus }> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      const span: Tracer.Span = {
-        _tag: "Span", name, spanId: String(spans.length), traceId: "t", parent, context, status: { _tag: "Started", startTime }, attributes, links, sampled: true, kind,
-        end: (endTime, exit) => { (span as { status: Tracer.SpanStatus }).status = { _tag: "Ended", startTime, endTime, exit } },
-        attribute: (key, value) => { attributes.set(key, value) },
-        event: () => {},
-        addLinks: () => {}
-      }
-      spans.push(span as never)
-      return span
-    },
-    context: (f) => f()
-  })
-  return { spans, tracer }
-}
 
 const count = (entries: ReadonlyArray<Metrics.SnapshotEntry>, name: string, labels: Record<string, string>) =>
   entries.filter((e) => e.name === name && Object.entries(labels).every(([k, v]) => e.labels[k] === v))

@@ -6,6 +6,7 @@ import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import Ajv2020 from "ajv/dist/2020.js"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Tracer from "effect/Tracer"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
@@ -99,4 +100,25 @@ export const batchValidatorFor = (name: "BatchRequestInput" | "BatchRequestOutpu
   const ajv = new Ajv2020.default({ strict: false, allErrors: false, validateFormats: false })
   const validate = ajv.compile(batchFormat[name] as object)
   return (value: unknown): string | undefined => (validate(value) ? undefined : ajv.errorsText(validate.errors))
+}
+
+/** A tracer that keeps every span it is given. */
+export const recordingTracer = () => {
+  const spans: Array<{ name: string; attributes: Map<string, unknown>; status: Tracer.SpanStatus }> = []
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind) => {
+      const attributes = new Map<string, unknown>()
+      const span: Tracer.Span = {
+        _tag: "Span", name, spanId: String(spans.length), traceId: "t", parent, context, status: { _tag: "Started", startTime }, attributes, links, sampled: true, kind,
+        end: (endTime, exit) => { (span as { status: Tracer.SpanStatus }).status = { _tag: "Ended", startTime, endTime, exit } },
+        attribute: (key, value) => { attributes.set(key, value) },
+        event: () => {},
+        addLinks: () => {}
+      }
+      spans.push(span as never)
+      return span
+    },
+    context: (f) => f()
+  })
+  return { spans, tracer }
 }

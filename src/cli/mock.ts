@@ -14,18 +14,6 @@ import * as MockServer from "../testing/MockServer.js"
 import * as ConfigErrors from "./configError.js"
 import { CliError } from "./error.js"
 
-const FAULT_TYPES = [
-  "rate_limit",
-  "server_error",
-  "bad_request",
-  "reset",
-  "hang",
-  "malformed_json",
-  "truncated_body",
-  "stream_stall",
-  "stream_disconnect",
-  "stream_error"
-] as const
 
 const invalid = (e: unknown) => HelpDoc.p(e instanceof Error ? e.message : String(e))
 
@@ -54,7 +42,7 @@ export const parseFaults = (text: string, retryAfterSeconds: number): Array<Mock
       case "stream_error":
         return { type: name }
       default:
-        throw new Error(`unknown fault ${JSON.stringify(name)}; choose from ${FAULT_TYPES.join(", ")}`)
+        throw new Error(`unknown fault ${JSON.stringify(name)}; choose from ${MockServer.FAULT_TYPES.join(", ")}`)
     }
   })
 
@@ -80,7 +68,7 @@ const options = {
   faultRate: Options.float("fault-rate").pipe(Options.withDefault(0), Options.withDescription("share of requests answered with a fault, 0 to 1")),
   faults: Options.text("faults").pipe(
     Options.withDefault("rate_limit,server_error"),
-    Options.withDescription(`comma-separated: ${FAULT_TYPES.join(", ")}`),
+    Options.withDescription(`comma-separated: ${MockServer.FAULT_TYPES.join(", ")}`),
     Options.mapTryCatch((text) => { parseFaults(text, 1); return text }, invalid)
   ),
   retryAfter: Options.integer("retry-after").pipe(Options.withDefault(1), Options.withDescription("seconds, sent with rate_limit faults")),

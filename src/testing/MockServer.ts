@@ -208,7 +208,12 @@ const issuePath = (error: ParseResult.ParseError): string | null => {
   return first.path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join("")
 }
 
-const FAULT_TYPES = [
+/**
+ * The fault types `faults` may name.
+ * @since 0.2.0
+ * @category faults
+ */
+export const FAULT_TYPES = [
   "rate_limit",
   "server_error",
   "bad_request",

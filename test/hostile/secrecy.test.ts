@@ -13,12 +13,11 @@ import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { ChatClient, Json, JsonParser, Metrics, Structured } from "../../src/index.js"
 import { readOut, runToEnd, tmp, writeInput } from "../cliHelpers.js"
-import { batchValidatorFor, validatorFor } from "../helpers.js"
+import { batchValidatorFor, recordingTracer, validatorFor } from "../helpers.js"
 import { makeScrub } from "../../src/internal/classify.js"
 import * as Modes from "./modes/secrecy.js"
 import * as Hostile from "./server.js"
@@ -31,26 +30,6 @@ const expectNoKey = (what: string, text: string) => {
   for (const form of FORMS) expect(text.includes(form), `${what} holds the key (${form.slice(0, 12)}…)`).toBe(false)
 }
 
-/** A tracer that keeps every span it is given (as test/Metrics.test.ts). */
-const recordingTracer = () => {
-  const spans: Array<{ name: string; attributes: Map<string, unknown>; status: Tracer.SpanStatus }> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      const span: Tracer.Span = {
-        _tag: "Span", name, spanId: String(spans.length), traceId: "t", parent, context, status: { _tag: "Started", startTime }, attributes, links, sampled: true, kind,
-        end: (endTime, exit) => { (span as { status: Tracer.SpanStatus }).status = { _tag: "Ended", startTime, endTime, exit } },
-        attribute: (key, value) => { attributes.set(key, value) },
-        event: () => {},
-        addLinks: () => {}
-      }
-      spans.push(span as never)
-      return span
-    },
-    context: (f) => f()
-  })
-  return { spans, tracer }
-}
 
 const ask = (content: string) => ({ model: "gpt-4.1-mini", messages: [{ role: "user" as const, content }] })
 
