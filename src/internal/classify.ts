@@ -43,7 +43,11 @@ export const makeScrub = (secret: string | undefined): Scrub => {
       const c = String.fromCharCode(parseInt(json ?? url ?? "", 16))
       return own.has(c) ? c : match
     })
+  // Every form, and every text whose escapes decode to the secret, is at least as long as the secret:
+  // shorter texts (most header names and values) cannot hold it and are returned without a scan.
+  const shortest = secret.length
   return (text) => {
+    if (text.length < shortest) return text
     const out = replace(text)
     if (!out.includes("\\u00") && !out.includes("%")) return out
     const decoded = decode(out)
