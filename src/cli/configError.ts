@@ -28,7 +28,9 @@ export const describe = (error: ConfigError.ConfigError, flags: ReadonlyMap<stri
     case "Unsupported": {
       const path = error.path.join(".")
       const flag = flags.get(path)
-      return flag === undefined ? error.message : `${flag}: ${error.message.startsWith(`${path} `) ? error.message.slice(path.length + 1) : error.message}`
+      if (flag === undefined) return error.message
+      // Validate writes "<path> must be ...": the flag takes the path's place.
+      return error.message.startsWith(`${path} `) ? `${flag} ${error.message.slice(path.length + 1)}` : `${flag}: ${error.message}`
     }
     case "And":
     case "Or":

@@ -502,30 +502,20 @@ const unreachableProblem = (error: ChatError.TransportError | ChatError.TimeoutE
     ? `${url} could not be reached (no connection within ${error.timeoutMillis} ms)`
     : `${url} could not be reached (${error.code === undefined ? "" : `${error.code}: `}${error.detail.trim().replace(/\.+$/, "")})`
 
-/** The flag (or variable) behind a ChatClient option a `ConfigError` names. */
-const FLAG_OF: ReadonlyMap<string, string> = new Map([
-  ["baseUrl", "--base-url"],
-  ["maxRetries", "--max-retries"],
-  ["timeout", "--timeout"],
-  ["rpm", "--rpm"],
-  ["tpm", "--tpm"]
-])
-
 /** A `ConfigError` from building the client, as one sentence naming the flag or variable to change. */
 export const configProblem = (error: ConfigError.ConfigError, keyVariable: string, baseUrlFromEnv: boolean): string => {
   const first = (e: ConfigError.ConfigError): ConfigError.ConfigError => e._op === "And" || e._op === "Or" ? first(e.left) : e
   const e = first(error)
-  const path = "path" in e ? e.path : []
-  const message = "message" in e ? e.message : String(error)
-  if (path[0] === "OPENAI_API_KEY") {
+  if ("path" in e && e.path[0] === "OPENAI_API_KEY") {
     return `no API key: ${ChatClient.DEFAULT_BASE_URL} needs one. Set ${keyVariable}` +
       `${keyVariable === "OPENAI_API_KEY" ? " (or name another variable with --api-key-env)" : ""}, or pass --base-url for a server that needs none`
   }
-  const flag = path[0] === "baseUrl" && baseUrlFromEnv ? "OPENAI_BASE_URL" : FLAG_OF.get(path.at(-1) ?? "")
-  if (flag === undefined) return ConfigErrors.describe(error, new Map([...ConfigErrors.runFlags, ["apiKey", keyVariable]]))
-  // The library names its option (maxRetries, baseUrl); the user wrote a flag.
-  const option = `${path.at(-1)} `
-  return message.startsWith(option) ? `${flag} ${message.slice(option.length)}` : `${flag}: ${message}`
+  // The library names its option (limits.rpm, baseUrl); the user wrote a flag or a variable.
+  return ConfigErrors.describe(e, new Map([
+    ...ConfigErrors.runFlags,
+    ["apiKey", keyVariable],
+    ["baseUrl", baseUrlFromEnv ? "OPENAI_BASE_URL" : "--base-url"]
+  ]))
 }
 
 /** `shepherd run ARGS`: parses them from the flag table (help, or one line and exit 2), then runs. */
