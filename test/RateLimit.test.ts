@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
@@ -9,6 +8,7 @@ import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import { ChatClient, ChatError, RateLimit } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
+import { timedStub } from "./helpers.js"
 
 const request: ChatSchema.ChatCompletionRequest = { model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 10 }
 const ok = (headers: Record<string, string> = {}) => ({
@@ -20,19 +20,7 @@ const ok = (headers: Record<string, string> = {}) => ({
     usage: { prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 }
   })
 })
-type Answer = { readonly status: number; readonly headers: Record<string, string>; readonly body: string }
-
-/** A stub answering `answer(i)` to the i-th request and recording the clock time of each. */
-const stub = (answer: (i: number) => Answer) => {
-  const times: Array<number> = []
-  const client = HttpClient.make((req) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      const a = answer(times.length)
-      times.push(now)
-      return HttpClientResponse.fromWeb(req, new Response(a.body, { status: a.status, headers: { "content-type": "application/json", ...a.headers } }))
-    }))
-  return { times, layer: Layer.succeed(HttpClient.HttpClient, client) }
-}
+const stub = timedStub
 
 const clientOn = (s: ReturnType<typeof stub>, options: ChatClient.Overrides = {}) =>
   ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1", ...options }).pipe(Layer.provide(s.layer))

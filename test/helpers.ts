@@ -4,6 +4,7 @@ import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import Ajv2020 from "ajv/dist/2020.js"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Tracer from "effect/Tracer"
@@ -121,4 +122,23 @@ export const recordingTracer = () => {
     context: (f) => f()
   })
   return { spans, tracer }
+}
+
+/** What {@link timedStub} answers to one request. */
+export interface TimedAnswer {
+  readonly status: number
+  readonly headers?: Record<string, string>
+  readonly body: string
+}
+
+/** An `HttpClient` answering `answer(i)` to the i-th request and recording the `Clock` time of each (TestClock-friendly). */
+export const timedStub = (answer: (i: number) => TimedAnswer) => {
+  const times: Array<number> = []
+  const client = HttpClient.make((req) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const a = answer(times.length)
+      times.push(now)
+      return HttpClientResponse.fromWeb(req, new Response(a.body, { status: a.status, headers: { "content-type": "application/json", ...a.headers } }))
+    }))
+  return { times, layer: Layer.succeed(HttpClient.HttpClient, client) }
 }

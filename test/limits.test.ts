@@ -3,15 +3,13 @@
  * after the call's deadline (test/limitsPace.test.ts: the adaptive pace itself, A.3).
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import { ChatClient, RateLimit } from "../src/index.js"
+import { type TimedAnswer, timedStub } from "./helpers.js"
 import type { ChatSchema } from "../src/index.js"
 
 const request: ChatSchema.ChatCompletionRequest = { model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 10 }
@@ -21,19 +19,12 @@ const okBody = JSON.stringify({
   usage: { prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 }
 })
 const tooManyBody = JSON.stringify({ error: { message: "slow down", type: "requests", param: null, code: "rate_limit_exceeded" } })
-type Answer = { readonly status: number; readonly headers?: Record<string, string> }
-
-/** A stub answering `answer(i)` to the i-th request and recording the clock time of each. */
-const stub = (answer: (i: number) => Answer) => {
-  const times: Array<number> = []
-  const client = HttpClient.make((req) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      const a = answer(times.length)
-      times.push(now)
-      return HttpClientResponse.fromWeb(req, new Response(a.status === 200 ? okBody : tooManyBody, { status: a.status, headers: { "content-type": "application/json", ...a.headers } }))
-    }))
-  return { times, layer: Layer.succeed(HttpClient.HttpClient, client) }
-}
+/** `timedStub` with the body given by the status: a completion for 200, a rate-limit error otherwise. */
+const stub = (answer: (i: number) => Omit<TimedAnswer, "body">) =>
+  timedStub((i) => {
+    const a = answer(i)
+    return { ...a, body: a.status === 200 ? okBody : tooManyBody }
+  })
 const clientOn = (s: ReturnType<typeof stub>, options: ChatClient.Overrides = {}) =>
   ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1", ...options }).pipe(Layer.provide(s.layer))
 const create = Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.either(chat.create(request)))
