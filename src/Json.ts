@@ -205,7 +205,7 @@ const strict = (text: string): Either.Either<unknown, string> => {
 }
 
 /** The contents of fenced blocks, in order; an unclosed fence at the end counts (truncated answers). */
-export const fencedBlocks = (text: string): Array<string> => {
+const fencedBlocks = (text: string): Array<string> => {
   const blocks: Array<string> = []
   const fence = /(^|\n)[ \t]*(```|~~~)[^\n]*\n/g
   let match: RegExpExecArray | null
@@ -230,7 +230,7 @@ const MAX_CANDIDATES = 16
  * The first `{...}` or `[...]` at or after `from` whose brackets balance, found by a string-aware scan (brackets inside
  * strings and comments do not count, `skipQuoted`); when the text ends first, the rest of the text from the opening bracket.
  */
-export const firstBalanced = (text: string, from = 0): { readonly text: string; readonly start: number; readonly closed: boolean } | undefined => {
+const firstBalanced = (text: string, from = 0): { readonly text: string; readonly start: number; readonly closed: boolean } | undefined => {
   const found = text.slice(from).search(/[{[]/)
   if (found === -1) return undefined
   const open = from + found

@@ -105,9 +105,3 @@ export const decode = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Str
       Stream.concat(Stream.suspend(() => Stream.fromIterable(decoder.end())))
     )
   })
-
-/** `decode` over strings (tests, and text already decoded). */
-export const decodeText = <E, R>(text: Stream.Stream<string, E, R>): Stream.Stream<Event, E, R> => {
-  const encoder = new TextEncoder()
-  return decode(Stream.map(text, (s) => encoder.encode(s)))
-}

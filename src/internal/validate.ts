@@ -78,10 +78,6 @@ export const oneOf = <const C extends ReadonlyArray<string>>(path: Path, value: 
     value as C[number]
   )
 
-/** `check` on the value unless it is `undefined`. */
-export const optional = <A>(value: A | undefined, check: (value: A) => Checked<A>): Checked<A | undefined> =>
-  value === undefined ? Either.right(undefined) : check(value)
-
 /**
  * Whether a duration input is written negative: `Duration.decode` turns `-5`, `"-5 seconds"` and NaN
  * into zero without a word, which would hide the mistake.
