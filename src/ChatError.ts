@@ -20,12 +20,23 @@ const optionalString = Schema.optional(Schema.String)
  * @category errors
  */
 export const ServerError = ChatSchema.ErrorResponse.fields.error
+/**
+ * The type of the {@link ServerError} schema.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type ServerError = typeof ServerError.Type
 
 /** A server's message as a clause: without its final period, so that ours can follow. */
 const clause = (text: string): string => text.trim().replace(/\.+$/, "")
 
-/** The provider answered 429 (or asked to slow down). */
+/**
+ * The provider answered 429 (or asked to slow down).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
   /** Delay the server asked for (`retry-after-ms`, else `retry-after`), in milliseconds. */
   retryAfterMillis: Schema.optional(Schema.Number),
@@ -49,7 +60,12 @@ export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLi
   }
 }
 
-/** The provider answered with a status that is not 2xx or 429. */
+/**
+ * The provider answered with a status that is not 2xx or 429.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ApiError extends Schema.TaggedError<ApiError>()("ApiError", {
   status: Schema.Number,
   /** OpenAI's error `type` (e.g. `invalid_request_error`). */
@@ -85,7 +101,12 @@ const adviceFor = (status: number): string => {
   return "See the provider's documentation for this status."
 }
 
-/** A deadline passed. `phase` says which one. */
+/**
+ * A deadline passed. `phase` says which one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
   /**
    * - `connect`: the TCP/TLS connection was not established in time
@@ -108,6 +129,9 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
  * The connection failed: refused, reset, closed early, DNS failure, truncated body. Also an answer
  * too large to hold: `code` `RESPONSE_TOO_LARGE` (past `maxResponseBytes`) or `EVENT_TOO_LARGE` (one
  * stream event past `maxEventBytes`), which are final, not retried.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class TransportError extends Schema.TaggedError<TransportError>()("TransportError", {
   /** The system or undici error code when there is one (`ECONNRESET`, `UND_ERR_SOCKET`, ...), or Shepherd's own (`RESPONSE_TOO_LARGE`, `STREAM_ENDED_EARLY`, ...). */
@@ -127,7 +151,12 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
   }
 }
 
-/** A 2xx answer whose body is not the expected JSON. */
+/**
+ * A 2xx answer whose body is not the expected JSON.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ResponseDecodeError extends Schema.TaggedError<ResponseDecodeError>()("ResponseDecodeError", {
   status: Schema.Number,
   /** Why it did not decode (JSON syntax, or the Schema's issues). */
@@ -143,7 +172,12 @@ export class ResponseDecodeError extends Schema.TaggedError<ResponseDecodeError>
   }
 }
 
-/** The request would take the spend past the configured budget; it was not sent. */
+/**
+ * The request would take the spend past the configured budget; it was not sent.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>()("BudgetExceededError", {
   /** The budget, in micro-dollars. */
   limitMicroUsd: Schema.Number,
@@ -166,6 +200,9 @@ export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>
 /**
  * The shared limits (rate limits or budget kept in Redis) could not be reached and the store is
  * configured to fail closed: the request was not sent.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class LimiterUnavailableError extends Schema.TaggedError<LimiterUnavailableError>()("LimiterUnavailableError", {
   /** Which shared state: `rate-limit` or `budget`. */
@@ -200,7 +237,12 @@ export class LimiterUnavailableError extends Schema.TaggedError<LimiterUnavailab
   }
 }
 
-/** Every error a chat call can fail with. */
+/**
+ * Every error a chat call can fail with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChatError =
   | RateLimitError
   | ApiError
@@ -210,7 +252,12 @@ export type ChatError =
   | BudgetExceededError
   | LimiterUnavailableError
 
-/** The `ChatError` union as one `Schema`, to decode errors read back from files or workers. */
+/**
+ * The `ChatError` union as one `Schema`, to decode errors read back from files or workers.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ChatError: Schema.Union<[
   typeof RateLimitError,
   typeof ApiError,

@@ -16,21 +16,42 @@ import * as Schema from "effect/Schema"
 const Finite = Schema.Number.pipe(Schema.finite())
 const nullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optional(Schema.NullOr(schema))
 
-/** A JSON object whose shape the API does not constrain (function parameters, a JSON Schema). */
+/**
+ * A JSON object whose shape the API does not constrain (function parameters, a JSON Schema).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 
 // ---------------------------------------------------------------------------------------------
 // Request content parts
 // ---------------------------------------------------------------------------------------------
 
-/** `{ type: "text", text }` */
+/**
+ * `{ type: "text", text }`
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const TextContentPart = Schema.Struct({
   type: Schema.Literal("text"),
   text: Schema.String
 })
+/**
+ * The type of the {@link TextContentPart} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TextContentPart = typeof TextContentPart.Type
 
-/** `{ type: "image_url", image_url: { url, detail? } }` */
+/**
+ * `{ type: "image_url", image_url: { url, detail? } }`
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ImageContentPart = Schema.Struct({
   type: Schema.Literal("image_url"),
   image_url: Schema.Struct({
@@ -38,16 +59,38 @@ export const ImageContentPart = Schema.Struct({
     detail: Schema.optional(Schema.Literal("auto", "low", "high"))
   })
 })
+/**
+ * The type of the {@link ImageContentPart} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ImageContentPart = typeof ImageContentPart.Type
 
-/** `{ type: "input_audio", input_audio: { data, format } }` (base64 audio) */
+/**
+ * `{ type: "input_audio", input_audio: { data, format } }` (base64 audio)
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const AudioContentPart = Schema.Struct({
   type: Schema.Literal("input_audio"),
   input_audio: Schema.Struct({ data: Schema.String, format: Schema.Literal("wav", "mp3") })
 })
+/**
+ * The type of the {@link AudioContentPart} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type AudioContentPart = typeof AudioContentPart.Type
 
-/** `{ type: "file", file: { file_id?, file_data?, filename? } }` */
+/**
+ * `{ type: "file", file: { file_id?, file_data?, filename? } }`
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const FileContentPart = Schema.Struct({
   type: Schema.Literal("file"),
   file: Schema.Struct({
@@ -56,17 +99,45 @@ export const FileContentPart = Schema.Struct({
     filename: Schema.optional(Schema.String)
   })
 })
+/**
+ * The type of the {@link FileContentPart} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type FileContentPart = typeof FileContentPart.Type
 
-/** `{ type: "refusal", refusal }`, in an assistant message sent back to the model. */
+/**
+ * `{ type: "refusal", refusal }`, in an assistant message sent back to the model.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const RefusalContentPart = Schema.Struct({
   type: Schema.Literal("refusal"),
   refusal: Schema.String
 })
+/**
+ * The type of the {@link RefusalContentPart} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type RefusalContentPart = typeof RefusalContentPart.Type
 
-/** A user message's content part. */
+/**
+ * A user message's content part.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const UserContentPart = Schema.Union(TextContentPart, ImageContentPart, AudioContentPart, FileContentPart)
+/**
+ * The type of the {@link UserContentPart} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type UserContentPart = typeof UserContentPart.Type
 
 const textContent = Schema.Union(Schema.String, Schema.NonEmptyArray(TextContentPart))
@@ -75,55 +146,126 @@ const textContent = Schema.Union(Schema.String, Schema.NonEmptyArray(TextContent
 // Tool calls
 // ---------------------------------------------------------------------------------------------
 
-/** A function call the model asked for: `arguments` is the JSON text the model wrote. */
+/**
+ * A function call the model asked for: `arguments` is the JSON text the model wrote.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const FunctionToolCall = Schema.Struct({
   id: Schema.String,
   type: Schema.Literal("function"),
   function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
 })
+/**
+ * The type of the {@link FunctionToolCall} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type FunctionToolCall = typeof FunctionToolCall.Type
 
-/** A call of a custom (free-form input) tool. */
+/**
+ * A call of a custom (free-form input) tool.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const CustomToolCall = Schema.Struct({
   id: Schema.String,
   type: Schema.Literal("custom"),
   custom: Schema.Struct({ name: Schema.String, input: Schema.String })
 })
+/**
+ * The type of the {@link CustomToolCall} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type CustomToolCall = typeof CustomToolCall.Type
 
-/** Any tool call. */
+/**
+ * Any tool call.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ToolCall = Schema.Union(FunctionToolCall, CustomToolCall)
+/**
+ * The type of the {@link ToolCall} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ToolCall = typeof ToolCall.Type
 
 // ---------------------------------------------------------------------------------------------
 // Messages
 // ---------------------------------------------------------------------------------------------
 
-/** `role: "system"` */
+/**
+ * `role: "system"`
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const SystemMessage = Schema.Struct({
   role: Schema.Literal("system"),
   content: textContent,
   name: Schema.optional(Schema.String)
 })
+/**
+ * The type of the {@link SystemMessage} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SystemMessage = typeof SystemMessage.Type
 
-/** `role: "developer"` (replaces system for reasoning models). */
+/**
+ * `role: "developer"` (replaces system for reasoning models).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const DeveloperMessage = Schema.Struct({
   role: Schema.Literal("developer"),
   content: textContent,
   name: Schema.optional(Schema.String)
 })
+/**
+ * The type of the {@link DeveloperMessage} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type DeveloperMessage = typeof DeveloperMessage.Type
 
-/** `role: "user"`: text, or parts (text, image, audio, file). */
+/**
+ * `role: "user"`: text, or parts (text, image, audio, file).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const UserMessage = Schema.Struct({
   role: Schema.Literal("user"),
   content: Schema.Union(Schema.String, Schema.NonEmptyArray(UserContentPart)),
   name: Schema.optional(Schema.String)
 })
+/**
+ * The type of the {@link UserMessage} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type UserMessage = typeof UserMessage.Type
 
-/** `role: "assistant"`: an earlier answer of the model, possibly with the tool calls it made. */
+/**
+ * `role: "assistant"`: an earlier answer of the model, possibly with the tool calls it made.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const AssistantMessage = Schema.Struct({
   role: Schema.Literal("assistant"),
   content: Schema.optional(
@@ -133,25 +275,58 @@ export const AssistantMessage = Schema.Struct({
   name: Schema.optional(Schema.String),
   tool_calls: Schema.optional(Schema.Array(ToolCall))
 })
+/**
+ * The type of the {@link AssistantMessage} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type AssistantMessage = typeof AssistantMessage.Type
 
-/** `role: "tool"`: the result of a tool call, answering `tool_call_id`. */
+/**
+ * `role: "tool"`: the result of a tool call, answering `tool_call_id`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ToolMessage = Schema.Struct({
   role: Schema.Literal("tool"),
   content: textContent,
   tool_call_id: Schema.String
 })
+/**
+ * The type of the {@link ToolMessage} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ToolMessage = typeof ToolMessage.Type
 
-/** Any message of a conversation. */
+/**
+ * Any message of a conversation.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ChatMessage = Schema.Union(SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage)
+/**
+ * The type of the {@link ChatMessage} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChatMessage = typeof ChatMessage.Type
 
 // ---------------------------------------------------------------------------------------------
 // Request options
 // ---------------------------------------------------------------------------------------------
 
-/** `response_format`: free text, any JSON object, or JSON matching a JSON Schema. */
+/**
+ * `response_format`: free text, any JSON object, or JSON matching a JSON Schema.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ResponseFormat = Schema.Union(
   Schema.Struct({ type: Schema.Literal("text") }),
   Schema.Struct({ type: Schema.Literal("json_object") }),
@@ -165,9 +340,20 @@ export const ResponseFormat = Schema.Union(
     })
   })
 )
+/**
+ * The type of the {@link ResponseFormat} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ResponseFormat = typeof ResponseFormat.Type
 
-/** A function tool the model may call. */
+/**
+ * A function tool the model may call.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const FunctionTool = Schema.Struct({
   type: Schema.Literal("function"),
   function: Schema.Struct({
@@ -177,22 +363,55 @@ export const FunctionTool = Schema.Struct({
     strict: nullable(Schema.Boolean)
   })
 })
+/**
+ * The type of the {@link FunctionTool} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type FunctionTool = typeof FunctionTool.Type
 
-/** `tool_choice`: a mode, or one named function. */
+/**
+ * `tool_choice`: a mode, or one named function.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ToolChoice = Schema.Union(
   Schema.Literal("none", "auto", "required"),
   Schema.Struct({ type: Schema.Literal("function"), function: Schema.Struct({ name: Schema.String }) })
 )
+/**
+ * The type of the {@link ToolChoice} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ToolChoice = typeof ToolChoice.Type
 
-/** `stream_options` (used with `stream: true`). */
+/**
+ * `stream_options` (used with `stream: true`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const StreamOptions = Schema.Struct({
   include_usage: Schema.optional(Schema.Boolean)
 })
+/**
+ * The type of the {@link StreamOptions} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type StreamOptions = typeof StreamOptions.Type
 
-/** The named fields of a chat-completion request; see {@link ChatCompletionRequest}. */
+/**
+ * The named fields of a chat-completion request; see {@link ChatCompletionRequest}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ChatCompletionRequestFields = {
   model: Schema.String,
   // An array with at least one message (not a non-empty tuple type: a message list built in a
@@ -221,18 +440,32 @@ export const ChatCompletionRequestFields = {
 /**
  * A chat-completion request. Every field the API documents that Shepherd uses is typed; any other
  * field (`reasoning_effort`, a provider's own `top_k`, ...) is accepted and sent untouched.
+ *
+ * @since 0.1.0
+ * @category schemas
  */
 export const ChatCompletionRequest = Schema.Struct(
   ChatCompletionRequestFields,
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )
+/**
+ * The type of the {@link ChatCompletionRequest} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChatCompletionRequest = typeof ChatCompletionRequest.Type
 
 // ---------------------------------------------------------------------------------------------
 // Response
 // ---------------------------------------------------------------------------------------------
 
-/** Token counts of one call. Providers that omit the details objects are accepted. */
+/**
+ * Token counts of one call. Providers that omit the details objects are accepted.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const CompletionUsage = Schema.Struct({
   prompt_tokens: Schema.Number,
   completion_tokens: Schema.Number,
@@ -252,6 +485,12 @@ export const CompletionUsage = Schema.Struct({
     })
   )
 })
+/**
+ * The type of the {@link CompletionUsage} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type CompletionUsage = typeof CompletionUsage.Type
 
 const TopLogprob = Schema.Struct({
@@ -260,39 +499,88 @@ const TopLogprob = Schema.Struct({
   bytes: Schema.NullOr(Schema.Array(Schema.Number))
 })
 
-/** One token's log probability, with its alternatives. */
+/**
+ * One token's log probability, with its alternatives.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const TokenLogprob = Schema.Struct({
   ...TopLogprob.fields,
   top_logprobs: Schema.Array(TopLogprob)
 })
+/**
+ * The type of the {@link TokenLogprob} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TokenLogprob = typeof TokenLogprob.Type
 
-/** The assistant's answer in a choice. `content` is null when the model only called tools. */
+/**
+ * The assistant's answer in a choice. `content` is null when the model only called tools.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ResponseMessage = Schema.Struct({
   role: Schema.Literal("assistant"),
   content: Schema.NullOr(Schema.String),
   refusal: nullable(Schema.String),
   tool_calls: nullable(Schema.Array(ToolCall))
 })
+/**
+ * The type of the {@link ResponseMessage} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ResponseMessage = typeof ResponseMessage.Type
 
-/** The log probabilities of a choice's content and refusal tokens. */
+/**
+ * The log probabilities of a choice's content and refusal tokens.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ChoiceLogprobs = Schema.Struct({
   content: Schema.NullOr(Schema.Array(TokenLogprob)),
   refusal: nullable(Schema.Array(TokenLogprob))
 })
+/**
+ * The type of the {@link ChoiceLogprobs} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChoiceLogprobs = typeof ChoiceLogprobs.Type
 
-/** One of the `n` answers. `finish_reason` is a string: providers add their own reasons. */
+/**
+ * One of the `n` answers. `finish_reason` is a string: providers add their own reasons.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Choice = Schema.Struct({
   index: Schema.Number,
   message: ResponseMessage,
   finish_reason: Schema.NullOr(Schema.String),
   logprobs: nullable(ChoiceLogprobs)
 })
+/**
+ * The type of the {@link Choice} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Choice = typeof Choice.Type
 
-/** A chat completion (`object: "chat.completion"`). */
+/**
+ * A chat completion (`object: "chat.completion"`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ChatCompletion = Schema.Struct({
   id: Schema.String,
   object: Schema.String,
@@ -303,42 +591,84 @@ export const ChatCompletion = Schema.Struct({
   system_fingerprint: nullable(Schema.String),
   service_tier: nullable(Schema.String)
 })
+/**
+ * The type of the {@link ChatCompletion} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChatCompletion = typeof ChatCompletion.Type
 
 // ---------------------------------------------------------------------------------------------
 // Streaming (`stream: true`): `chat.completion.chunk` events
 // ---------------------------------------------------------------------------------------------
 
-/** A piece of a tool call: the first piece of each `index` has its id and name, later ones add to `arguments`. */
+/**
+ * A piece of a tool call: the first piece of each `index` has its id and name, later ones add to `arguments`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ToolCallChunk = Schema.Struct({
   index: Schema.Number,
   id: Schema.optional(Schema.String),
   type: Schema.optional(Schema.Literal("function")),
   function: Schema.optional(Schema.Struct({ name: Schema.optional(Schema.String), arguments: Schema.optional(Schema.String) }))
 })
+/**
+ * The type of the {@link ToolCallChunk} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ToolCallChunk = typeof ToolCallChunk.Type
 
-/** What a chunk adds to a choice's message. */
+/**
+ * What a chunk adds to a choice's message.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ChunkDelta = Schema.Struct({
   role: Schema.optional(Schema.Literal("developer", "system", "user", "assistant", "tool")),
   content: nullable(Schema.String),
   refusal: nullable(Schema.String),
   tool_calls: Schema.optional(Schema.Array(ToolCallChunk))
 })
+/**
+ * The type of the {@link ChunkDelta} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChunkDelta = typeof ChunkDelta.Type
 
-/** One choice's part of a chunk. */
+/**
+ * One choice's part of a chunk.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ChunkChoice = Schema.Struct({
   index: Schema.Number,
   delta: ChunkDelta,
   finish_reason: Schema.NullOr(Schema.String),
   logprobs: nullable(ChoiceLogprobs)
 })
+/**
+ * The type of the {@link ChunkChoice} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChunkChoice = typeof ChunkChoice.Type
 
 /**
  * A streamed chunk (`object: "chat.completion.chunk"`). With `stream_options.include_usage`, every
  * chunk has `usage: null` and a last chunk with no choices carries the usage.
+ *
+ * @since 0.1.0
+ * @category schemas
  */
 export const ChatCompletionChunk = Schema.Struct({
   id: Schema.String,
@@ -350,6 +680,12 @@ export const ChatCompletionChunk = Schema.Struct({
   system_fingerprint: nullable(Schema.String),
   service_tier: nullable(Schema.String)
 })
+/**
+ * The type of the {@link ChatCompletionChunk} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChatCompletionChunk = typeof ChatCompletionChunk.Type
 
 type MutableChoice = {
@@ -364,6 +700,9 @@ type MutableChoice = {
  * Folds the chunks of one streamed completion into the `ChatCompletion` it stands for: each choice's
  * content and refusal joined, tool-call pieces joined by `index` (arguments concatenated), the last
  * finish reason, the usage of the usage chunk.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const accumulate = (chunks: Iterable<ChatCompletionChunk>): ChatCompletion => {
   let head: ChatCompletionChunk | undefined
@@ -417,7 +756,12 @@ export const accumulate = (chunks: Iterable<ChatCompletionChunk>): ChatCompletio
   }
 }
 
-/** The body of an error answer: `{ error: { message, type, param, code } }`. */
+/**
+ * The body of an error answer: `{ error: { message, type, param, code } }`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ErrorResponse = Schema.Struct({
   error: Schema.Struct({
     message: Schema.String,
@@ -426,13 +770,24 @@ export const ErrorResponse = Schema.Struct({
     code: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Number)))
   })
 })
+/**
+ * The type of the {@link ErrorResponse} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ErrorResponse = typeof ErrorResponse.Type
 
 // ---------------------------------------------------------------------------------------------
 // Embeddings and models (served by MockServer; used by the batch runner)
 // ---------------------------------------------------------------------------------------------
 
-/** An embeddings request. */
+/**
+ * An embeddings request.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const EmbeddingRequest = Schema.Struct({
   model: Schema.String,
   input: Schema.Union(
@@ -445,9 +800,20 @@ export const EmbeddingRequest = Schema.Struct({
   dimensions: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
   user: Schema.optional(Schema.String)
 })
+/**
+ * The type of the {@link EmbeddingRequest} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type EmbeddingRequest = typeof EmbeddingRequest.Type
 
-/** An embeddings response. */
+/**
+ * An embeddings response.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const EmbeddingResponse = Schema.Struct({
   object: Schema.Literal("list"),
   model: Schema.String,
@@ -456,4 +822,10 @@ export const EmbeddingResponse = Schema.Struct({
   ),
   usage: Schema.Struct({ prompt_tokens: Schema.Number, total_tokens: Schema.Number })
 })
+/**
+ * The type of the {@link EmbeddingResponse} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type EmbeddingResponse = typeof EmbeddingResponse.Type

@@ -19,7 +19,12 @@ import { jsonrepair } from "jsonrepair"
 import { quickRepair } from "./internal/quickRepair.js"
 import * as Validate from "./internal/validate.js"
 
-/** How a value was recovered. */
+/**
+ * How a value was recovered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Recovery =
   /** The whole text was strict JSON. */
   | "strict"
@@ -32,13 +37,23 @@ export type Recovery =
   /** The text was cut off: closing brackets (or a closing quote) had to be added. */
   | "truncated"
 
-/** A recovered value and how it was recovered. */
+/**
+ * A recovered value and how it was recovered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface JsonResult {
   readonly value: unknown
   readonly recovery: Recovery
 }
 
-/** No JSON value could be recovered, and why. */
+/**
+ * No JSON value could be recovered, and why.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class JsonParseError extends Schema.TaggedError<JsonParseError>()("JsonParseError", {
   /**
    * - `empty`: nothing but whitespace
@@ -62,7 +77,12 @@ export class JsonParseError extends Schema.TaggedError<JsonParseError>()("JsonPa
   }
 }
 
-/** Limits. */
+/**
+ * Limits of a parse. Every default is in {@link defaults}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** Largest input, in UTF-8 bytes: a whole number of at least 1. @default 33554432 (32 MB) */
   readonly maxBytes: number
@@ -70,6 +90,12 @@ export interface Options {
   readonly maxDepth: number
 }
 
+/**
+ * The default limits: 32 MB and 1000 levels.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const defaults: Options = { maxBytes: 32 * 1024 * 1024, maxDepth: 1000 }
 
 /**
@@ -365,7 +391,12 @@ const parseWith = (text: string, options: Partial<Options>, mode: Mode): Either.
   return result
 }
 
-/** `parse` without the Effect: the recovered value, or why there is none. Never throws. */
+/**
+ * `parse` without the Effect: the recovered value, or why there is none. Never throws.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
 export const parseEither = (text: string, options: Partial<Options> = {}): Either.Either<JsonResult, JsonParseError> =>
   parseWith(text, options, "whole")
 
@@ -381,6 +412,11 @@ export const parseEither = (text: string, options: Partial<Options> = {}): Eithe
 export const parsePrefixEither = (text: string, options: Partial<Options> = {}): Either.Either<JsonResult, JsonParseError> =>
   parseWith(text, options, "prefix")
 
-/** Recovers the JSON value of `text`; see the module comment for the order of attempts. */
+/**
+ * Recovers the JSON value of `text`; see the module comment for the order of attempts.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
 export const parse = (text: string, options: Partial<Options> = {}): Effect.Effect<JsonResult, JsonParseError> =>
   Effect.suspend(() => parseEither(text, options))

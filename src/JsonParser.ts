@@ -20,7 +20,12 @@ import type { Reply, Task } from "../workers/jsonWorker.js"
 import * as Validate from "./internal/validate.js"
 import * as Json from "./Json.js"
 
-/** Pool options. Every default is in {@link defaults}. */
+/**
+ * Pool options. Every default is in {@link defaults}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options extends Json.Options {
   /**
    * Texts shorter than this (in UTF-16 code units, about bytes for ASCII) parse inline. Chosen from
@@ -66,7 +71,12 @@ export const validateOptions = (options: Partial<Options>, path: ReadonlyArray<s
     if (options.deadlinePerMb !== undefined) yield* Validate.nonNegativeDuration([...path, "deadlinePerMb"], options.deadlinePerMb)
   })
 
-/** Per-call options of `parse`. */
+/**
+ * Per-call options of `parse`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface ParseOptions {
   /**
    * This call's deadline (the size allowance is not added): a positive finite duration; an invalid
@@ -75,6 +85,12 @@ export interface ParseOptions {
   readonly deadline?: Duration.DurationInput | undefined
 }
 
+/**
+ * Every default of {@link Options}, `Json.defaults`' limits included.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const defaults: Options = {
   ...Json.defaults,
   inlineBelowBytes: 16_384,
@@ -85,7 +101,12 @@ export const defaults: Options = {
   deadlinePerMb: "250 millis"
 }
 
-/** The parser service. */
+/**
+ * The parser service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Service {
   /**
    * Recovers the JSON value of `text` (as `Json.parse`): inline below `inlineBelowBytes`, else in
@@ -94,11 +115,22 @@ export interface Service {
   readonly parse: (text: string, options?: ParseOptions) => Effect.Effect<Json.JsonResult, Json.JsonParseError>
 }
 
+/**
+ * The JSON parser service: `parse` recovers the JSON value of a model's answer as `Json.parse` does,
+ * on the calling thread for short texts and in a worker pool, within a deadline, for long ones.
+ * Provided by {@link layer}, which owns the pool. `Structured.generate` uses it when the context has it.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class JsonParser extends Context.Tag("effect-shepherd/JsonParser")<JsonParser, Service>() {}
 
 /**
  * The compiled worker: beside this module in the built package (dist/src -> dist/workers); under a
  * TypeScript test runner, the build's copy.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const workerPath = (): string => {
   const candidates = [new URL("../workers/jsonWorkerEntry.cjs", import.meta.url), new URL("../dist/workers/jsonWorkerEntry.cjs", import.meta.url)]
@@ -122,6 +154,9 @@ const fromReply = (reply: Reply): Effect.Effect<Json.JsonResult, Json.JsonParseE
 /**
  * The pool as a layer: started when built, destroyed (its workers terminated) with its scope. Fails
  * to build with a `ConfigError` naming an invalid option (see {@link validateOptions}).
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser, ConfigError.ConfigError> =>
   Layer.scoped(

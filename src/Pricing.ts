@@ -9,10 +9,20 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as ChatSchema from "./ChatSchema.js"
 
-/** Micro-dollars: an integer number of millionths of a US dollar. */
+/**
+ * Micro-dollars: an integer number of millionths of a US dollar.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type MicroUsd = number
 
-/** Prices of one model, in USD per 1M tokens, with where they come from. */
+/**
+ * Prices of one model, in USD per 1M tokens, with where they come from.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ModelPrice = Schema.Struct({
   /** Prompt tokens. */
   input: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
@@ -25,16 +35,36 @@ export const ModelPrice = Schema.Struct({
   /** When it was read (YYYY-MM-DD). */
   asOf: Schema.String
 })
+/**
+ * The type of the {@link ModelPrice} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ModelPrice = typeof ModelPrice.Type
 
-/** A price table: model name to price. */
+/**
+ * A price table: model name to price.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const PriceTable = Schema.Record({ key: Schema.String, value: ModelPrice })
+/**
+ * The type of the {@link PriceTable} schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type PriceTable = typeof PriceTable.Type
 
 /**
  * The built-in table. Output prices of gpt-4.1, claude-sonnet-4.5, gemini-2.5-flash and
  * deepseek-v3.2 are the seed's; the others are the providers' list prices as of the date given.
  * Override or extend it with {@link withPrices} or a JSON file ({@link decodeTable}).
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const defaultTable: PriceTable = {
   "gpt-4.1": { input: 2.0, output: 8.0, cachedInput: 0.5, source: "openai.com/api/pricing", asOf: "2025-11-01" },
@@ -49,10 +79,20 @@ export const defaultTable: PriceTable = {
   "deepseek-v3.2": { input: 0.28, output: 0.42, cachedInput: 0.028, source: "api-docs.deepseek.com/quick_start/pricing", asOf: "2025-11-01" }
 }
 
-/** The table with `prices` added (they win over entries of the same name). */
+/**
+ * The table with `prices` added (they win over entries of the same name).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
 export const withPrices = (prices: PriceTable, table: PriceTable = defaultTable): PriceTable => ({ ...table, ...prices })
 
-/** Reads a price table from JSON (a file's contents), checking every entry. */
+/**
+ * Reads a price table from JSON (a file's contents), checking every entry.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
 export const decodeTable = Schema.decodeUnknownEither(Schema.parseJson(PriceTable))
 
 /**
@@ -74,6 +114,9 @@ const indexOf = (table: PriceTable): ReadonlyMap<string, ModelPrice> => {
  * The price of `model`: an exact entry, else the longest entry that prefixes it followed by `-` (a
  * dated snapshot such as `gpt-4.1-2025-04-14` is priced as `gpt-4.1`; `gpt-4.1-mini` has its own entry).
  * Only the table's own entries are read.
+ *
+ * @since 0.1.0
+ * @category pricing
  */
 export const priceOf = (model: string, table: PriceTable = defaultTable): Option.Option<ModelPrice> => {
   const index = indexOf(table)
@@ -93,7 +136,12 @@ const micro = (tokens: number, usdPerMillion: number): MicroUsd => Math.ceil(tok
 /** A token count that can be priced: a finite number of at least 0. */
 const countable = (tokens: number): boolean => typeof tokens === "number" && Number.isFinite(tokens) && tokens >= 0
 
-/** Whether `amount` is a cost the budget can add up: a whole number of micro-dollars, at least 0, exact in a double. */
+/**
+ * Whether `amount` is a cost the budget can add up: a whole number of micro-dollars, at least 0, exact in a double.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
 export const isMicroUsd = (amount: number): boolean => Number.isSafeInteger(amount) && amount >= 0
 
 /** `amount` when it is a cost the budget can add up, else none (a price or a count no budget may take). */
@@ -103,6 +151,9 @@ const checked = (amount: number): Option.Option<MicroUsd> => (isMicroUsd(amount)
  * The cost of a call from its reported usage: a whole, finite, non-negative number of micro-dollars,
  * or none when the model has no price or the usage cannot be priced (a token count that is negative,
  * not finite or not a number, as a misbehaving server may report).
+ *
+ * @since 0.1.0
+ * @category pricing
  */
 export const cost = (
   model: string,
@@ -120,6 +171,9 @@ export const cost = (
 /**
  * The most a call can cost: its prompt tokens plus its completion allowance, all at full price. None
  * when the model has no price or a count cannot be priced (as {@link cost}).
+ *
+ * @since 0.1.0
+ * @category pricing
  */
 export const worstCase = (model: string, promptTokens: number, maxCompletionTokens: number, table: PriceTable = defaultTable): Option.Option<MicroUsd> =>
   Option.flatMap(priceOf(model, table), (price) =>
@@ -127,5 +181,10 @@ export const worstCase = (model: string, promptTokens: number, maxCompletionToke
       ? checked(micro(promptTokens, price.input) + micro(maxCompletionTokens, price.output))
       : Option.none())
 
-/** Micro-dollars as dollars for people: `$0.001234`. */
+/**
+ * Micro-dollars as dollars for people: `$0.001234`.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
 export const format = (amount: MicroUsd): string => `$${(amount / 1e6).toFixed(6)}`

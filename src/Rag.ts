@@ -21,19 +21,34 @@ import type * as Json from "./Json.js"
 import * as Pricing from "./Pricing.js"
 import * as Structured from "./Structured.js"
 
-/** A document to analyse or to answer from. */
+/**
+ * A document to analyse or to answer from.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Document {
   readonly docId: string
   readonly content: string
 }
 
-/** What the model is asked to return for each document. */
+/**
+ * What the model is asked to return for each document.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const DocumentAnalysis = Schema.Struct({
   summary: Schema.String.annotations({ description: "Two or three sentences on what the document says" }),
   keyPoints: Schema.Array(Schema.String).annotations({ description: "The document's key points, at most five" })
 })
 
-/** The analysis of one document. On failure `summary` is empty, `keyPoints` too, and `error` says why. */
+/**
+ * The analysis of one document. On failure `summary` is empty, `keyPoints` too, and `error` says why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Analysis {
   readonly docId: string
   readonly summary: string
@@ -49,6 +64,12 @@ export interface Analysis {
   readonly costMicroUsd: Option.Option<Pricing.MicroUsd>
 }
 
+/**
+ * Options of {@link analyze} and {@link analyzeDocuments}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface AnalyzeOptions {
   /** The chat model. */
   readonly model: string
@@ -111,6 +132,9 @@ const analyzeOne = (doc: Document, options: AnalyzeOptions): Effect.Effect<Analy
  * Analyses every document, at most `concurrency` at once, emitting each analysis as it completes.
  * A document that fails (after the client's retries and the re-asks) gives an `Analysis` with its
  * `error`; it never fails the others.
+ *
+ * @since 0.1.0
+ * @category analysis
  */
 export const analyze = (
   docs: Iterable<Document> | Stream.Stream<Document>,
@@ -120,7 +144,12 @@ export const analyze = (
     Stream.mapEffect((doc) => analyzeOne(doc, options), { concurrency: options.concurrency ?? 8, unordered: true })
   )
 
-/** `analyze`, collected in the documents' order. */
+/**
+ * `analyze`, collected in the documents' order.
+ *
+ * @since 0.1.0
+ * @category analysis
+ */
 export const analyzeDocuments = (
   docs: Iterable<Document>,
   options: AnalyzeOptions
@@ -133,7 +162,12 @@ export const analyzeDocuments = (
 
 const terms = (text: string): Array<string> => text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []
 
-/** A document's match with a query. */
+/**
+ * A document's match with a query.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Match {
   readonly docId: string
   /** Okapi BM25 (k1 1.2, b 0.75) of the query's terms in the document; higher is better. */
@@ -143,6 +177,9 @@ export interface Match {
 /**
  * The `topK` documents that match `query` best by BM25 over their words (no model call), best
  * first; documents sharing no term with the query are left out; ties keep the documents' order.
+ *
+ * @since 0.1.0
+ * @category retrieval
  */
 export const rank = (query: string, docs: ReadonlyArray<Document>, topK: number): Array<Match> => {
   const wanted = [...new Set(terms(query))]
@@ -176,6 +213,12 @@ export const rank = (query: string, docs: ReadonlyArray<Document>, topK: number)
     .map(({ docId, score }) => ({ docId, score }))
 }
 
+/**
+ * Options of {@link answer}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface AnswerOptions {
   /** The chat model. */
   readonly model: string
@@ -189,7 +232,12 @@ export interface AnswerOptions {
   readonly prices?: Pricing.PriceTable | undefined
 }
 
-/** An answer with where it came from and what it cost. */
+/**
+ * An answer with where it came from and what it cost.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Answer {
   readonly answer: string
   /** The documents given to the model, best match first. */
@@ -204,7 +252,12 @@ export interface Answer {
 const ANSWERER = "Answer the question using only the documents below. Cite each document you use as [docId]. " +
   "If the documents do not contain the answer, say so."
 
-/** The messages `answer` sends: the best documents in a system message, then the question. */
+/**
+ * The messages `answer` sends: the best documents in a system message, then the question.
+ *
+ * @since 0.1.0
+ * @category answering
+ */
 export const answerMessages = (query: string, docs: ReadonlyArray<Document>, sources: ReadonlyArray<Match>, maxChars: number): Array<ChatSchema.ChatMessage> => {
   const byId = new Map(docs.map((doc) => [doc.docId, doc]))
   const context = sources
@@ -222,6 +275,9 @@ export const answerMessages = (query: string, docs: ReadonlyArray<Document>, sou
 /**
  * Answers `query` from the `topK` documents that match it best (`rank`): one chat request whose
  * system message holds them, each under its `[docId]`. Fails only with the client's `ChatError`.
+ *
+ * @since 0.1.0
+ * @category answering
  */
 export const answer = (
   query: string,

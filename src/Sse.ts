@@ -10,7 +10,12 @@ import * as Chunk from "effect/Chunk"
 import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
 
-/** One dispatched event. */
+/**
+ * One dispatched event.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Event {
   /** The `event:` field, when set. */
   readonly event: string | undefined
@@ -20,7 +25,12 @@ export interface Event {
   readonly data: string
 }
 
-/** An incremental decoder: bytes in, the events they complete out. */
+/**
+ * An incremental decoder: bytes in, the events they complete out.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Decoder {
   /** The events completed by these bytes (UTF-8 is decoded across calls); none once `overflowed`. */
   readonly feed: (bytes: Uint8Array) => Array<Event>
@@ -48,7 +58,12 @@ export interface DecoderOptions {
   readonly maxEventBytes?: number | undefined
 }
 
-/** A fresh decoder (one per stream). */
+/**
+ * A fresh decoder (one per stream).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeDecoder = (options: DecoderOptions = {}): Decoder => {
   const decoder = new TextDecoder("utf-8")
   let pending: Array<Event> = []
@@ -92,7 +107,12 @@ export const makeDecoder = (options: DecoderOptions = {}): Decoder => {
   }
 }
 
-/** The events in a byte stream; the stream's errors pass through. An unfinished last event is dropped, as the standard says. */
+/**
+ * The events in a byte stream; the stream's errors pass through. An unfinished last event is dropped, as the standard says.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
 export const decode = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Event, E, R> =>
   Stream.suspend(() => {
     const decoder = makeDecoder()

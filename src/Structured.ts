@@ -22,7 +22,12 @@ import type * as ChatSchema from "./ChatSchema.js"
 import * as Json from "./Json.js"
 import * as JsonParser from "./JsonParser.js"
 
-/** How JSON is asked for. */
+/**
+ * How JSON is asked for.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export type Mode =
   /** `response_format: json_schema` with the Schema's JSON Schema (strict decoding on the provider). */
   | "json_schema"
@@ -31,6 +36,12 @@ export type Mode =
   /** No `response_format` (for providers without it): the JSON Schema in a system message. */
   | "instruction"
 
+/**
+ * Options of {@link generate} and {@link stream}. Every default is in {@link defaults}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** Re-asks after an answer that does not parse or decode. @default 2 */
   readonly maxRepairs: number
@@ -42,9 +53,20 @@ export interface Options {
   readonly strict: boolean
 }
 
+/**
+ * The default options: two re-asks, `json_schema` mode, schema name `response`, not strict.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const defaults: Options = { maxRepairs: 2, mode: "json_schema", name: "response", strict: false }
 
-/** A decoded answer. */
+/**
+ * A decoded answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StructuredResult<A> {
   readonly value: A
   /** Requests made (1 + re-asks). */
@@ -55,7 +77,12 @@ export interface StructuredResult<A> {
   readonly recovery: Json.Recovery
 }
 
-/** No answer decoded, after every re-ask. */
+/**
+ * No answer decoded, after every re-ask.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class StructuredOutputError extends Schema.TaggedError<StructuredOutputError>()("StructuredOutputError", {
   /** The last answer's text. */
   rawText: Schema.String,
@@ -80,6 +107,9 @@ const instruction = (jsonSchema: unknown): ChatSchema.ChatMessage => ({
  * Asks for an answer matching `schema` and decodes it. Parsing uses the `JsonParser` service when the
  * context has one (large answers off the event loop), else `Json.parse` inline. A truncated answer
  * (closing brackets had to be added) counts as a failure and is asked again.
+ *
+ * @since 0.1.0
+ * @category generation
  */
 export const generate = <A, I>(
   schema: Schema.Schema<A, I>,
@@ -120,7 +150,12 @@ export const generate = <A, I>(
     }
   })
 
-/** What `stream` emits: partial values while the answer grows, then the decoded value. */
+/**
+ * What `stream` emits: partial values while the answer grows, then the decoded value.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type StreamEvent<A> =
   /**
    * The JSON of the answer so far, its open strings, arrays and objects closed (not checked against
@@ -154,6 +189,9 @@ const structuredRequest = <A, I>(
  * has not begun; parsing stops being attempted for a prefix
  * longer than `maxPartialBytes` (the final value is still parsed). An answer that does not decode
  * fails with `StructuredOutputError` (streams are not re-asked; `generate` is).
+ *
+ * @since 0.1.0
+ * @category generation
  */
 export const stream = <A, I>(
   schema: Schema.Schema<A, I>,

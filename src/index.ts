@@ -4,17 +4,101 @@
  *
  * @since 0.1.0
  */
+
+/**
+ * Many requests through one client, exactly one outcome per input (`Batch.run`, `Batch.runAll`).
+ *
+ * @since 0.1.0
+ */
 export * as Batch from "./Batch.js"
+
+/**
+ * A spending limit shared by every call of a program: worst-case costs reserved, actual costs settled.
+ *
+ * @since 0.1.0
+ */
 export * as Budget from "./Budget.js"
+
+/**
+ * The chat-completions client service and its layers.
+ *
+ * @since 0.1.0
+ */
 export * as ChatClient from "./ChatClient.js"
+
+/**
+ * The errors of a chat call, as `Schema.TaggedError`s.
+ *
+ * @since 0.1.0
+ */
 export * as ChatError from "./ChatError.js"
+
+/**
+ * Wire formats of the OpenAI-compatible chat-completions API, as `Schema`s.
+ *
+ * @since 0.1.0
+ */
 export * as ChatSchema from "./ChatSchema.js"
+
+/**
+ * Lenient JSON for model output: the intended value of "almost JSON", or a typed reason.
+ *
+ * @since 0.1.0
+ */
 export * as Json from "./Json.js"
+
+/**
+ * `Json.parse` as a service that parses large documents in a worker pool.
+ *
+ * @since 0.1.0
+ */
 export * as JsonParser from "./JsonParser.js"
+
+/**
+ * The `Metric`s the client updates as it works, and a snapshot of them.
+ *
+ * @since 0.1.0
+ */
 export * as Metrics from "./Metrics.js"
+
+/**
+ * What a call costs, in integer micro-dollars, from a table of model prices.
+ *
+ * @since 0.1.0
+ */
 export * as Pricing from "./Pricing.js"
+
+/**
+ * A small retrieval-augmented pipeline: analyse documents concurrently, answer from the best matches.
+ *
+ * @since 0.1.0
+ */
 export * as Rag from "./Rag.js"
+
+/**
+ * Client-side rate limits: requests and tokens per minute, requests in flight, pauses after a 429.
+ *
+ * @since 0.1.0
+ */
 export * as RateLimit from "./RateLimit.js"
+
+/**
+ * When a failed chat call is tried again, and after how long.
+ *
+ * @since 0.1.0
+ */
 export * as RetryPolicy from "./RetryPolicy.js"
+
+/**
+ * Server-sent events (`text/event-stream`) decoded from a stream of bytes.
+ *
+ * @since 0.1.0
+ */
 export * as Sse from "./Sse.js"
+
+/**
+ * Answers decoded with a `Schema`: JSON asked for, recovered leniently, decoded, re-asked on failure.
+ *
+ * @since 0.1.0
+ */
 export * as Structured from "./Structured.js"
