@@ -102,7 +102,7 @@ export const defaults: Options = {
 }
 
 /**
- * The parser service.
+ * The parser service, what the {@link JsonParser} Tag gives.
  *
  * @since 0.1.0
  * @category models
