@@ -14,6 +14,9 @@ import { SERVER_NOW } from "./redisScript.js"
  * another one, or whose spend is below what the process itself wrote, has been lost.
  *
  * INIT: ARGV a new epoch (used if the record has none). Returns { epoch, spent, reserved }.
+ *
+ * @since 0.2.0
+ * @category scripts
  */
 export const INIT_BUDGET = `
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -32,6 +35,9 @@ return { epoch, tonumber(totals[1]) or 0, tonumber(totals[2]) or 0 }
  * spend this process has written). Leases past their expiry (a process that died holding them) are
  * given back first. Returns { status, spent, reserved }: 1 reserved, 0 refused (over the limit),
  * -1 the record was lost (nothing written), -2 the id was already settled or cancelled.
+ *
+ * @since 0.1.0
+ * @category scripts
  */
 export const RESERVE = `${SERVER_NOW}
 local totals = redis.call('HMGET', KEYS[1], 'epoch', 'spent', 'reserved')
@@ -60,6 +66,9 @@ return { 1, spent, reserved + amount }
  * counts nothing and a reservation under it that arrives late is refused (a cancellation is a
  * settlement of 0). ARGV: now (-1: the server's), id, actual, lease ms, epoch, floor.
  * Returns { status (1 done, -1 the record was lost: nothing written), spent, reserved }.
+ *
+ * @since 0.1.0
+ * @category scripts
  */
 export const SETTLE_BUDGET = `${SERVER_NOW}
 local totals = redis.call('HMGET', KEYS[1], 'epoch', 'spent')
@@ -81,6 +90,9 @@ return { 1, tonumber(after[1]) or 0, tonumber(after[2]) or 0 }
  * After a loss: adds what this process committed to the record there is now (creating it, marked
  * `rebuilt`, when there is none), so that a process started later does not begin from zero.
  * ARGV: a new epoch, micro-dollars. Returns the record's epoch.
+ *
+ * @since 0.2.0
+ * @category scripts
  */
 export const REBUILD_BUDGET = `
 if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then

@@ -14,6 +14,9 @@ import { SERVER_NOW } from "./redisScript.js"
  * Returns { id, at, now, refused } (refused: 0 admitted, 1 it would start too late, 2 the pause is
  * too long; a refusal records nothing). Keys expire two windows after the last admission (or after
  * the pause).
+ *
+ * @since 0.1.0
+ * @category scripts
  */
 export const ADMIT = `${SERVER_NOW}
 local tokens = tonumber(ARGV[2])
@@ -85,7 +88,12 @@ redis.call('PEXPIRE', KEYS[3], ttl)
 return { seq, t, now, 0 }
 `
 
-/** Corrects an admission's tokens while it is in the window. ARGV: id, at, tokens. */
+/**
+ * Corrects an admission's tokens while it is in the window. ARGV: id, at, tokens.
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
 export const SETTLE = `
 local entry = redis.call('HGET', KEYS[2], ARGV[1])
 if not entry then return 0 end
@@ -99,7 +107,12 @@ redis.call('HINCRBY', KEYS[3], 'windowTokens', tokens - old)
 return 1
 `
 
-/** Extends the shared pause. ARGV: now (-1: the server's), millis, window ms. Returns the pause's end. */
+/**
+ * Extends the shared pause. ARGV: now (-1: the server's), millis, window ms. Returns the pause's end.
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
 export const PAUSE = `${SERVER_NOW}
 local untilAt = now + tonumber(ARGV[2])
 local pause = tonumber(redis.call('HGET', KEYS[3], 'pause') or '0')
@@ -112,7 +125,12 @@ end
 return pause
 `
 
-/** What is left of the pause, in ms. ARGV: now (-1: the server's). */
+/**
+ * What is left of the pause, in ms. ARGV: now (-1: the server's).
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
 export const PAUSE_LEFT = `${SERVER_NOW}
 local pause = tonumber(redis.call('HGET', KEYS[3], 'pause') or '0')
 return math.max(0, pause - now)

@@ -18,7 +18,12 @@ import * as Classify from "./classify.js"
 import * as Env from "./env.js"
 import * as Validate from "./validate.js"
 
-/** Where the shared state lives and what to do without it. */
+/**
+ * Where the shared state lives and what to do without it.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface RedisOptions {
   /** `redis://[[user]:password@]host[:port][/db]` (or `rediss://` for TLS). */
   readonly url: string
@@ -44,11 +49,21 @@ export interface RedisOptions {
 
 const NAMESPACE = /^[A-Za-z0-9._:-]{1,100}$/
 
-/** Why a namespace cannot be used, or undefined when it can. */
+/**
+ * Why a namespace cannot be used, or undefined when it can.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
 export const namespaceProblem = (namespace: string): string | undefined =>
   NAMESPACE.test(namespace) ? undefined : `the namespace ${JSON.stringify(namespace)} is not 1 to 100 letters, digits or . _ : -`
 
-/** The URL without its credentials, for messages and logs. */
+/**
+ * The URL without its credentials, for messages and logs.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const location = (url: string): string => {
   try {
     const parsed = new URL(url)
@@ -64,6 +79,9 @@ export const location = (url: string): string => {
  * The prefix of every key: `shepherd:{<namespace>:<hash>}:` where the hash is 16 hex digits of
  * SHA-256 over the base URL and the API key (never the key itself). The braces keep all of one
  * namespace's keys in one Redis Cluster slot, as Lua scripts need.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const keyPrefix = (namespace: string, baseUrl: string, apiKey: string | undefined): string => {
   const digest = createHash("sha256").update(`${baseUrl.replace(/\/+$/, "")}\n${apiKey ?? ""}`).digest("hex").slice(0, 16)
@@ -74,6 +92,9 @@ export const keyPrefix = (namespace: string, baseUrl: string, apiKey: string | u
  * What both stores derive from the options: the key prefix (the identity read from the environment
  * where not given) and the worker count. Every option is checked first: a bad one fails with a
  * `ConfigError` naming it (`["url"]`, `["namespace"]`, `["workers"]`, `["commandTimeout"]`, ...).
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const resolve = (options: RedisOptions): Effect.Effect<{ readonly prefix: string; readonly workers: number }, ConfigError.ConfigError> =>
   Effect.gen(function* () {
@@ -118,7 +139,12 @@ const describe = (error: unknown, scrub: Classify.Scrub): string => {
 /** Redis's answers to a wrong or missing password (or user). */
 const PASSWORD_REFUSED = /\b(WRONGPASS|NOAUTH)\b|invalid password|invalid username-password/i
 
-/** One connection, opened when the scope starts and closed with it. */
+/**
+ * One connection, opened when the scope starts and closed with it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Connection {
   readonly redis: Redis
   readonly location: string
@@ -129,6 +155,9 @@ export interface Connection {
 /**
  * Connects to Redis. Commands are not queued while disconnected (they fail at once, and the caller
  * decides); the client reconnects in the background, every 100 ms to 2 s.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const connect = (options: RedisOptions, store: LimiterUnavailableError["store"]): Effect.Effect<Connection, LimiterUnavailableError, Scope.Scope> =>
   Effect.gen(function* () {
@@ -183,11 +212,21 @@ export const connect = (options: RedisOptions, store: LimiterUnavailableError["s
  * Runs shared operations while Redis answers, and, with `fallbackLocal`, local ones while it does
  * not: a failed shared call switches to local state (one warning), and after `retryInterval` the next
  * call tries Redis again (`onReturn` runs first when it answers).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Guard {
   readonly run: <A>(shared: Effect.Effect<A, LimiterUnavailableError>, local: Effect.Effect<A, LimiterUnavailableError>) => Effect.Effect<A, LimiterUnavailableError>
 }
 
+/**
+ * Builds a `Guard` over `connection` for `store`: shared only with `failClosed`; with
+ * `fallbackLocal`, local from the start when the connection is not ready.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeGuard = (
   connection: Connection,
   options: RedisOptions,
@@ -226,6 +265,16 @@ export const makeGuard = (
     return { run }
   })
 
-// What Budget.ts reads from here: the script runner and the budget's scripts.
-export { script } from "./redisScript.js"
+/**
+ * What Budget.ts reads from here: the script runner (internal/redisScript.ts) and the budget's
+ * scripts (internal/budgetLua.ts).
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
 export { INIT_BUDGET, REBUILD_BUDGET, RESERVE, SETTLE_BUDGET } from "./budgetLua.js"
+/**
+ * @since 0.1.0
+ * @category scripts
+ */
+export { script } from "./redisScript.js"

@@ -9,6 +9,9 @@ import { createHash } from "node:crypto"
 /**
  * Lua prelude: `now`, the current time on the Redis server in ms, unless the caller passes one in
  * `ARGV[1]` (tests do; -1 asks for the server's).
+ *
+ * @since 0.2.0
+ * @category scripts
  */
 export const SERVER_NOW = `
 local now = tonumber(ARGV[1])
@@ -18,7 +21,12 @@ if now < 0 then
 end
 `
 
-/** Runs a script by its SHA-1, loading it on a server that does not know it (NOSCRIPT). */
+/**
+ * Runs a script by its SHA-1, loading it on a server that does not know it (NOSCRIPT).
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
 export const script = (source: string) => {
   const sha = createHash("sha1").update(source).digest("hex")
   return (redis: Redis, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>): Promise<unknown> =>
