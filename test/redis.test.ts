@@ -1,5 +1,6 @@
 /** The Redis stores (rate limits, pause, budget) against a real redis-server on a loopback port. */
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -198,6 +199,21 @@ describe.runIf(available)("Redis rate-limit store", () => {
       })
       expect(dump).not.toContain(KEY)
       expect(dump).not.toContain("SECRET")
+    }))
+
+  it.scoped("RateLimit.layer on layerStoreRedis shares one window with layerRedis and with another limiter on the same store", () =>
+    Effect.gen(function* () {
+      const ns = fresh()
+      const store = yield* Layer.build(RateLimit.layerStoreRedis(base(ns)))
+      const onStore = (rpm: number) => Effect.provide(RateLimit.make({ rpm, adaptive: false }), store)
+      const [a, b] = yield* Effect.all([onStore(3), onStore(3)])
+      const c = Context.get(yield* Layer.build(RateLimit.layerRedis({ ...base(ns), rpm: 3, adaptive: false })), RateLimit.RateLimit)
+      for (const limiter of [a, b, c]) yield* limiter.withPermit(1, Effect.void, () => ({}))
+      // The fourth start would come a window (61 s) later: past a deadline 5 s away, it fails unsent.
+      let sent = false
+      const late = yield* Effect.flip(a.withPermit(1, Effect.sync(() => { sent = true }), () => ({}), { deadline: (yield* Clock.currentTimeMillis) + 5000, timeoutMillis: 5000 }))
+      expect(late._tag).toBe("TimeoutError")
+      expect(sent).toBe(false)
     }))
 
   it.scoped("an invalid namespace is refused with the reason", () =>
