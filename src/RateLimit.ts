@@ -175,7 +175,7 @@ export interface Window {
  * @category store
  * @example
  * ```ts
- * import { Effect, Layer } from "effect"
+ * import { Layer } from "effect"
  * import { RateLimit } from "effect-shepherd"
  *
  * const limiter = RateLimit.layer({ rpm: 600, tpm: 150_000 }).pipe(
