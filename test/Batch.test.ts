@@ -72,8 +72,8 @@ describe("Batch against MockServer", () => {
       const mock = yield* MockServer.make({ latency: "2 millis" })
       // A store that answers 30 admissions, then finds its Redis gone.
       let admitted = 0
-      const memory = RateLimit.memoryStore({})
-      const store: RateLimit.RateLimitStore = {
+      const memory = yield* Effect.flatMap(RateLimit.RateLimitStore, (store) => store.open({})).pipe(Effect.provide(RateLimit.layerStoreMemory))
+      const store: RateLimit.Window = {
         ...memory,
         admit: (tokens) =>
           Effect.suspend(() =>
@@ -82,7 +82,7 @@ describe("Batch against MockServer", () => {
               : memory.admit(tokens)
           )
       }
-      const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provide(Layer.effect(RateLimit.RateLimit, RateLimit.make({}, store)))))
+      const context = yield* Layer.build(ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provide(RateLimit.layer().pipe(Layer.provide(Layer.succeed(RateLimit.RateLimitStore, { open: () => Effect.succeed(store) }))))))
       const outcomes = yield* Batch.runAll(requests(100), { concurrency: 4 }).pipe(Effect.provide(context))
       expect(outcomes).toHaveLength(100)
       const ok = outcomes.filter((o) => o._tag === "Success")

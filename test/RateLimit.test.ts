@@ -8,6 +8,7 @@ import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import { ChatClient, ChatError, RateLimit } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
+import { SlidingWindow } from "../src/internal/slidingWindow.js"
 import { timedStub } from "./helpers.js"
 
 const request: ChatSchema.ChatCompletionRequest = { model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 10 }
@@ -22,6 +23,9 @@ const ok = (headers: Record<string, string> = {}) => ({
 })
 const stub = timedStub
 
+/** A store whose every limiter uses `window`. */
+const storeOf = (window: RateLimit.Window) => Layer.succeed(RateLimit.RateLimitStore, RateLimit.RateLimitStore.of({ open: () => Effect.succeed(window) }))
+
 const clientOn = (s: ReturnType<typeof stub>, options: ChatClient.Overrides = {}) =>
   ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1", ...options }).pipe(Layer.provide(s.layer))
 
@@ -34,7 +38,7 @@ describe("SlidingWindow (the memory store's algorithm)", () => {
   it("property: over any window, admitted starts never exceed rpm and their tokens never exceed tpm; starts keep arrival order", () => {
     FastCheck.assert(
       FastCheck.property(arrivals, FastCheck.integer({ min: 1, max: 20 }), FastCheck.integer({ min: 500, max: 3000 }), (list, rpm, tpm) => {
-        const store = new RateLimit.SlidingWindow({ rpm, tpm })
+        const store = new SlidingWindow({ rpm, tpm })
         let now = 0
         const admitted = list.map(({ gap, tokens }) => {
           now += gap
@@ -57,7 +61,7 @@ describe("SlidingWindow (the memory store's algorithm)", () => {
   it("property: no admission waits longer than it must (it starts at arrival when its window has room)", () => {
     FastCheck.assert(
       FastCheck.property(arrivals, FastCheck.integer({ min: 1, max: 20 }), (list, rpm) => {
-        const store = new RateLimit.SlidingWindow({ rpm })
+        const store = new SlidingWindow({ rpm })
         let now = 0
         const starts: Array<number> = []
         for (const { gap } of list) {
@@ -73,15 +77,15 @@ describe("SlidingWindow (the memory store's algorithm)", () => {
   })
 
   it("settle refunds or charges the difference for requests still in the window", () => {
-    const store = new RateLimit.SlidingWindow({ tpm: 100 })
+    const store = new SlidingWindow({ tpm: 100 })
     store.admit(0, 80)
     expect(store.admit(0, 30).at).toBe(RateLimit.WINDOW_MILLIS) // 80 + 30 > 100
-    const store2 = new RateLimit.SlidingWindow({ tpm: 100 })
+    const store2 = new SlidingWindow({ tpm: 100 })
     const b = store2.admit(0, 80)
     store2.settle(b.id, b.at, 20)
     expect(store2.admit(0, 30).at).toBe(0) // 20 + 30 <= 100 after the refund
     // A correction for an admission that has left the window changes nothing.
-    const store3 = new RateLimit.SlidingWindow({ tpm: 100 })
+    const store3 = new SlidingWindow({ tpm: 100 })
     const c = store3.admit(0, 50)
     store3.admit(RateLimit.WINDOW_MILLIS, 60)
     store3.settle(c.id, c.at, 100)
@@ -202,7 +206,7 @@ describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
       // reports a pause of 2 s set by another process meanwhile.
       let admissions = 0
       let pauseChecks = 0
-      const store: RateLimit.RateLimitStore = {
+      const store: RateLimit.Window = {
         admit: () => Effect.succeed({ id: ++admissions, at: 0, waitMillis: admissions === 2 ? 5000 : 0 }),
         settle: () => Effect.void,
         pause: () => Effect.void,
@@ -210,7 +214,7 @@ describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
       }
       const layer = ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1" }).pipe(
         Layer.provide(s.layer),
-        Layer.provide(Layer.effect(RateLimit.RateLimit, RateLimit.make({}, store)))
+        Layer.provide(RateLimit.layer().pipe(Layer.provide(storeOf(store))))
       )
       const fiber = yield* Effect.fork(Effect.provide(
         Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.forEach([0, 1], () => chat.create(request), { concurrency: 1 })),
@@ -222,7 +226,7 @@ describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
       yield* Fiber.join(fiber)
       expect(s.times).toEqual([0, 7000])
 
-      const failing: RateLimit.RateLimitStore = {
+      const failing: RateLimit.Window = {
         ...store,
         admit: () => Effect.fail(new ChatError.LimiterUnavailableError({ store: "rate-limit", location: "redis://127.0.0.1:6379", detail: "not connected" }))
       }
@@ -231,7 +235,7 @@ describe("ChatClient with limits (stub HttpClient, TestClock)", () => {
         Effect.flatMap(ChatClient.ChatClient, (chat) => chat.create(request)),
         ChatClient.layerWithoutHttpClient({ baseUrl: "http://127.0.0.1:9/v1" }).pipe(
           Layer.provide(none.layer),
-          Layer.provide(Layer.effect(RateLimit.RateLimit, RateLimit.make({}, failing)))
+          Layer.provide(RateLimit.layer().pipe(Layer.provide(storeOf(failing))))
         )
       ))
       expect(error._tag).toBe("LimiterUnavailableError")

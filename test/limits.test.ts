@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import { ChatClient, RateLimit } from "../src/index.js"
+import { memoryWindow } from "../src/internal/slidingWindow.js"
 import { type TimedAnswer, timedStub } from "./helpers.js"
 import type { ChatSchema } from "../src/index.js"
 
@@ -91,8 +92,8 @@ describe("13.A.2 properties", () => {
     { asks: FastCheck.array(FastCheck.record({ ask: FastCheck.integer({ min: 0, max: 1e10 }), cap: FastCheck.integer({ min: 1, max: 600_000 }) }), { minLength: 1, maxLength: 10 }) },
     ({ asks }) =>
       Effect.gen(function* () {
-        const store = RateLimit.memoryStore({})
-        const limiter = yield* RateLimit.make({}, store)
+        const store = memoryWindow({})
+        const limiter = yield* RateLimit.make({}).pipe(Effect.provideService(RateLimit.RateLimitStore, { open: () => Effect.succeed(store) }))
         for (const { ask, cap } of asks) {
           yield* limiter.withPermit(0, Effect.void, () => ({ retryAfterMillis: ask, rateLimited: true }), { maxWaitMillis: cap })
           expect(yield* store.pauseRemaining).toBe(Math.min(ask, cap))

@@ -1,5 +1,6 @@
 /** The Redis stores (rate limits, pause, budget) against a real redis-server on a loopback port. */
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -12,7 +13,9 @@ import * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
 import { Budget, ChatClient, RateLimit } from "../src/index.js"
+import * as Lua from "../src/internal/rateLimitLua.js"
 import * as Shared from "../src/internal/redis.js"
+import { SlidingWindow } from "../src/internal/slidingWindow.js"
 import { MockServer } from "../src/testing/index.js"
 import { admin, redisAvailable, type RedisServer, startRedis } from "./redisServer.js"
 
@@ -49,6 +52,10 @@ const spentIn = (url: string, ns: string) =>
     return Number(await client.hget(key!, "spent"))
   })
 
+/** One limiter's window in the Redis store built from `options` (the layer's connection lives in the test's scope). */
+const redisStore = (options: RateLimit.RedisOptions) =>
+  Effect.flatMap(Layer.build(RateLimit.layerStoreRedis(options)), (context) => Context.get(context, RateLimit.RateLimitStore).open(options))
+
 /** Captures log lines. */
 const captureLogs = () => {
   const lines: Array<string> = []
@@ -60,9 +67,9 @@ const captureLogs = () => {
 
 describe.runIf(available)("Redis rate-limit store", () => {
   it("property: the Lua window decides exactly like SlidingWindow for any sequence of admissions (bounded or not: 13.A.2), corrections and pauses", async () => {
-    const admit = Shared.script(Shared.ADMIT)
-    const settle = Shared.script(Shared.SETTLE)
-    const pause = Shared.script(Shared.PAUSE)
+    const admit = Shared.script(Lua.ADMIT)
+    const settle = Shared.script(Lua.SETTLE)
+    const pause = Shared.script(Lua.PAUSE)
     const op = FastCheck.oneof(
       FastCheck.record({
         kind: FastCheck.constant("admit" as const),
@@ -83,7 +90,7 @@ describe.runIf(available)("Redis rate-limit store", () => {
       FastCheck.asyncProperty(limits, FastCheck.array(op, { minLength: 1, maxLength: 80 }), async ({ rpm, tpm, window }, ops) => {
         const prefix = `prop:${fresh()}:`
         const keys = [`${prefix}log`, `${prefix}entries`, `${prefix}state`]
-        const memory = new RateLimit.SlidingWindow({ rpm, tpm, windowMillis: window })
+        const memory = new SlidingWindow({ rpm, tpm, windowMillis: window })
         const admitted: Array<{ id: number; at: number }> = []
         let now = 1_700_000_000_000
         for (const o of ops) {
@@ -113,8 +120,8 @@ describe.runIf(available)("Redis rate-limit store", () => {
   it.scoped("two processes' stores share one window: together they never start more than rpm in it", () =>
     Effect.gen(function* () {
       const ns = fresh()
-      const a = yield* RateLimit.redisStore({ ...base(ns), rpm: 6 })
-      const b = yield* RateLimit.redisStore({ ...base(ns), rpm: 6 })
+      const a = yield* redisStore({ ...base(ns), rpm: 6 })
+      const b = yield* redisStore({ ...base(ns), rpm: 6 })
       const admitted: Array<RateLimit.Admission> = []
       for (let i = 0; i < 5; i++) {
         admitted.push(yield* a.admit(1))
@@ -128,21 +135,21 @@ describe.runIf(available)("Redis rate-limit store", () => {
         expect(admitted[k]!.waitMillis).toBeGreaterThan(0)
       }
       // Another namespace, or another API key, has its own window.
-      const other = yield* RateLimit.redisStore({ ...base(fresh()), rpm: 6 })
+      const other = yield* redisStore({ ...base(fresh()), rpm: 6 })
       expect((yield* other.admit(1)).waitMillis).toBe(0)
-      const otherKey = yield* RateLimit.redisStore({ ...base(ns), apiKey: Redacted.make("sk-another"), rpm: 6 })
+      const otherKey = yield* redisStore({ ...base(ns), apiKey: Redacted.make("sk-another"), rpm: 6 })
       expect((yield* otherKey.admit(1)).waitMillis).toBe(0)
     }))
 
   it.scoped("tpm is shared, and a correction from one process frees tokens for the other", () =>
     Effect.gen(function* () {
       const ns = fresh()
-      const a = yield* RateLimit.redisStore({ ...base(ns), tpm: 100 })
-      const b = yield* RateLimit.redisStore({ ...base(ns), tpm: 100 })
+      const a = yield* redisStore({ ...base(ns), tpm: 100 })
+      const b = yield* redisStore({ ...base(ns), tpm: 100 })
       const first = yield* a.admit(80)
       expect(first.waitMillis).toBe(0)
       expect((yield* b.admit(30)).at).toBe(first.at + 61_000) // 80 + 30 > 100: after the first leaves the window
-      const c = yield* RateLimit.redisStore({ ...base(fresh()), tpm: 100 })
+      const c = yield* redisStore({ ...base(fresh()), tpm: 100 })
       const d = yield* c.admit(80)
       yield* c.settle(d, 20)
       expect((yield* c.admit(30)).waitMillis).toBe(0) // 20 + 30 <= 100 after the refund
@@ -151,8 +158,8 @@ describe.runIf(available)("Redis rate-limit store", () => {
   it.scoped("a 429's pause set by one process holds the others", () =>
     Effect.gen(function* () {
       const ns = fresh()
-      const a = yield* RateLimit.redisStore({ ...base(ns) })
-      const b = yield* RateLimit.redisStore({ ...base(ns) })
+      const a = yield* redisStore({ ...base(ns) })
+      const b = yield* redisStore({ ...base(ns) })
       // A minute: long enough that no stall of the test can see it end.
       yield* a.pause(60_000)
       const left = yield* b.pauseRemaining
@@ -168,7 +175,7 @@ describe.runIf(available)("Redis rate-limit store", () => {
   it.scoped("keys are prefixed by the namespace and a hash of the base URL and key, never the key itself", () =>
     Effect.gen(function* () {
       const ns = fresh()
-      const store = yield* RateLimit.redisStore({ ...base(ns), rpm: 10, tpm: 1000 })
+      const store = yield* redisStore({ ...base(ns), rpm: 10, tpm: 1000 })
       yield* store.admit(5)
       yield* store.pause(100)
       const budget = yield* Budget.makeRedis({ ...base(ns), maxUsd: 1 })
@@ -194,9 +201,24 @@ describe.runIf(available)("Redis rate-limit store", () => {
       expect(dump).not.toContain("SECRET")
     }))
 
+  it.scoped("RateLimit.layer on layerStoreRedis shares one window with layerRedis and with another limiter on the same store", () =>
+    Effect.gen(function* () {
+      const ns = fresh()
+      const store = yield* Layer.build(RateLimit.layerStoreRedis(base(ns)))
+      const onStore = (rpm: number) => Effect.provide(RateLimit.make({ rpm, adaptive: false }), store)
+      const [a, b] = yield* Effect.all([onStore(3), onStore(3)])
+      const c = Context.get(yield* Layer.build(RateLimit.layerRedis({ ...base(ns), rpm: 3, adaptive: false })), RateLimit.RateLimit)
+      for (const limiter of [a, b, c]) yield* limiter.withPermit(1, Effect.void, () => ({}))
+      // The fourth start would come a window (61 s) later: past a deadline 5 s away, it fails unsent.
+      let sent = false
+      const late = yield* Effect.flip(a.withPermit(1, Effect.sync(() => { sent = true }), () => ({}), { deadline: (yield* Clock.currentTimeMillis) + 5000, timeoutMillis: 5000 }))
+      expect(late._tag).toBe("TimeoutError")
+      expect(sent).toBe(false)
+    }))
+
   it.scoped("an invalid namespace is refused with the reason", () =>
     Effect.gen(function* () {
-      const exit = yield* Effect.exit(RateLimit.redisStore({ ...base("has space{}"), rpm: 1 }))
+      const exit = yield* Effect.exit(redisStore({ ...base("has space{}"), rpm: 1 }))
       expect(Exit.isFailure(exit)).toBe(true)
       expect(String(Exit.isFailure(exit) ? exit.cause : "")).toContain("namespace")
     }))
@@ -286,7 +308,7 @@ describe.runIf(available)("Redis unreachable", () => {
       const own = yield* startRedis
       const logs = captureLogs()
       const ns = fresh()
-      const store = yield* RateLimit.redisStore({
+      const store = yield* redisStore({
         url: own.url,
         namespace: ns,
         rpm: 8,
@@ -317,7 +339,7 @@ describe.runIf(available)("Redis unreachable", () => {
       yield* Effect.promise(() => own.kill())
       const logs = captureLogs()
       const ns = fresh()
-      const store = yield* RateLimit.redisStore({ url: own.url, namespace: ns, rpm: 8, workers: 2, onUnavailable: "fallbackLocal", retryInterval: "200 millis", commandTimeout: "300 millis" })
+      const store = yield* redisStore({ url: own.url, namespace: ns, rpm: 8, workers: 2, onUnavailable: "fallbackLocal", retryInterval: "200 millis", commandTimeout: "300 millis" })
         .pipe(Effect.provide(logs.layer))
       expect(logs.lines.some((l) => l.includes("cannot be reached"))).toBe(true)
       expect((yield* store.admit(1)).waitMillis).toBe(0)

@@ -17,15 +17,56 @@
  *   (probing for more). This is how TCP's congestion control finds a link's rate; the gates keep a
  *   server that refuses a few percent at random from driving the rate down to nothing.
  *
- * Every method takes the time explicitly, so the algorithm is tested on plain numbers.
+ * Every method takes the time explicitly, so the algorithm is tested on plain numbers. The model of
+ * the server's headers sits here too: `parseResetDuration` reads their reset durations, and
+ * `ServerPace.observe` their counters.
  * @internal
  */
 
-/** Multiplicative decrease on a 429 despite pacing. 0.7 as CUBIC's: the sawtooth averages ~85% of the limit. */
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/**
+ * Reads OpenAI's reset durations (`x-ratelimit-reset-*`): `1s`, `6m0s`, `20ms`, `1.5s`, `1h2m3s`, in
+ * ms. Undefined when unreadable.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseResetDuration = (text: string | undefined): number | undefined => {
+  if (text === undefined) return undefined
+  const trimmed = text.trim()
+  if (trimmed === "") return undefined
+  let total = 0
+  let rest = trimmed
+  while (rest.length > 0) {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest)
+    if (match === null) return undefined
+    total += Number(match[1]) * UNITS[match[2]!]!
+    rest = rest.slice(match[0].length)
+  }
+  return total
+}
+
+/**
+ * Multiplicative decrease on a 429 despite pacing. 0.7 as CUBIC's: the sawtooth averages ~85% of the limit.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const BETA = 0.7
-/** Successes to win back one decrease (bench/ratelimit --behaviours, test/limitsPace.test.ts). */
+/**
+ * Successes to win back one decrease (bench/ratelimit --behaviours, test/limitsPace.test.ts).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const RECOVERY_SUCCESSES = 150
-/** The slowest AIMD rate: one request a minute (per ms). */
+/**
+ * The slowest AIMD rate: one request a minute (per ms).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const MIN_RATE = 1 / 60_000
 /** The delivered rate is measured over the latest this many successes (older ones, e.g. a slow warm-up, are forgotten). */
 const SAMPLE = 64
@@ -53,7 +94,12 @@ interface Bucket {
   limit: number
 }
 
-/** When a request may start, and whether the pace behind that is slower than the caller accepts. */
+/**
+ * When a request may start, and whether the pace behind that is slower than the caller accepts.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface Plan {
   /** Earliest start (same clock as `now`). */
   readonly at: number
@@ -94,13 +140,20 @@ interface Aimd {
   limited: number
 }
 
+/**
+ * The adaptive pace of one limiter: the server's header buckets and the AIMD rate (see the module's
+ * comment). Reset durations are read with `parse` (`parseResetDuration` unless a test gives another).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export class ServerPace {
   private requests: Bucket | undefined
   private tokens: Bucket | undefined
   private readonly aimd: Aimd = { rate: undefined, next: 0, step: 0, ceiling: 0, lastDecrease: Number.NEGATIVE_INFINITY, successes: [], delivered: 0, answered: 0, limited: 0 }
 
   /** @param parse reads a reset duration (`1s`, `6m0s`) into ms */
-  constructor(private readonly parse: (text: string | undefined) => number | undefined) {}
+  constructor(private readonly parse: (text: string | undefined) => number | undefined = parseResetDuration) {}
 
   /** Whether the server reports token limits. */
   get countsTokens(): boolean {
