@@ -270,14 +270,15 @@ const main = async () => {
   }
   const variants = names.filter((name) => name.startsWith("shepherd"))
   if (variants.length > 0) {
-    const columns = ["concurrency", "client", "req/s / undici", "CPU / undici", "req/s / openai", "CPU / openai", "req/s / aiohttp", "CPU / aiohttp"]
+    const peers = ["undici", "openai", "aiohttp", ...(shepherdBase === undefined ? [] : ["shepherd-base"])]
+    const columns = ["concurrency", "client", ...peers.flatMap((peer) => [`req/s / ${peer}`, `CPU / ${peer}`])]
     console.log(`\nRatios (median over rounds of each round's ratio):\n`)
     console.log(`| ${columns.join(" | ")} |`)
     console.log(`|${columns.map(() => "---:").join("|")}|`)
     for (const concurrency of levels) {
       for (const name of variants) {
         const row = [String(concurrency), name]
-        for (const peer of ["undici", "openai", "aiohttp"]) row.push(ratio(name, peer, concurrency, "rps"), ratio(name, peer, concurrency, "cpuMicros"))
+        for (const peer of peers) row.push(ratio(name, peer, concurrency, "rps"), ratio(name, peer, concurrency, "cpuMicros"))
         console.log(`| ${row.join(" | ")} |`)
       }
     }
