@@ -9,7 +9,10 @@
  *
  * `shepherd` is `ChatClient.layer`'s default (its undici Agent called directly); `shepherd-platform` is
  * the same client with `transport: "platform"` (the Agent through @effect/platform's HttpClient);
- * `shepherd-notrace` (not in the default list) is `shepherd` with `tracing: false`. `aiohttp` is the
+ * `shepherd-notrace` (not in the default list) is `shepherd` with `tracing: false`; `shepherd-otel` (not
+ * in the default list either) is `shepherd` with an OpenTelemetry tracer installed (@effect/opentelemetry's
+ * NodeSdk, a BatchSpanProcessor, an exporter that drops the spans): what the spans cost when someone
+ * collects them. `aiohttp` is the
  * seed's Python pattern (bench/aiohttp_peer.py), run as a child process that reports its own req/s and
  * CPU; it is skipped with a note when no Python with aiohttp is found (`--python`, else `python3`, then
  * /usr/bin/python3; Debian: `apt-get install python3-aiohttp`). `--shepherd-from DIR` adds
@@ -30,6 +33,8 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 import { join as joinPath, resolve as resolvePath } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
+import { NodeSdk } from "@effect/opentelemetry"
+import { BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base"
 import OpenAI from "openai"
 import pLimit from "p-limit"
 import { Agent, request as undiciRequest } from "undici"
@@ -73,10 +78,17 @@ interface Contender {
 }
 
 /** Shepherd's `ChatClient.create` under `Effect.forEach({ concurrency })`, with either transport. */
-const shepherdWith = (name: string, transport: ChatClient.Options["transport"], tracing = true, module: typeof ChatClient = ChatClient): Contender => ({
+const shepherdWith = (
+  name: string,
+  transport: ChatClient.Options["transport"],
+  tracing = true,
+  module: typeof ChatClient = ChatClient,
+  telemetry: Layer.Layer<never> = Layer.empty
+): Contender => ({
   name,
   setup: async (url, concurrency) => {
-    const runtime = ManagedRuntime.make(module.layer({ baseUrl: url, connections: Math.max(concurrency, 1), transport, tracing }).pipe(Layer.orDie))
+    const client = module.layer({ baseUrl: url, connections: Math.max(concurrency, 1), transport, tracing }).pipe(Layer.orDie)
+    const runtime = ManagedRuntime.make(Layer.merge(client, telemetry))
     const run = (n: number) =>
       runtime.runPromise(
         Effect.flatMap(module.ChatClient, (chat) => {
@@ -94,6 +106,16 @@ const shepherdWith = (name: string, transport: ChatClient.Options["transport"], 
 const shepherd = shepherdWith("shepherd", "undici")
 const shepherdPlatform = shepherdWith("shepherd-platform", "platform")
 const shepherdUntraced = shepherdWith("shepherd-notrace", "undici", false)
+/** An exporter that drops what it is given: the spans' cost in the client, none of the export's. */
+const dropSpans: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: () => Promise.resolve() }
+/** `shepherd` with an OpenTelemetry tracer installed (@effect/opentelemetry, a batch processor, an exporter that drops). */
+const shepherdOtel = shepherdWith(
+  "shepherd-otel",
+  "undici",
+  true,
+  ChatClient,
+  NodeSdk.layer(() => ({ resource: { serviceName: "bench" }, spanProcessor: new BatchSpanProcessor(dropSpans) }))
+)
 /** `--shepherd-from DIR`: also `shepherd-base`, the client of another build (DIR/src/ChatClient.js), to compare two versions in one run. */
 const baseDir = args.get("shepherd-from")
 const shepherdBase = baseDir === undefined
@@ -183,7 +205,7 @@ if (clients.includes("aiohttp") && python === undefined) {
 }
 const contenders = [
   ...(shepherdBase === undefined ? [] : [shepherdBase]),
-  ...[shepherd, shepherdUntraced, shepherdPlatform, undici, openai, ...(python === undefined ? [] : [aiohttp(python)])].filter((c) => clients.includes(c.name))
+  ...[shepherd, shepherdUntraced, shepherdOtel, shepherdPlatform, undici, openai, ...(python === undefined ? [] : [aiohttp(python)])].filter((c) => clients.includes(c.name))
 ]
 
 const profileDir = args.get("profile")
