@@ -22,8 +22,9 @@
  * bench/profileSummary (`node dist/bench/profileSummary.js DIR/shepherd@200.1.cpuprofile --per N`).
  *
  * Each cell sends min(--requests, concurrency x (1000 / latency) x --seconds) requests after a warm-up
- * of `concurrency` requests; rounds are interleaved (every client once per round) and the table shows
- * medians, with the largest distance of a round from its median as the noise.
+ * of `concurrency` requests; rounds are interleaved (every client once per round, each round starting
+ * with the next client) and the table shows medians, with the largest distance of a round from its
+ * median as the noise.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -252,7 +253,9 @@ const main = async () => {
     for (let round = 1; round <= rounds; round++) {
       for (const concurrency of levels) {
         const n = Math.min(maxRequests, Math.round(concurrency * (1000 / latency) * seconds))
-        for (const contender of contenders) {
+        // Each round starts with the next client: none always runs first (a cold JIT) or last.
+        const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]!)
+        for (const contender of order) {
           const cell = await measure(contender, mock.url, concurrency, n)
           const key = `${contender.name}@${concurrency}`
           results.set(key, [...(results.get(key) ?? []), cell])
