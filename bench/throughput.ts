@@ -17,7 +17,8 @@
  * CPU; it is skipped with a note when no Python with aiohttp is found (`--python`, else `python3`, then
  * /usr/bin/python3; Debian: `apt-get install python3-aiohttp`). `--shepherd-from DIR` adds
  * `shepherd-base`: `ChatClient` loaded from another build's output (e.g. a copy of `dist` made before a
- * change), so that a change is measured against its baseline in the same run. `--profile DIR` writes a
+ * change), with the options of the first Shepherd variant named in --clients, so that a change is
+ * measured against its baseline in the same run. `--profile DIR` writes a
  * CPU profile of each cell's timed requests (not the start-up, not the warm-up) to DIR; read it with
  * bench/profileSummary (`node dist/bench/profileSummary.js DIR/shepherd@200.1.cpuprofile --per N`).
  *
@@ -104,24 +105,33 @@ const shepherdWith = (
     return { run, close: () => runtime.dispose() }
   }
 })
-const shepherd = shepherdWith("shepherd", "undici")
-const shepherdPlatform = shepherdWith("shepherd-platform", "platform")
-const shepherdUntraced = shepherdWith("shepherd-notrace", "undici", false)
+/** The Shepherd variants: transport, tracing, what else the runtime has. */
+type Variant = readonly [transport: ChatClient.Options["transport"], tracing: boolean, telemetry: () => Layer.Layer<never>]
 /** An exporter that drops what it is given: the spans' cost in the client, none of the export's. */
 const dropSpans: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: () => Promise.resolve() }
-/** `shepherd` with an OpenTelemetry tracer installed (@effect/opentelemetry, a batch processor, an exporter that drops). */
-const shepherdOtel = shepherdWith(
-  "shepherd-otel",
-  "undici",
-  true,
-  ChatClient,
-  NodeSdk.layer(() => ({ resource: { serviceName: "bench" }, spanProcessor: new BatchSpanProcessor(dropSpans) }))
-)
-/** `--shepherd-from DIR`: also `shepherd-base`, the client of another build (DIR/src/ChatClient.js), to compare two versions in one run. */
+const variants: Record<string, Variant> = {
+  shepherd: ["undici", true, () => Layer.empty],
+  "shepherd-platform": ["platform", true, () => Layer.empty],
+  "shepherd-notrace": ["undici", false, () => Layer.empty],
+  // An OpenTelemetry tracer installed (@effect/opentelemetry, a batch processor, an exporter that drops).
+  "shepherd-otel": ["undici", true, () => NodeSdk.layer(() => ({ resource: { serviceName: "bench" }, spanProcessor: new BatchSpanProcessor(dropSpans) }))]
+}
+const shepherdVariant = (name: string, module: typeof ChatClient = ChatClient, as = name): Contender => {
+  const [transport, tracing, telemetry] = variants[name]!
+  return shepherdWith(as, transport, tracing, module, telemetry())
+}
+/**
+ * `--shepherd-from DIR`: also `shepherd-base`, the client of another build (DIR/src/ChatClient.js)
+ * with the options of the first Shepherd variant in --clients, to compare two versions in one run.
+ */
 const baseDir = args.get("shepherd-from")
 const shepherdBase = baseDir === undefined
   ? undefined
-  : shepherdWith("shepherd-base", "undici", true, (await import(pathToFileURL(resolvePath(baseDir, "src/ChatClient.js")).href)) as typeof ChatClient)
+  : shepherdVariant(
+    clients.find((name) => name in variants) ?? "shepherd",
+    (await import(pathToFileURL(resolvePath(baseDir, "src/ChatClient.js")).href)) as typeof ChatClient,
+    "shepherd-base"
+  )
 
 const undici: Contender = {
   name: "undici",
@@ -206,7 +216,9 @@ if (clients.includes("aiohttp") && python === undefined) {
 }
 const contenders = [
   ...(shepherdBase === undefined ? [] : [shepherdBase]),
-  ...[shepherd, shepherdUntraced, shepherdOtel, shepherdPlatform, undici, openai, ...(python === undefined ? [] : [aiohttp(python)])].filter((c) => clients.includes(c.name))
+  ...[...Object.keys(variants).map((name) => shepherdVariant(name)), undici, openai, ...(python === undefined ? [] : [aiohttp(python)])].filter((c) =>
+    clients.includes(c.name)
+  )
 ]
 
 const profileDir = args.get("profile")
