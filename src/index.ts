@@ -5,6 +5,9 @@
  * @since 0.1.0
  */
 export * as Batch from "./Batch.js"
+export * as BatchApi from "./BatchApi.js"
+export * as BatchApiError from "./BatchApiError.js"
+export * as BatchApiSchema from "./BatchApiSchema.js"
 export * as Budget from "./Budget.js"
 export * as ChatClient from "./ChatClient.js"
 export * as ChatError from "./ChatError.js"
