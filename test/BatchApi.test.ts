@@ -93,5 +93,80 @@ describe("BatchApi.submit", () => {
       assert.include(error.message, "line 2 (r-4)")
       assert.deepStrictEqual(ids(seen), ["r-0", "r-1", "r-2"])
     }).pipe(Effect.provide([BatchApi.layerMemory, httpLayer])))
-})
 
+  it.scoped("partial failures: the error file's requests are Failures with the provider's status and code", () =>
+    Effect.gen(function* () {
+      const api = yield* mockOnClock({
+        failRequest: (line) => line.custom_id === "r-1" ? { status: 400, code: "invalid_prompt", message: "Invalid prompt (mock)." } : line.custom_id === "r-2" ? { status: 500, code: "server_error", message: "boom" } : undefined
+      })
+      const { url } = yield* serve(api)
+      const outcomes = yield* drive(collect(BatchApi.submit(requests(4), options(url))))
+      assert.deepStrictEqual(ids(outcomes!), ["r-0", "r-1", "r-2", "r-3"])
+      const byId = new Map(outcomes!.map((o) => [o.custom_id, o]))
+      const failed = byId.get("r-1")!
+      assert.strictEqual(failed._tag, "Failure")
+      if (failed._tag === "Failure" && failed.error._tag === "ApiError") {
+        assert.strictEqual(failed.error.status, 400)
+        assert.strictEqual(failed.error.code, "invalid_prompt")
+        assert.strictEqual(validateOutput(BatchFile.outputLine(failed, "batch_req_x")), undefined)
+      } else assert.fail("r-1 should be an ApiError")
+      assert.strictEqual(byId.get("r-2")!._tag, "Failure")
+      assert.strictEqual(byId.get("r-0")!._tag, "Success")
+      const batch = api.batches()[0]!
+      assert.deepStrictEqual(batch.request_counts, { total: 4, completed: 2, failed: 2 })
+      for (const line of api.content(batch.error_file_id!)!.trim().split("\n")) assert.strictEqual(validateOutput(JSON.parse(line)), undefined)
+    }).pipe(Effect.provide([BatchApi.layerMemory, httpLayer])))
+
+  it.scoped("an expired batch leaves its unfinished ids without an outcome; the next submit sends exactly those again", () =>
+    Effect.gen(function* () {
+      // 1 s validating, then 1 s per request, expiring at 3 s: two of five are done.
+      const api = yield* mockOnClock({ validating: "1 second", perRequest: "1 second", completionWindow: "3 seconds" })
+      const { url } = yield* serve(api)
+      const ended: Array<BatchApi.Event> = []
+      const first = yield* drive(collect(BatchApi.submit(requests(5), options(url, { onEvent: (e) => Effect.sync(() => { if (e._tag === "Ended") ended.push(e) }) }))))
+      assert.deepStrictEqual(ids(first!), ["r-0", "r-1"])
+      assert.deepInclude(ended[0]!, { status: "expired", unfinished: ["r-2", "r-3", "r-4"] })
+      const errorLines = api.content(api.batches()[0]!.error_file_id!)!.trim().split("\n").map((l) => JSON.parse(l))
+      assert.deepStrictEqual(errorLines.map((l) => l.error.code), ["batch_expired", "batch_expired", "batch_expired"])
+      // A provider with time enough: the rerun submits the three, and only them.
+      const patient = yield* mockOnClock({ validating: "1 second", perRequest: "1 second" })
+      const second = yield* serve(patient)
+      const rest = yield* drive(collect(BatchApi.submit(requests(5), options(second.url))))
+      assert.deepStrictEqual(ids(rest!), ["r-2", "r-3", "r-4"])
+      const uploaded = patient.content(patient.files()[0]!.id)!.trim().split("\n").map((l) => JSON.parse(l).custom_id)
+      assert.deepStrictEqual(uploaded, ["r-2", "r-3", "r-4"])
+      assert.deepStrictEqual(ids((yield* drive(collect(BatchApi.submit(requests(5), options(second.url)))))!), [])
+    }).pipe(Effect.provide([BatchApi.layerMemory, httpLayer])))
+
+  it.scoped("a cancelled batch: cancelling then cancelled, its done requests delivered, the rest unfinished and sent by the next submit", () =>
+    Effect.gen(function* () {
+      // Cancelling lasts longer than the longest poll interval, so that a poll sees it.
+      const api = yield* mockOnClock({ validating: "1 second", perRequest: "1 second", finalizing: "10 seconds" })
+      const { url } = yield* serve(api)
+      const statuses: Array<string> = []
+      let cancelled = false
+      const submission = BatchApi.submit(requests(6), options(url, {
+        onEvent: (e) => Effect.gen(function* () {
+          if (e._tag !== "Progress") return
+          statuses.push(e.status)
+          // Once some requests are done, cancel every running batch of the store.
+          if ((e.requestCounts?.completed ?? 0) > 0 && !cancelled) {
+            cancelled = true
+            yield* Effect.orDie(BatchApi.cancel(options(url)))
+          }
+        }).pipe(Effect.provide([httpLayer]), Effect.orDie) as Effect.Effect<void>
+      }))
+      const first = yield* drive(collect(submission))
+      assert.include(statuses, "cancelling")
+      assert.strictEqual(statuses[statuses.length - 1], "cancelled")
+      const done = api.batches()[0]!.request_counts!.completed
+      assert.isAbove(done, 0)
+      assert.isBelow(done, 6)
+      assert.strictEqual(first!.length, done)
+      const errorLines = api.content(api.batches()[0]!.error_file_id!)!.trim().split("\n").map((l) => JSON.parse(l))
+      assert.isTrue(errorLines.every((l) => l.error.code === "batch_cancelled"))
+      assert.strictEqual(errorLines.length, 6 - done)
+      const rest = yield* drive(collect(BatchApi.submit(requests(6), options(url))))
+      assert.deepStrictEqual([...ids(first!), ...ids(rest!)].sort(), ids(requests(6) as never))
+    }).pipe(Effect.provide([BatchApi.layerMemory, httpLayer])))
+})
