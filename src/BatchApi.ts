@@ -26,7 +26,9 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import type * as Batch from "./Batch.js"
@@ -241,16 +243,22 @@ export const submit = <E = never, Q = never>(
     }
     const ranges = groups.flatMap((group) => pending(ledger, Plan.planned(group, ledger.runId)))
     let firstError: BatchApiError.BatchApiError | undefined
-    const perRange = (range: Plan.Planned) =>
+    const perRange = (range: Plan.Planned): Stream.Stream<Batch.BatchOutcome | Run.Result> =>
       Stream.unwrap(Effect.match(Run.runRange(context, range), {
         onFailure: (error) => {
           firstError ??= error
           return Stream.empty
         },
-        onSuccess: (result) => Stream.concat(Stream.fromIterable(result.outcomes), Stream.execute(Run.delivered(context, result)))
+        // The range's result follows its outcomes, as the mark that they have all been taken.
+        onSuccess: (result) => Stream.fromIterable<Batch.BatchOutcome | Run.Result>([...result.outcomes, result])
       }))
     return Stream.fromIterable(ranges).pipe(
       Stream.flatMap(perRange, { concurrency: r.concurrency }),
+      // One element per pull, so that a range is recorded delivered only when the consumer asks for
+      // what follows its last outcome (not when the outcomes merely sit in a buffer).
+      Stream.rechunk(1),
+      Stream.mapEffect((item) => "outcomes" in item ? Effect.as(Run.delivered(context, item), Option.none()) : Effect.succeed(Option.some(item))),
+      Stream.filterMap(identity),
       Stream.concat(Stream.fromEffect(Effect.suspend(() => (firstError === undefined ? Effect.void : Effect.fail(firstError)))).pipe(Stream.drain))
     )
   }))

@@ -56,10 +56,11 @@ export const ledger = (store: Store, runId: string): Effect.Effect<Ledger, Store
       runId: state.runId,
       get: (key) => state.ranges[key],
       put: (range) =>
-        lock.withPermits(1)(Effect.suspend(() => {
+        // Uninterruptible: an interrupted run still finishes the write it started.
+        lock.withPermits(1)(Effect.uninterruptible(Effect.suspend(() => {
           state = { ...state, ranges: { ...state.ranges, [range.key]: range } }
           return store.save(state)
-        }))
+        })))
     }
   })
 

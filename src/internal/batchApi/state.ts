@@ -91,39 +91,42 @@ const storeError = (path: string, action: string) => (cause: unknown) =>
  * renames it over `path` and flushes the directory: a crash leaves the old state or the new one,
  * never a mix.
  */
-export const file = (path: string): Store => ({
-  location: path,
-  load: Effect.gen(function* () {
-    const text = yield* Effect.tryPromise({
-      try: () => Fs.readFile(path, "utf8").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e))),
-      catch: storeError(path, "cannot read it")
-    })
-    if (text === undefined) return undefined
-    const decoded = decodeState(text)
-    if (Either.isLeft(decoded)) {
-      return yield* Effect.fail(new StoreError({ path, detail: `it is not a batch state file: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left).slice(0, 500)}` }))
-    }
-    return decoded.right
-  }),
-  save: (state) =>
-    Effect.tryPromise({
-      try: async () => {
-        const temp = `${path}.${process.pid}.tmp`
-        const handle = await Fs.open(temp, "w", 0o600)
-        try {
-          await handle.writeFile(`${JSON.stringify(state, null, 1)}\n`, "utf8")
-          await handle.sync()
-        } finally {
-          await handle.close()
-        }
-        await Fs.rename(temp, path)
-        const dir = await Fs.open(Path.dirname(path), "r")
-        try {
-          await dir.sync()
-        } finally {
-          await dir.close()
-        }
-      },
-      catch: storeError(path, "cannot write it")
-    })
-})
+export const file = (path: string): Store => {
+  let saves = 0
+  return {
+    location: path,
+    load: Effect.gen(function* () {
+      const text = yield* Effect.tryPromise({
+        try: () => Fs.readFile(path, "utf8").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e))),
+        catch: storeError(path, "cannot read it")
+      })
+      if (text === undefined) return undefined
+      const decoded = decodeState(text)
+      if (Either.isLeft(decoded)) {
+        return yield* Effect.fail(new StoreError({ path, detail: `it is not a batch state file: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left).slice(0, 500)}` }))
+      }
+      return decoded.right
+    }),
+    save: (state) =>
+      Effect.tryPromise({
+        try: async () => {
+          const temp = `${path}.${process.pid}.${++saves}.tmp`
+          const handle = await Fs.open(temp, "w", 0o600)
+          try {
+            await handle.writeFile(`${JSON.stringify(state, null, 1)}\n`, "utf8")
+            await handle.sync()
+          } finally {
+            await handle.close()
+          }
+          await Fs.rename(temp, path)
+          const dir = await Fs.open(Path.dirname(path), "r")
+          try {
+            await dir.sync()
+          } finally {
+            await dir.close()
+          }
+        },
+        catch: storeError(path, "cannot write it")
+      })
+  }
+}
