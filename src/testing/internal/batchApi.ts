@@ -136,6 +136,10 @@ const faultResponse = (fault: Fault): Response => {
   }
 }
 
+/** The object without its null fields (`metadata` kept: the spec allows it null). */
+const withoutNulls = (batch: BatchApiSchema.Batch): BatchApiSchema.Batch =>
+  Object.fromEntries(Object.entries(batch).filter(([key, value]) => value !== null || key === "metadata")) as BatchApiSchema.Batch
+
 const seconds = (millis: number) => Math.floor(millis / 1000)
 
 /** A new Batch API with empty state. */
@@ -162,8 +166,7 @@ export const make = (options: Partial<Options> = {}): BatchApi => {
       expires_at: seconds(at) + 30 * 24 * 3600,
       filename,
       purpose,
-      status: "processed",
-      status_details: null
+      status: "processed"
     }
     files.set(object.id, { object, data, order: n })
     return object
@@ -234,7 +237,8 @@ export const make = (options: Partial<Options> = {}): BatchApi => {
     }
     const at = (millis: number | undefined) => (millis === undefined ? null : seconds(millis))
     const inProgressAt = b.createdAt + validating
-    return {
+    // Fields with no value are left out, as the OpenAPI description has them (it allows no nulls there).
+    return withoutNulls({
       id: b.id,
       object: "batch",
       endpoint: b.endpoint,
@@ -256,7 +260,7 @@ export const make = (options: Partial<Options> = {}): BatchApi => {
       cancelled_at: t.status === "cancelled" ? seconds(t.at) : null,
       request_counts: { total: b.invalid === undefined ? b.lines.length : 0, completed: t.done - failed, failed },
       metadata: b.metadata
-    }
+    })
   }
 
   const resultOf = (line: Lines.InputLine, seq: number): Result => {
