@@ -25,7 +25,7 @@ const validateOutput = batchValidatorFor("BatchRequestOutput")
 describe("BatchApi.submit", () => {
   it.scoped("a whole submission: split into files, uploaded, created, polled to completed, every id one outcome at the batch price", () =>
     Effect.gen(function* () {
-      const api = yield* mockOnClock({ validating: "1 second", perRequest: "100 millis", finalizing: "1 second" })
+      const api = yield* mockOnClock({ validating: "1 second", perRequest: "2 seconds", finalizing: "1 second" })
       const { url } = yield* serve(api)
       const events: Array<BatchApi.Event> = []
       const input = requests(12)
