@@ -81,10 +81,16 @@ const refusal = (operation: string, answer: Answer, attempts: number, bytes: num
   return { error: new ProviderError({ operation, status: answer.status, code, detail, requestId, attempts }), retry }
 }
 
-/** The Batch API of `settings.baseUrl` through `client`. */
-export const make = (client: HttpClient.HttpClient, settings: Settings): Provider => {
-  const scrub = Classify.makeScrub(Redacted.value(settings.apiKey))
-  const base = settings.baseUrl.replace(/\/+$/, "")
+/** A call with its retries (see {@link makeCall}). */
+type Call = <A>(
+  operation: string,
+  request: HttpClientRequest.HttpClientRequest,
+  decode: (text: string) => Either.Either<A, string>,
+  options?: { readonly bytes?: number; readonly recover?: Effect.Effect<Option.Option<A>, CallError> }
+) => Effect.Effect<A, CallError>
+
+/** Calls through `client` with the key, scrubbing, a deadline per attempt and retries. */
+const makeCall = (client: HttpClient.HttpClient, settings: Settings, scrub: Classify.Scrub): Call => {
   const withAuth = (request: HttpClientRequest.HttpClientRequest) =>
     request.pipe(
       HttpClientRequest.setHeaders(settings.headers),
@@ -113,7 +119,7 @@ export const make = (client: HttpClient.HttpClient, settings: Settings): Provide
    * A call with its retries. `recover` runs before each retry: when it finds what an earlier attempt
    * already made (an upload that failed after reaching the server), that is the result.
    */
-  const call = <A>(
+  const call: Call = <A>(
     operation: string,
     request: HttpClientRequest.HttpClientRequest,
     decode: (text: string) => Either.Either<A, string>,
@@ -146,54 +152,65 @@ export const make = (client: HttpClient.HttpClient, settings: Settings): Provide
       })
     return loop(1)
   }
+  return call
+}
 
-  const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
-    const decode = Schema.decodeUnknownEither(schema, BatchApiSchema.decodeOptions)
-    return (text: string): Either.Either<A, string> => {
-      try {
-        return Either.mapLeft(decode(JSON.parse(text)), (e) => ParseResult.TreeFormatter.formatErrorSync(e).slice(0, 1000))
-      } catch (e) {
-        return Either.left(`invalid JSON (${e instanceof Error ? e.message : String(e)})`)
-      }
+const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema, BatchApiSchema.decodeOptions)
+  return (text: string): Either.Either<A, string> => {
+    try {
+      return Either.mapLeft(decode(JSON.parse(text)), (e) => ParseResult.TreeFormatter.formatErrorSync(e).slice(0, 1000))
+    } catch (e) {
+      return Either.left(`invalid JSON (${e instanceof Error ? e.message : String(e)})`)
     }
   }
-  const decodeFile = decoder(BatchApiSchema.FileObject)
-  const decodeFiles = decoder(BatchApiSchema.FileList)
-  const decodeBatch = decoder(BatchApiSchema.Batch)
-  const decodeBatches = decoder(BatchApiSchema.BatchList)
+}
+
+const decodeFile = decoder(BatchApiSchema.FileObject)
+const decodeFiles = decoder(BatchApiSchema.FileList)
+const decodeBatch = decoder(BatchApiSchema.Batch)
+const decodeBatches = decoder(BatchApiSchema.BatchList)
+
+/** The oldest batch file of that name and size, paging through the list. */
+const findFileWith = (call: Call, url: (path: string) => string): Provider["findFile"] => (filename, bytes) => {
+  const pageFrom = (after: string | undefined): Effect.Effect<Option.Option<BatchApiSchema.FileObject>, CallError> =>
+    Effect.flatMap(
+      call("list files", HttpClientRequest.get(url("/files"), { urlParams: { purpose: "batch", order: "asc", limit: "10000", ...(after === undefined ? {} : { after }) } }), decodeFiles),
+      (page) => {
+        const found = page.data.find((f) => f.filename === filename && f.bytes === bytes)
+        if (found !== undefined) return Effect.succeed(Option.some(found))
+        const last = page.data[page.data.length - 1]
+        return page.has_more === true && last !== undefined ? pageFrom(last.id) : Effect.succeed(Option.none())
+      }
+    )
+  return pageFrom(undefined)
+}
+
+/** The oldest batch of that file with that metadata, paging through the list. */
+const findBatchWith = (call: Call, url: (path: string) => string): Provider["findBatch"] => (inputFileId, metadata) => {
+  const matches = (b: BatchApiSchema.Batch) =>
+    b.input_file_id === inputFileId && Object.entries(metadata).every(([k, v]) => b.metadata?.[k] === v)
+  // Newest first: keep paging to the end so that the oldest match wins (it is the one that counts).
+  const pageFrom = (after: string | undefined, found: Option.Option<BatchApiSchema.Batch>): Effect.Effect<Option.Option<BatchApiSchema.Batch>, CallError> =>
+    Effect.flatMap(
+      call("list batches", HttpClientRequest.get(url("/batches"), { urlParams: { limit: "100", ...(after === undefined ? {} : { after }) } }), decodeBatches),
+      (page) => {
+        const here = [...page.data].reverse().find(matches)
+        const best = here === undefined ? found : Option.some(here)
+        const last = page.data[page.data.length - 1]
+        return page.has_more && last !== undefined ? pageFrom(last.id, best) : Effect.succeed(best)
+      }
+    )
+  return pageFrom(undefined, Option.none())
+}
+
+/** The Batch API of `settings.baseUrl` through `client`. */
+export const make = (client: HttpClient.HttpClient, settings: Settings): Provider => {
+  const call = makeCall(client, settings, Classify.makeScrub(Redacted.value(settings.apiKey)))
+  const base = settings.baseUrl.replace(/\/+$/, "")
   const url = (path: string) => `${base}${path}`
-
-  const findFile: Provider["findFile"] = (filename, bytes) => {
-    const pageFrom = (after: string | undefined): Effect.Effect<Option.Option<BatchApiSchema.FileObject>, CallError> =>
-      Effect.flatMap(
-        call("list files", HttpClientRequest.get(url("/files"), { urlParams: { purpose: "batch", order: "asc", limit: "10000", ...(after === undefined ? {} : { after }) } }), decodeFiles),
-        (page) => {
-          const found = page.data.find((f) => f.filename === filename && f.bytes === bytes)
-          if (found !== undefined) return Effect.succeed(Option.some(found))
-          const last = page.data[page.data.length - 1]
-          return page.has_more === true && last !== undefined ? pageFrom(last.id) : Effect.succeed(Option.none())
-        }
-      )
-    return pageFrom(undefined)
-  }
-
-  const findBatch: Provider["findBatch"] = (inputFileId, metadata) => {
-    const matches = (b: BatchApiSchema.Batch) =>
-      b.input_file_id === inputFileId && Object.entries(metadata).every(([k, v]) => b.metadata?.[k] === v)
-    // Newest first: keep paging to the end so that the oldest match wins (it is the one that counts).
-    const pageFrom = (after: string | undefined, found: Option.Option<BatchApiSchema.Batch>): Effect.Effect<Option.Option<BatchApiSchema.Batch>, CallError> =>
-      Effect.flatMap(
-        call("list batches", HttpClientRequest.get(url("/batches"), { urlParams: { limit: "100", ...(after === undefined ? {} : { after }) } }), decodeBatches),
-        (page) => {
-          const here = [...page.data].reverse().find(matches)
-          const best = here === undefined ? found : Option.some(here)
-          const last = page.data[page.data.length - 1]
-          return page.has_more && last !== undefined ? pageFrom(last.id, best) : Effect.succeed(best)
-        }
-      )
-    return pageFrom(undefined, Option.none())
-  }
-
+  const findFile = findFileWith(call, url)
+  const findBatch = findBatchWith(call, url)
   return {
     upload: (filename, content) => {
       const form = new FormData()

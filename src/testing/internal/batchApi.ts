@@ -142,13 +142,127 @@ const withoutNulls = (batch: BatchApiSchema.Batch): BatchApiSchema.Batch =>
 
 const seconds = (millis: number) => Math.floor(millis / 1000)
 
+/** The durations of a batch's phases, in milliseconds. */
+interface Phases {
+  readonly validating: number
+  readonly perRequest: number
+  readonly finalizing: number
+  readonly windowMillis: number
+}
+
+type StoreFile = (filename: string, purpose: string, data: Buffer, at: number) => BatchApiSchema.FileObject
+
+/** Where a batch stands at `now`, with the times of its steps and how many requests are done. */
+const timeline = (b: StoredBatch, now: number, p: Phases) => {
+  const { validating, perRequest, finalizing, windowMillis } = p
+  const inProgressAt = b.createdAt + validating
+  const expiresAt = b.createdAt + windowMillis
+  const allDone = inProgressAt + b.lines.length * perRequest
+  const cancelAt = b.cancelAt
+  const doneBy = (t: number) => Math.max(0, Math.min(b.lines.length, Math.floor((t - inProgressAt) / perRequest)))
+  if (b.invalid !== undefined && (cancelAt === undefined || cancelAt >= inProgressAt)) {
+    return now < inProgressAt ? { status: "validating" as const, done: 0 } : { status: "failed" as const, done: 0, at: inProgressAt }
+  }
+  if (cancelAt !== undefined && cancelAt < Math.min(allDone, expiresAt)) {
+    const done = doneBy(cancelAt)
+    if (now < cancelAt) return { status: now < inProgressAt ? "validating" as const : "in_progress" as const, done: doneBy(now) }
+    return now < cancelAt + finalizing
+      ? { status: "cancelling" as const, done, cancellingAt: cancelAt }
+      : { status: "cancelled" as const, done, cancellingAt: cancelAt, at: cancelAt + finalizing }
+  }
+  if (now < inProgressAt) return { status: "validating" as const, done: 0 }
+  if (expiresAt < allDone) {
+    return now < expiresAt ? { status: "in_progress" as const, done: doneBy(now) } : { status: "expired" as const, done: doneBy(expiresAt), at: expiresAt }
+  }
+  if (now < allDone) return { status: "in_progress" as const, done: doneBy(now) }
+  if (now < allDone + finalizing) return { status: "finalizing" as const, done: b.lines.length, finalizingAt: allDone }
+  return { status: "completed" as const, done: b.lines.length, finalizingAt: allDone, at: allDone + finalizing }
+}
+
+/** Writes a finished batch's output and error files, once. */
+const materialize = (b: StoredBatch, done: number, unfinishedCode: string | undefined, at: number, storeFile: StoreFile) => {
+  if (b.materialized) return
+  b.materialized = true
+  const output: Array<string> = []
+  const errors: Array<string> = []
+  b.lines.forEach((line, i) => {
+    const id = `batch_req_${b.id.slice(6)}_${i}`
+    const result = b.results[i]!
+    if (i >= done) {
+      if (unfinishedCode === undefined) return
+      const message = unfinishedCode === "batch_expired"
+        ? "This request could not be executed before the completion window expired."
+        : "This request was not executed because the batch was cancelled."
+      errors.push(JSON.stringify({ id, custom_id: line.custom_id, response: null, error: { code: unfinishedCode, message } }))
+    } else if (result.ok) {
+      output.push(JSON.stringify({ id, custom_id: line.custom_id, response: { status_code: 200, request_id: `req_${id}`, body: result.body }, error: null }))
+    } else {
+      const f = result.failure
+      const body = { error: { message: f.message, type: f.status === 429 ? "requests" : "invalid_request_error", param: null, code: f.code } }
+      errors.push(JSON.stringify({ id, custom_id: line.custom_id, response: { status_code: f.status, request_id: `req_${id}`, body }, error: null }))
+    }
+  })
+  const write = (lines: Array<string>, kind: string) =>
+    lines.length === 0 ? null : storeFile(`${b.id}_${kind}.jsonl`, "batch_output", Buffer.from(lines.map((l) => `${l}\n`).join("")), at).id
+  b.outputFileId = write(output, "output")
+  b.errorFileId = write(errors, "error")
+}
+
+/** The `Batch` object at `now` (finished batches get their files on the first look). */
+const view = (b: StoredBatch, now: number, p: Phases, storeFile: StoreFile): BatchApiSchema.Batch => {
+  const { validating, windowMillis } = p
+  const t = timeline(b, now, p)
+  const counted = b.results.slice(0, t.done)
+  const failed = counted.filter((r) => !r.ok).length
+  if (t.status === "completed" || t.status === "expired" || t.status === "cancelled") {
+    materialize(b, t.done, t.status === "expired" ? "batch_expired" : t.status === "cancelled" ? "batch_cancelled" : undefined, t.at, storeFile)
+  }
+  const at = (millis: number | undefined) => (millis === undefined ? null : seconds(millis))
+  const inProgressAt = b.createdAt + validating
+  // Fields with no value are left out, as the OpenAPI description has them (it allows no nulls there).
+  return withoutNulls({
+    id: b.id,
+    object: "batch",
+    endpoint: b.endpoint,
+    model: (b.lines[0]?.body as { model?: string } | undefined)?.model,
+    errors: b.invalid === undefined ? null : { object: "list", data: b.invalid },
+    input_file_id: b.inputFileId,
+    completion_window: "24h",
+    status: t.status,
+    output_file_id: b.outputFileId,
+    error_file_id: b.errorFileId,
+    created_at: seconds(b.createdAt),
+    in_progress_at: b.invalid === undefined && now >= inProgressAt && (b.cancelAt === undefined || b.cancelAt >= inProgressAt) ? seconds(inProgressAt) : null,
+    expires_at: seconds(b.createdAt + windowMillis),
+    finalizing_at: at("finalizingAt" in t ? t.finalizingAt : undefined),
+    completed_at: t.status === "completed" ? seconds(t.at) : null,
+    failed_at: t.status === "failed" ? seconds(t.at) : null,
+    expired_at: t.status === "expired" ? seconds(t.at) : null,
+    cancelling_at: at("cancellingAt" in t ? t.cancellingAt : undefined),
+    cancelled_at: t.status === "cancelled" ? seconds(t.at) : null,
+    request_counts: { total: b.invalid === undefined ? b.lines.length : 0, completed: t.done - failed, failed },
+    metadata: b.metadata
+  })
+}
+
+/** A request's result: `failRequest`'s failure, else the chat mock's answer (the same request, the same content). */
+const resultOf = (failRequest: Options["failRequest"]) => (line: Lines.InputLine, seq: number): Result => {
+  const failure = failRequest(line)
+  if (failure !== undefined) return { ok: false, failure }
+  return line.url === "/v1/embeddings"
+    ? { ok: true, body: Content.embeddings(line.body as ChatSchema.EmbeddingRequest) }
+    : { ok: true, body: Content.completion(line.body as ChatSchema.ChatCompletionRequest, undefined, seq) }
+}
+
 /** A new Batch API with empty state. */
 export const make = (options: Partial<Options> = {}): BatchApi => {
   const o: Options = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) }
-  const validating = Duration.toMillis(o.validating)
-  const perRequest = Duration.toMillis(o.perRequest)
-  const finalizing = Duration.toMillis(o.finalizing)
-  const windowMillis = Duration.toMillis(o.completionWindow)
+  const phases: Phases = {
+    validating: Duration.toMillis(o.validating),
+    perRequest: Duration.toMillis(o.perRequest),
+    finalizing: Duration.toMillis(o.finalizing),
+    windowMillis: Duration.toMillis(o.completionWindow)
+  }
   let files = new Map<string, StoredFile>()
   let batches = new Map<string, StoredBatch>()
   let journal: Array<JournalEntry> = []
@@ -172,114 +286,15 @@ export const make = (options: Partial<Options> = {}): BatchApi => {
     return object
   }
 
-  /** Where a batch stands at `now`, with the times of its steps and how many requests are done. */
-  const timeline = (b: StoredBatch, now: number) => {
-    const inProgressAt = b.createdAt + validating
-    const expiresAt = b.createdAt + windowMillis
-    const allDone = inProgressAt + b.lines.length * perRequest
-    const cancelAt = b.cancelAt
-    const doneBy = (t: number) => Math.max(0, Math.min(b.lines.length, Math.floor((t - inProgressAt) / perRequest)))
-    if (b.invalid !== undefined && (cancelAt === undefined || cancelAt >= inProgressAt)) {
-      return now < inProgressAt ? { status: "validating" as const, done: 0 } : { status: "failed" as const, done: 0, at: inProgressAt }
-    }
-    if (cancelAt !== undefined && cancelAt < Math.min(allDone, expiresAt)) {
-      const done = doneBy(cancelAt)
-      if (now < cancelAt) return { status: now < inProgressAt ? "validating" as const : "in_progress" as const, done: doneBy(now) }
-      return now < cancelAt + finalizing
-        ? { status: "cancelling" as const, done, cancellingAt: cancelAt }
-        : { status: "cancelled" as const, done, cancellingAt: cancelAt, at: cancelAt + finalizing }
-    }
-    if (now < inProgressAt) return { status: "validating" as const, done: 0 }
-    if (expiresAt < allDone) {
-      return now < expiresAt ? { status: "in_progress" as const, done: doneBy(now) } : { status: "expired" as const, done: doneBy(expiresAt), at: expiresAt }
-    }
-    if (now < allDone) return { status: "in_progress" as const, done: doneBy(now) }
-    if (now < allDone + finalizing) return { status: "finalizing" as const, done: b.lines.length, finalizingAt: allDone }
-    return { status: "completed" as const, done: b.lines.length, finalizingAt: allDone, at: allDone + finalizing }
-  }
-
-  /** Writes a finished batch's output and error files, once. */
-  const materialize = (b: StoredBatch, done: number, unfinishedCode: string | undefined, at: number) => {
-    if (b.materialized) return
-    b.materialized = true
-    const output: Array<string> = []
-    const errors: Array<string> = []
-    b.lines.forEach((line, i) => {
-      const id = `batch_req_${b.id.slice(6)}_${i}`
-      const result = b.results[i]!
-      if (i >= done) {
-        if (unfinishedCode === undefined) return
-        const message = unfinishedCode === "batch_expired"
-          ? "This request could not be executed before the completion window expired."
-          : "This request was not executed because the batch was cancelled."
-        errors.push(JSON.stringify({ id, custom_id: line.custom_id, response: null, error: { code: unfinishedCode, message } }))
-      } else if (result.ok) {
-        output.push(JSON.stringify({ id, custom_id: line.custom_id, response: { status_code: 200, request_id: `req_${id}`, body: result.body }, error: null }))
-      } else {
-        const f = result.failure
-        const body = { error: { message: f.message, type: f.status === 429 ? "requests" : "invalid_request_error", param: null, code: f.code } }
-        errors.push(JSON.stringify({ id, custom_id: line.custom_id, response: { status_code: f.status, request_id: `req_${id}`, body }, error: null }))
-      }
-    })
-    const write = (lines: Array<string>, kind: string) =>
-      lines.length === 0 ? null : storeFile(`${b.id}_${kind}.jsonl`, "batch_output", Buffer.from(lines.map((l) => `${l}\n`).join("")), at).id
-    b.outputFileId = write(output, "output")
-    b.errorFileId = write(errors, "error")
-  }
-
-  /** The `Batch` object at `now` (finished batches get their files on the first look). */
-  const view = (b: StoredBatch, now: number): BatchApiSchema.Batch => {
-    const t = timeline(b, now)
-    const counted = b.results.slice(0, t.done)
-    const failed = counted.filter((r) => !r.ok).length
-    if (t.status === "completed" || t.status === "expired" || t.status === "cancelled") {
-      materialize(b, t.done, t.status === "expired" ? "batch_expired" : t.status === "cancelled" ? "batch_cancelled" : undefined, t.at)
-    }
-    const at = (millis: number | undefined) => (millis === undefined ? null : seconds(millis))
-    const inProgressAt = b.createdAt + validating
-    // Fields with no value are left out, as the OpenAPI description has them (it allows no nulls there).
-    return withoutNulls({
-      id: b.id,
-      object: "batch",
-      endpoint: b.endpoint,
-      model: (b.lines[0]?.body as { model?: string } | undefined)?.model,
-      errors: b.invalid === undefined ? null : { object: "list", data: b.invalid },
-      input_file_id: b.inputFileId,
-      completion_window: "24h",
-      status: t.status,
-      output_file_id: b.outputFileId,
-      error_file_id: b.errorFileId,
-      created_at: seconds(b.createdAt),
-      in_progress_at: b.invalid === undefined && now >= inProgressAt && (b.cancelAt === undefined || b.cancelAt >= inProgressAt) ? seconds(inProgressAt) : null,
-      expires_at: seconds(b.createdAt + windowMillis),
-      finalizing_at: at("finalizingAt" in t ? t.finalizingAt : undefined),
-      completed_at: t.status === "completed" ? seconds(t.at) : null,
-      failed_at: t.status === "failed" ? seconds(t.at) : null,
-      expired_at: t.status === "expired" ? seconds(t.at) : null,
-      cancelling_at: at("cancellingAt" in t ? t.cancellingAt : undefined),
-      cancelled_at: t.status === "cancelled" ? seconds(t.at) : null,
-      request_counts: { total: b.invalid === undefined ? b.lines.length : 0, completed: t.done - failed, failed },
-      metadata: b.metadata
-    })
-  }
-
-  const resultOf = (line: Lines.InputLine, seq: number): Result => {
-    const failure = o.failRequest(line)
-    if (failure !== undefined) return { ok: false, failure }
-    return line.url === "/v1/embeddings"
-      ? { ok: true, body: Content.embeddings(line.body as ChatSchema.EmbeddingRequest) }
-      : { ok: true, body: Content.completion(line.body as ChatSchema.ChatCompletionRequest, undefined, seq) }
-  }
-
   const routes = makeRoutes({
     options: o,
     now: o.now,
     files: () => files,
     batches: () => batches,
     storeFile,
-    view,
+    view: (b, now) => view(b, now, phases, storeFile),
     nextOrder: () => ++counter,
-    resultOf
+    resultOf: resultOf(o.failRequest)
   })
 
   const handle = (request: Request): Response => {
@@ -300,7 +315,7 @@ export const make = (options: Partial<Options> = {}): BatchApi => {
     handle,
     journal: () => journal.slice(),
     files: () => [...files.values()].sort((a, b) => a.order - b.order).map((f) => f.object),
-    batches: () => [...batches.values()].sort((a, b) => a.order - b.order).map((b) => view(b, o.now())),
+    batches: () => [...batches.values()].sort((a, b) => a.order - b.order).map((b) => view(b, o.now(), phases, storeFile)),
     content: (fileId) => files.get(fileId)?.data.toString("utf8"),
     setFaults: (faults) => {
       if (faults.files !== undefined) fileFaults = [...faults.files]
