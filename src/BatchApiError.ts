@@ -9,6 +9,9 @@ import * as Schema from "effect/Schema"
 
 const optionalString = Schema.optional(Schema.String)
 
+/** A server's message as a clause: without its final period, so that ours can follow. */
+const clause = (text: string): string => text.trim().replace(/\.+$/, "")
+
 /**
  * One refused line of a batch input: `line` in the uploaded file (from 1), and where it came from.
  * @since 0.2.0
@@ -39,7 +42,7 @@ export class FileTooLargeError extends Schema.TaggedError<FileTooLargeError>()("
   detail: Schema.String
 }) {
   override get message(): string {
-    return `a batch file of ${this.bytes} bytes was refused as too large (${this.detail}). ` +
+    return `a batch file of ${this.bytes} bytes was refused as too large (${clause(this.detail)}). ` +
       `Lower maxBytesPerFile (shepherd run --max-batch-bytes) below the provider's limit.`
   }
 }
@@ -55,7 +58,7 @@ export class TooManyRequestsError extends Schema.TaggedError<TooManyRequestsErro
   detail: Schema.String
 }) {
   override get message(): string {
-    return `a batch of ${this.requests} requests was refused: ${this.detail}. ` +
+    return `a batch of ${this.requests} requests was refused: ${clause(this.detail)}. ` +
       `Lower maxRequestsPerFile (shepherd run --max-batch-requests) below the provider's limit.`
   }
 }
@@ -92,7 +95,7 @@ export class QuotaError extends Schema.TaggedError<QuotaError>()("QuotaError", {
   detail: Schema.String
 }) {
   override get message(): string {
-    return `the provider refused the batch for quota (${this.code ?? "no code"}): ${this.detail}. ` +
+    return `the provider refused the batch for quota (${this.code ?? "no code"}): ${clause(this.detail)}. ` +
       `Wait for running batches to finish or raise the account's limits, then submit again (nothing is sent twice).`
   }
 }
@@ -115,7 +118,7 @@ export class ProviderError extends Schema.TaggedError<ProviderError>()("Provider
 }) {
   override get message(): string {
     const status = this.status === undefined ? "" : ` (${this.status})`
-    return `the Batch API call "${this.operation}" failed${status} after ${this.attempts} attempt(s): ${this.detail}. ` +
+    return `the Batch API call "${this.operation}" failed${status} after ${this.attempts} attempt(s): ${clause(this.detail)}. ` +
       `Submit again with the same store to continue where it stopped.`
   }
 }
@@ -130,7 +133,7 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   detail: Schema.String
 }) {
   override get message(): string {
-    return `the batch state ${this.path ?? "store"} could not be used: ${this.detail}. ` +
+    return `the batch state ${this.path ?? "store"} could not be used: ${clause(this.detail)}. ` +
       `Check the file's permissions and that it was written by this version of Shepherd.`
   }
 }
