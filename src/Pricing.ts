@@ -30,6 +30,12 @@ export const ModelPrice = Schema.Struct({
   output: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
   /** Prompt tokens served from the provider's cache (`prompt_tokens_details.cached_tokens`), when priced apart. */
   cachedInput: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative())),
+  /** Batch API prompt tokens, when the provider prices them apart. @default half of `input` @since 0.2.0 */
+  batchInput: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative())),
+  /** Batch API completion tokens. @default half of `output` @since 0.2.0 */
+  batchOutput: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative())),
+  /** Batch API cached prompt tokens. @default half of `cachedInput` @since 0.2.0 */
+  batchCachedInput: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative())),
   /** Where the price was read. */
   source: Schema.String,
   /** When it was read (YYYY-MM-DD). */
@@ -188,3 +194,40 @@ export const worstCase = (model: string, promptTokens: number, maxCompletionToke
  * @category formatting
  */
 export const format = (amount: MicroUsd): string => `$${(amount / 1e6).toFixed(6)}`
+
+/**
+ * The Batch API price of `model`: the entry's `batchInput`, `batchOutput` and `batchCachedInput` where
+ * the table gives them, else half the live prices (OpenAI's Batch API discount).
+ * @since 0.2.0
+ * @category batch
+ */
+export const batchPriceOf = (model: string, table: PriceTable = defaultTable): Option.Option<ModelPrice> =>
+  Option.map(priceOf(model, table), (price): ModelPrice => {
+    const cachedInput = price.batchCachedInput ?? (price.cachedInput === undefined ? undefined : price.cachedInput / 2)
+    return {
+      input: price.batchInput ?? price.input / 2,
+      output: price.batchOutput ?? price.output / 2,
+      ...(cachedInput === undefined ? {} : { cachedInput }),
+      source: price.source,
+      asOf: price.asOf
+    }
+  })
+
+/**
+ * {@link cost} at the Batch API price ({@link batchPriceOf}).
+ * @since 0.2.0
+ * @category batch
+ */
+export const batchCost = (
+  model: string,
+  usage: Pick<ChatSchema.CompletionUsage, "prompt_tokens" | "completion_tokens" | "prompt_tokens_details">,
+  table: PriceTable = defaultTable
+): Option.Option<MicroUsd> => Option.flatMap(batchPriceOf(model, table), (price) => cost(model, usage, { [model]: price }))
+
+/**
+ * {@link worstCase} at the Batch API price ({@link batchPriceOf}).
+ * @since 0.2.0
+ * @category batch
+ */
+export const batchWorstCase = (model: string, promptTokens: number, maxCompletionTokens: number, table: PriceTable = defaultTable): Option.Option<MicroUsd> =>
+  Option.flatMap(batchPriceOf(model, table), (price) => worstCase(model, promptTokens, maxCompletionTokens, { [model]: price }))

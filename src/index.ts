@@ -11,6 +11,26 @@
  * @since 0.1.0
  */
 export * as Batch from "./Batch.js"
+/**
+ * Requests sent as provider batches (the Batch API, about half price), resumable, with the same outcomes as `Batch.run`.
+ *
+ * @since 0.2.0
+ */
+export * as BatchApi from "./BatchApi.js"
+
+/**
+ * The typed refusals of the provider's Batch API (file too large, invalid lines, quota, ...).
+ *
+ * @since 0.2.0
+ */
+export * as BatchApiError from "./BatchApiError.js"
+
+/**
+ * The Batch API's wire objects (File, Batch, lists) as Schemas.
+ *
+ * @since 0.2.0
+ */
+export * as BatchApiSchema from "./BatchApiSchema.js"
 
 /**
  * A spending limit shared by every call of a program: worst-case costs reserved, actual costs settled.
