@@ -32,6 +32,7 @@ import type * as ChatSchema from "./ChatSchema.js"
 import * as CallContext from "./internal/callContext.js"
 import * as ChatStream from "./internal/chatStream.js"
 import * as Classify from "./internal/classify.js"
+import * as ClientOptions from "./internal/clientOptions.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as Env from "./internal/env.js"
 import * as Exchange from "./internal/exchange.js"
@@ -41,7 +42,6 @@ import * as Pipeline from "./internal/pipeline.js"
 import { retry } from "./internal/retryPolicy.js"
 import * as Tokens from "./internal/tokens.js"
 import * as Transport from "./internal/transport.js"
-import * as Validate from "./internal/validate.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
@@ -207,49 +207,8 @@ export class ChatClient extends Context.Tag("effect-shepherd/ChatClient")<ChatCl
  * that an HTTP header cannot carry (a pasted line break, whitespace, a character beyond ASCII) fails
  * with `["apiKey"]`, and its message never contains the key.
  */
-export const resolveOptions = (options: Overrides): Effect.Effect<Options, ConfigError.ConfigError> =>
-  Effect.gen(function* () {
-    const resolved: Options = { ...defaults, ...withoutUndefined(options) }
-    const url = yield* Validate.url(["baseUrl"], resolved.baseUrl, ["http:", "https:"], DEFAULT_BASE_URL)
-    if (resolved.apiKey === undefined && url.hostname === "api.openai.com") {
-      return yield* Effect.fail(
-        ConfigError.MissingData(
-          ["OPENAI_API_KEY"],
-          "an API key is required for api.openai.com: set OPENAI_API_KEY, or set OPENAI_BASE_URL to a server that needs none"
-        )
-      )
-    }
-    if (resolved.apiKey !== undefined) {
-      if (!Redacted.isRedacted(resolved.apiKey)) {
-        return yield* Effect.fail(Validate.invalid(["apiKey"], "must be a Redacted string: pass Redacted.make(key)"))
-      }
-      const key: unknown = Redacted.value(resolved.apiKey)
-      if (typeof key !== "string") return yield* Effect.fail(Validate.invalid(["apiKey"], "must hold a string"))
-      yield* Validate.apiKey(["apiKey"], key, "OPENAI_API_KEY when read from the environment")
-    }
-    yield* Validate.positiveInt(["connections"], resolved.connections)
-    yield* Validate.positiveDuration(["keepAliveTimeout"], resolved.keepAliveTimeout)
-    yield* Validate.positiveDuration(["connectTimeout"], resolved.connectTimeout)
-    yield* Validate.positiveDuration(["timeout"], resolved.timeout)
-    yield* Validate.positiveDuration(["idleTimeout"], resolved.idleTimeout)
-    yield* Validate.positiveInt(["maxResponseBytes"], resolved.maxResponseBytes)
-    yield* Validate.positiveInt(["maxEventBytes"], resolved.maxEventBytes)
-    if (typeof resolved.headers !== "object" || resolved.headers === null) {
-      return yield* Effect.fail(Validate.invalid(["headers"], "must be an object of header names to values"))
-    }
-    for (const [name, value] of Object.entries(resolved.headers)) {
-      yield* Validate.headerName(["headers", name], name)
-      yield* Validate.headerValue(["headers", name], value)
-    }
-    yield* Validate.oneOf(["transport"], resolved.transport, ["undici", "platform"] as const)
-    yield* Validate.boolean(["tracing"], resolved.tracing)
-    yield* RetryPolicy.validateOptions(resolved.retry, ["retry"])
-    yield* RateLimit.validateOptions(resolved.limits, ["limits"])
-    return resolved
-  })
-
-const withoutUndefined = (options: Overrides): Partial<Options> =>
-  Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<Options>
+export const resolveOptions: (options: Overrides) => Effect.Effect<Options, ConfigError.ConfigError> = (options) =>
+  ClientOptions.resolve(options, defaults)
 
 /**
  * Every call's pipeline, composed once per client (docs/architecture.md): the stages outside in,
@@ -386,39 +345,11 @@ export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigEr
   )
 
 /** Reads the options from the environment (see {@link Options}); `overrides` win over the environment. */
-export const optionsConfig: Config.Config<Overrides> = Config.all({
-  apiKey: Env.apiKey,
-  baseUrl: Env.baseUrl,
-  connections: Config.option(Config.integer("SHEPHERD_CONNECTIONS")),
-  timeout: Config.option(Config.duration("SHEPHERD_TIMEOUT")),
-  idleTimeout: Config.option(Config.duration("SHEPHERD_IDLE_TIMEOUT")),
-  maxResponseBytes: Config.option(Config.integer("SHEPHERD_MAX_RESPONSE_BYTES")),
-  tracing: Config.option(Config.boolean("SHEPHERD_TRACING")),
-  connectTimeout: Config.option(Config.duration("SHEPHERD_CONNECT_TIMEOUT")),
-  maxRetries: Config.option(Config.integer("SHEPHERD_MAX_RETRIES")),
-  totalTimeout: Config.option(Config.duration("SHEPHERD_TOTAL_TIMEOUT"))
-}).pipe(
-  Config.map((env) => ({
-    apiKey: Option.getOrUndefined(env.apiKey),
-    baseUrl: Option.getOrUndefined(env.baseUrl),
-    connections: Option.getOrUndefined(env.connections),
-    timeout: Option.getOrUndefined(env.timeout),
-    idleTimeout: Option.getOrUndefined(env.idleTimeout),
-    maxResponseBytes: Option.getOrUndefined(env.maxResponseBytes),
-    tracing: Option.getOrUndefined(env.tracing),
-    connectTimeout: Option.getOrUndefined(env.connectTimeout),
-    retry: Option.isNone(env.maxRetries) && Option.isNone(env.totalTimeout)
-      ? undefined
-      : {
-        ...Option.match(env.maxRetries, { onNone: () => ({}), onSome: (maxRetries) => ({ maxRetries }) }),
-        ...Option.match(env.totalTimeout, { onNone: () => ({}), onSome: (totalTimeout) => ({ totalTimeout }) })
-      }
-  }))
-)
+export const optionsConfig: Config.Config<Overrides> = ClientOptions.fromEnv
 
 /** The client configured from `OPENAI_API_KEY`, `OPENAI_BASE_URL` and `SHEPHERD_*`, over its own pool. */
 export const layerConfig = (overrides: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
   Layer.unwrapEffect(
     Effect.map(optionsConfig, (env) =>
-      layer({ ...withoutUndefined(env), ...withoutUndefined(overrides), retry: { ...env.retry, ...overrides.retry } }))
+      layer({ ...ClientOptions.withoutUndefined(env), ...ClientOptions.withoutUndefined(overrides), retry: { ...env.retry, ...overrides.retry } }))
   )
