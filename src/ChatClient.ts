@@ -41,7 +41,9 @@ import * as Observe from "./internal/observe.js"
 import * as Pipeline from "./internal/pipeline.js"
 import { retry } from "./internal/retryPolicy.js"
 import * as Tokens from "./internal/tokens.js"
-import * as Transport from "./internal/transport.js"
+import type * as Transport from "./internal/transport.js"
+import * as TransportPlatform from "./internal/transportPlatform.js"
+import * as TransportUndici from "./internal/transportUndici.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
@@ -303,7 +305,7 @@ export const make = (
   options: Overrides
 ): Effect.Effect<Service, ConfigError.ConfigError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.flatMap(Effect.zip(resolveOptions(options), HttpClient.HttpClient), ([resolved, http]) =>
-    makeWith(resolved, (settings) => Transport.viaHttpClient(http, settings), (settings) => Transport.openViaHttpClient(http, settings)))
+    makeWith(resolved, (settings) => TransportPlatform.viaHttpClient(http, settings), (settings) => TransportPlatform.openViaHttpClient(http, settings)))
 
 /** The service over an `HttpClient` you provide (your own middleware, proxy or test stub). */
 export const layerWithoutHttpClient = (
@@ -332,7 +334,7 @@ export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigEr
         (agent) => Effect.promise(() => agent.destroy())
       )
       if (resolved.transport === "undici") {
-        return yield* makeWith(resolved, (settings) => Transport.viaUndici(agent, settings), (settings) => Transport.openViaUndici(agent, settings))
+        return yield* makeWith(resolved, (settings) => TransportUndici.viaUndici(agent, settings), (settings) => TransportUndici.openViaUndici(agent, settings))
       }
       // Loaded only for this transport: it brings @effect/platform-node's HTTP stack (~0.4 s to load).
       const NodeHttpClient = yield* Effect.promise(() => import("@effect/platform-node/NodeHttpClient"))
@@ -340,7 +342,7 @@ export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigEr
         NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Layer.succeed(NodeHttpClient.Dispatcher, agent)))
       )
       const http = Context.get(platform, HttpClient.HttpClient)
-      return yield* makeWith(resolved, (settings) => Transport.viaHttpClient(http, settings), (settings) => Transport.openViaHttpClient(http, settings))
+      return yield* makeWith(resolved, (settings) => TransportPlatform.viaHttpClient(http, settings), (settings) => TransportPlatform.openViaHttpClient(http, settings))
     })
   )
 
