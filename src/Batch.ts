@@ -14,9 +14,11 @@ import * as FiberId from "effect/FiberId"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Budget from "./Budget.js"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
+import * as Usage from "./internal/usage.js"
 import * as Pricing from "./Pricing.js"
 
 /** One chat-completion request of a batch (`url` may be left out). */
@@ -108,6 +110,12 @@ export const UNREACHABLE_STOP_AFTER = 3
 const toStream = <R, E, Q>(requests: Stream.Stream<R, E, Q> | Iterable<R>): Stream.Stream<R, E, Q> =>
   Stream.StreamTypeId in (requests as object) ? (requests as Stream.Stream<R, E, Q>) : Stream.fromIterable(requests as Iterable<R>)
 
+/** An outcome's usage and cost, with the client's cost rule (`Budget.costOf`). */
+const usageAndCost = (model: string, usage: Budget.Usage | undefined, prices: Pricing.PriceTable) => ({
+  usage: { promptTokens: usage?.prompt_tokens ?? 0, completionTokens: usage?.completion_tokens ?? 0 },
+  costMicroUsd: Budget.costOf(model, usage, prices)
+})
+
 const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => request.url === "/v1/embeddings"
 
 /**
@@ -139,7 +147,7 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
     const succeeded = (
       request: BatchRequest,
       index: number,
-      result: { readonly attempts: number; readonly latencyMillis: number; readonly requestId: string | undefined; readonly status: number }
+      result: ChatClient.Metadata
     ) => ({
       _tag: "Success" as const,
       custom_id: request.custom_id,
@@ -156,20 +164,15 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
           ...succeeded(request, index, result),
           url: "/v1/embeddings",
           embeddings: result.embeddings,
-          usage: { promptTokens: result.embeddings.usage.prompt_tokens, completionTokens: 0 },
-          costMicroUsd: Pricing.cost(request.body.model, { prompt_tokens: result.embeddings.usage.prompt_tokens, completion_tokens: 0 }, prices)
+          ...usageAndCost(request.body.model, Usage.ofEmbeddings(result.embeddings), prices)
         }))
       }
-      return Effect.map(chat.createWithMetadata(request.body), (result): ChatSuccess => {
-        const usage = result.completion.usage
-        return {
-          ...succeeded(request, index, result),
-          url: "/v1/chat/completions",
-          completion: result.completion,
-          usage: { promptTokens: usage?.prompt_tokens ?? 0, completionTokens: usage?.completion_tokens ?? 0 },
-          costMicroUsd: usage == null ? Option.none() : Pricing.cost(request.body.model, usage, prices)
-        }
-      })
+      return Effect.map(chat.createWithMetadata(request.body), (result): ChatSuccess => ({
+        ...succeeded(request, index, result),
+        url: "/v1/chat/completions",
+        completion: result.completion,
+        ...usageAndCost(request.body.model, Usage.ofCompletion(result.completion), prices)
+      }))
     }
 
     const outcomeOf = (request: BatchRequest, index: number): Effect.Effect<BatchOutcome> =>

@@ -20,6 +20,9 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { BudgetExceededError, LimiterUnavailableError } from "./ChatError.js"
+import type * as ChatSchema from "./ChatSchema.js"
+import * as Internal from "./internal/budget.js"
+import type * as Pipeline from "./internal/pipeline.js"
 import * as Shared from "./internal/redis.js"
 import * as Validate from "./internal/validate.js"
 import * as Pricing from "./Pricing.js"
@@ -57,7 +60,35 @@ export interface Service {
   readonly prices: Pricing.PriceTable
 }
 
+/**
+ * The budget service. `ChatClient` uses it when the layer that builds the client has it, or else
+ * when the call's own context has it (`Layer.merge(ChatClient.layer(), Budget.layer(...))` works too).
+ */
 export class Budget extends Context.Tag("effect-shepherd/Budget")<Budget, Service>() {}
+
+/** The token counts a cost is computed from. @since 0.2.0 @category costs */
+export type Usage = Pick<ChatSchema.CompletionUsage, "prompt_tokens" | "completion_tokens" | "prompt_tokens_details">
+
+/**
+ * The cost of a call from the usage it reported (an embeddings call's `completion_tokens` is 0), in
+ * micro-dollars at `prices`; none without usage or without a price for the model. The one cost rule:
+ * the budget settles with it, the metrics count it, `Batch` reports it.
+ *
+ * @since 0.2.0
+ * @category costs
+ */
+export const costOf: (model: string, usage: Usage | null | undefined, prices: Pricing.PriceTable) => Option.Option<Pricing.MicroUsd> =
+  Internal.costOf
+
+/**
+ * The budget stage of `ChatClient`'s pipeline (docs/architecture.md): holds a call's worst case, then
+ * settles what it cost once it ended: its usage's price; else its hold if answered; else, if sent,
+ * its hold unless the server refused it (429 or another status); else nothing.
+ *
+ * @since 0.2.0
+ * @category pipeline
+ */
+export const guard: Pipeline.Stage = Internal.guard
 
 /**
  * Checks a budget's options (`maxUsd` a finite number above 0, every price finite and at least 0);
@@ -82,57 +113,9 @@ export const validateOptions = (options: Options, path: ReadonlyArray<string> = 
 
 const decodePrices = Schema.decodeUnknownEither(Pricing.PriceTable, { errors: "first" })
 
-/** The worst case of a request at `prices`, or the error when its model has no price or it cannot be counted. */
-const worstCaseOf = (prices: Pricing.PriceTable, limit: number, committed: () => number) =>
-  (model: string, promptTokens: number, maxCompletionTokens: number): Effect.Effect<Pricing.MicroUsd, BudgetExceededError> => {
-    const worst = Pricing.worstCase(model, promptTokens, maxCompletionTokens, prices)
-    // Pricing gives only whole, finite, non-negative amounts; checked again here because one NaN in
-    // the totals would make every later comparison false and switch the budget off.
-    if (Option.isSome(worst) && Pricing.isMicroUsd(worst.value)) return Effect.succeed(worst.value)
-    const priced = Option.isSome(Pricing.priceOf(model, prices))
-    return Effect.fail(new BudgetExceededError({
-      limitMicroUsd: limit,
-      committedMicroUsd: committed(),
-      requiredMicroUsd: 0,
-      detail: priced
-        ? `the worst-case cost of a request for model ${JSON.stringify(model)} cannot be counted (prompt tokens ${promptTokens}, completion allowance ${maxCompletionTokens}): it was not sent`
-        : `no price is known for model ${JSON.stringify(model)}: add it with Pricing.withPrices (or a prices file) so that its cost can be counted`
-    }))
-  }
-
-/** What a settlement adds to the spend: the actual cost when it is a whole, finite, non-negative amount, else the hold. */
-const settledAmount = (reservation: Reservation, actual: Option.Option<Pricing.MicroUsd>): Pricing.MicroUsd =>
-  Option.match(actual, {
-    onNone: () => 0,
-    onSome: (amount) => (Pricing.isMicroUsd(amount) ? amount : reservation.amount)
-  })
-
 /** A budget in memory, for one process; fails with a `ConfigError` when an option is invalid (see {@link validateOptions}). */
 export const make = (options: Options): Effect.Effect<Service, ConfigError.ConfigError> =>
-  Effect.zipRight(validateOptions(options), Effect.sync((): Service => {
-    const limit = Math.round(options.maxUsd * 1e6)
-    const prices = options.prices ?? Pricing.defaultTable
-    let spent = 0
-    let reserved = 0
-    const worstCase = worstCaseOf(prices, limit, () => spent + reserved)
-    return {
-      prices,
-      reserve: (model, promptTokens, maxCompletionTokens) =>
-        Effect.flatMap(worstCase(model, promptTokens, maxCompletionTokens), (worst) => {
-          if (spent + reserved + worst > limit) {
-            return Effect.fail(new BudgetExceededError({ limitMicroUsd: limit, committedMicroUsd: spent + reserved, requiredMicroUsd: worst }))
-          }
-          reserved += worst
-          return Effect.succeed({ model, amount: worst })
-        }),
-      settle: (reservation, actual) =>
-        Effect.sync(() => {
-          reserved -= reservation.amount
-          spent += settledAmount(reservation, actual)
-        }),
-      snapshot: Effect.sync(() => ({ limitMicroUsd: limit, spentMicroUsd: spent, reservedMicroUsd: reserved }))
-    }
-  }))
+  Effect.zipRight(validateOptions(options), Effect.sync(() => Internal.memory(Math.round(options.maxUsd * 1e6), options.prices ?? Pricing.defaultTable)))
 
 /** The budget as a layer; fails to build with a `ConfigError` naming an invalid option. */
 export const layer = (options: Options): Layer.Layer<Budget, ConfigError.ConfigError> => Layer.effect(Budget, make(options))
@@ -275,7 +258,7 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
       "budget",
       Effect.zipRight(flush, Effect.sync(() => { if (lost === undefined) localLimit = undefined }))
     )
-    const worstCase = worstCaseOf(prices, limit, () => Math.max(lastSpent + lastReserved, ownSpent + ownReserved))
+    const worstCase = Internal.worstCaseOf(prices, limit, () => Math.max(lastSpent + lastReserved, ownSpent + ownReserved))
 
     type SharedAnswer = Either.Either<Reservation, BudgetExceededError> | "lost"
     const sharedReserve = (model: string, worst: number, id: string): Effect.Effect<SharedAnswer, LimiterUnavailableError> =>
@@ -349,7 +332,7 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
 
     const settle: Service["settle"] = (reservation, actual) =>
       Effect.suspend(() => {
-        const spent = settledAmount(reservation, actual)
+        const spent = Internal.settledAmount(reservation, actual)
         // Counted once, and only for reservations made here.
         if (mine.delete(reservation)) {
           ownReserved -= reservation.amount

@@ -101,27 +101,3 @@ export const snapshot: Effect.Effect<Array<SnapshotEntry>> = Effect.map(Metric.s
   }
   return out.sort((a, b) => a.name.localeCompare(b.name) || JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels)))
 })
-
-const taggedCache = new WeakMap<object, Map<string, unknown>>()
-
-/**
- * `metric` with the labels `key1, value1, key2, value2, ...`, made once per combination and kept: an
- * update with labels given at each call rebuilds and hashes the metric's key every time (about 10 us,
- * bench/throughput); a tagged metric caches its hook. @internal
- */
-export const tagged = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, ...labels: ReadonlyArray<string>): Metric.Metric<Type, In, Out> => {
-  let byLabels = taggedCache.get(metric)
-  if (byLabels === undefined) {
-    byLabels = new Map()
-    taggedCache.set(metric, byLabels)
-  }
-  const key = labels.join("\u0000")
-  let found = byLabels.get(key) as Metric.Metric<Type, In, Out> | undefined
-  if (found === undefined) {
-    const pairs: Array<MetricLabel.MetricLabel> = []
-    for (let i = 0; i + 1 < labels.length; i += 2) pairs.push(MetricLabel.make(labels[i]!, labels[i + 1]!))
-    found = Metric.taggedWithLabels(metric, pairs)
-    byLabels.set(key, found)
-  }
-  return found
-}

@@ -16,6 +16,8 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import { dual } from "effect/Function"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
@@ -109,7 +111,14 @@ export const resolve = (options: Partial<Options> = {}): Resolved => {
 /** The message of an `InvalidData` error (they are the only ones `check` gives). */
 const configMessage = (error: ConfigError.ConfigError): string => ("message" in error && typeof error.message === "string" ? error.message : String(error))
 
-const retryableStatus = (status: number): boolean => status === 408 || status === 409 || status === 429 || status >= 500
+/**
+ * Whether an answer's status is worth another attempt: 408, 409, 429 and every 5xx (a response
+ * header `x-should-retry` overrides it, see {@link isRetryable}).
+ *
+ * @since 0.2.0
+ * @category decisions
+ */
+export const isRetryableStatus = (status: number): boolean => status === 408 || status === 409 || status === 429 || status >= 500
 
 /** Whether an error is worth another attempt (before counting attempts or time). */
 export const isRetryable = (error: ChatError.ChatError): boolean => {
@@ -117,7 +126,7 @@ export const isRetryable = (error: ChatError.ChatError): boolean => {
     case "RateLimitError":
       return error.shouldRetry ?? true
     case "ApiError":
-      return error.shouldRetry ?? retryableStatus(error.status)
+      return error.shouldRetry ?? isRetryableStatus(error.status)
     case "TransportError":
       // A host that does not resolve at all, or a URL that cannot be sent, will not get better; an
       // answer past the size limits would be downloaded (and billed) again just to fail the same way.
@@ -142,22 +151,46 @@ export const serverDelay = (error: ChatError.ChatError): number | undefined =>
 export const backoffMillis = (policy: Resolved, retry: number, random: number): number =>
   Math.floor(random * Math.min(policy.maxDelayMillis, policy.initialDelayMillis * Math.pow(policy.factor, retry - 1)))
 
-/** What to do after a failed attempt. */
+/**
+ * What to do after a failed attempt: try again after `delayMillis`; stop with the error; or stop
+ * because the call's total deadline would pass first (the client's loop then fails with
+ * `TimeoutError{phase: "total"}`).
+ */
 export type Decision =
   | { readonly _tag: "Retry"; readonly delayMillis: number }
   | { readonly _tag: "Stop" }
+  | { readonly _tag: "Deadline" }
 
 /**
- * The decision after `retry - 1` retries failed with `error`: retry after the server's delay when it
- * gave one (unless it exceeds `maxRetryAfter`), else after the jittered backoff; stop when the error
- * is final or the retries are used up.
+ * Where a call stands in time, for {@link decide}: now and its total deadline, epoch ms on one clock.
+ *
+ * @since 0.2.0
+ * @category models
  */
-export const decide = (policy: Resolved, error: ChatError.ChatError, retry: number, random: number): Decision => {
-  if (retry > policy.maxRetries || !isRetryable(error)) return { _tag: "Stop" }
-  const asked = serverDelay(error)
-  if (asked !== undefined) return asked > policy.maxRetryAfterMillis ? { _tag: "Stop" } : { _tag: "Retry", delayMillis: asked }
-  return { _tag: "Retry", delayMillis: backoffMillis(policy, retry, random) }
+export interface Timing {
+  readonly nowMillis: number
+  readonly deadlineMillis: number
 }
+
+/**
+ * The one decision after `retry - 1` retries failed with `error`, used by the client's own loop and
+ * by {@link schedule}: retry after the server's delay when it gave one (unless it exceeds
+ * `maxRetryAfter`), else after the jittered backoff; stop when the error is final or the retries are
+ * used up. With `timing` (the client's loop): `Deadline` when an attempt cut to the time left timed
+ * out at the deadline, or when the wait would end at or past it.
+ */
+export const decide = (policy: Resolved, error: ChatError.ChatError, retry: number, random: number, timing?: Timing): Decision => {
+  if (timing !== undefined && error._tag === "TimeoutError" && error.phase === "attempt" && timing.nowMillis >= timing.deadlineMillis) return deadline
+  if (retry > policy.maxRetries || !isRetryable(error)) return stop
+  const asked = serverDelay(error)
+  if (asked !== undefined && asked > policy.maxRetryAfterMillis) return stop
+  const delayMillis = asked ?? backoffMillis(policy, retry, random)
+  if (timing !== undefined && timing.nowMillis + delayMillis >= timing.deadlineMillis) return deadline
+  return { _tag: "Retry", delayMillis }
+}
+
+const stop: Decision = { _tag: "Stop" }
+const deadline: Decision = { _tag: "Deadline" }
 
 /**
  * The same decisions as a `Schedule` over `ChatError`s, for your own `Effect.retry` around several
@@ -179,8 +212,37 @@ export const schedule = (options: Partial<Options> = {}): Schedule.Schedule<numb
   return Schedule.makeWithState<number, ChatError.ChatError, number>(0, (now, error, retries) =>
     Effect.map(Random.next, (random) => {
       const decision = decide(policy, error, retries + 1, random)
-      return decision._tag === "Stop"
-        ? [retries, retries, ScheduleDecision.done] as const
-        : [retries + 1, retries + 1, ScheduleDecision.continueWith(ScheduleInterval.after(now + decision.delayMillis))] as const
+      return decision._tag === "Retry"
+        ? [retries + 1, retries + 1, ScheduleDecision.continueWith(ScheduleInterval.after(now + decision.delayMillis))] as const
+        : [retries, retries, ScheduleDecision.done] as const
     }))
 }
+
+/**
+ * Per-call retry options, set by {@link withRetry}: they win over the client's.
+ *
+ * @since 0.2.0
+ * @category overrides
+ */
+export const currentRetry: FiberRef.FiberRef<Partial<Options> | undefined> = FiberRef.unsafeMake<Partial<Options> | undefined>(undefined)
+
+/**
+ * Runs `effect` with other retry options for the chat calls it makes (they win over the client's,
+ * and over an outer `withRetry`'s), data-first or data-last:
+ * `RetryPolicy.withRetry(chat.create(request), { maxRetries: 0 })` or
+ * `chat.create(request).pipe(RetryPolicy.withRetry({ maxRetries: 0 }))` (`ChatClient.withRetry` is
+ * the same function). Options written in code, so an invalid one is a programming error: `effect`
+ * does not run, and the fiber dies with an `Error` naming the option (`retry.maxRetries ...`); check
+ * them with {@link validateOptions} first for a typed `ConfigError`.
+ *
+ * @since 0.2.0
+ * @category overrides
+ */
+export const withRetry: {
+  (options: Partial<Options>): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, options: Partial<Options>): Effect.Effect<A, E, R>
+} = dual(2, <A, E, R>(effect: Effect.Effect<A, E, R>, options: Partial<Options>): Effect.Effect<A, E, R> =>
+  Effect.zipRight(
+    Effect.orDieWith(validateOptions(options, ["retry"]), (error) => new Error(`ChatClient.withRetry: ${error.message}`)),
+    Effect.flatMap(FiberRef.get(currentRetry), (outer) => Effect.locally(effect, currentRetry, { ...outer, ...options }))
+  ))

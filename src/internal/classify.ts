@@ -251,3 +251,56 @@ export const classifyWith = <A>(decoder: Decoder<A>) =>
 
 /** `classifyWith` for chat completions. */
 export const classify = classifyWith(decodeSuccess)
+
+/** Where a stream event arrived: its answer's status, request id and attempt. */
+export interface StreamContext {
+  readonly status: number
+  readonly requestId: string | undefined
+  readonly attempts: number
+}
+
+/** The `[DONE]` event that ends a stream. */
+export const DONE = "[DONE]"
+
+const isChunk = Schema.is(ChatSchema.ChatCompletionChunk as Schema.Schema<ChatSchema.ChatCompletionChunk, ChatSchema.ChatCompletionChunk>)
+/** Any object under `error`: an error event whose body is not OpenAI's shape. */
+const isOtherError = Schema.is(Schema.Struct({ error: Schema.Object }))
+
+/**
+ * One stream event's data, scrubbed of the key before anything reads it: `"done"` for `[DONE]`, a
+ * chunk, or the error it stands for: an error event (`{error: {...}}`, decoded with
+ * `ChatSchema.ErrorResponse`, kept whole as `serverError`) is an `ApiError`; text that is not JSON, or
+ * JSON that is neither a chunk nor an error, a `ResponseDecodeError`.
+ */
+export const streamEvent = (
+  raw: string,
+  context: StreamContext,
+  scrub: Scrub
+): Either.Either<ChatSchema.ChatCompletionChunk | "done", ChatError.ApiError | ChatError.ResponseDecodeError> => {
+  if (raw === DONE) return Either.right("done")
+  const data = scrub(raw)
+  const { status, requestId, attempts } = context
+  const json = parseJson(data)
+  if (Either.isLeft(json)) {
+    return Either.left(new ChatError.ResponseDecodeError({ status, detail: `a stream event is not JSON (${json.left})`, bodyExcerpt: excerpt(data, scrub), requestId, attempts }))
+  }
+  if (isChunk(json.right)) return Either.right(json.right)
+  const body = decodeErrorBody(json.right)
+  if (Either.isRight(body)) {
+    const error = body.right.error
+    return Either.left(new ChatError.ApiError({
+      status,
+      type: error.type ?? undefined,
+      code: error.code === undefined || error.code === null ? undefined : String(error.code),
+      param: error.param ?? undefined,
+      detail: error.message,
+      requestId,
+      attempts,
+      serverError: error
+    }))
+  }
+  if (isOtherError(json.right)) {
+    return Either.left(new ChatError.ApiError({ status, detail: `an error event arrived mid-stream: ${excerpt(data, scrub)}`, requestId, attempts }))
+  }
+  return Either.left(new ChatError.ResponseDecodeError({ status, detail: "a stream event is not a chat.completion.chunk", bodyExcerpt: excerpt(data, scrub), requestId, attempts }))
+}

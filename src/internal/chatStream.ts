@@ -1,0 +1,209 @@
+/**
+ * Stream decoding: a streamed chat call opened up to its first event (the stream's exchange stage,
+ * retried like any attempt until that event), then its body read as SSE events, each classified into
+ * a chunk or a typed error (internal/classify.ts `streamEvent`). The usage a chunk reports is kept in
+ * the opened stream's `usage` ref as chunks are read; the budget and the metrics read it when the
+ * stream's scope closes. Nothing is written from a finalizer.
+ * @internal
+ */
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as MutableRef from "effect/MutableRef"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as ChatError from "../ChatError.js"
+import type * as ChatSchema from "../ChatSchema.js"
+import * as Sse from "../Sse.js"
+import * as Classify from "./classify.js"
+import * as Pipeline from "./pipeline.js"
+import * as Transport from "./transport.js"
+
+/** What the stream stages need of the client's options. */
+export interface Settings {
+  readonly open: Transport.Open
+  readonly scrub: Classify.Scrub
+  /** The largest single event (`maxEventBytes`). */
+  readonly maxEventBytes: number
+  /** The longest gap between two pieces once the first event arrived (`idleTimeout`), in ms. */
+  readonly idleMillis: number
+}
+
+/** A stream opened up to its first event. */
+export interface Opened {
+  readonly pull: Transport.Opened["pull"]
+  readonly decoder: Sse.Decoder
+  /** The events the first read completed (at least one). */
+  readonly first: ReadonlyArray<Sse.Event>
+  /** The body had already ended with them. */
+  readonly ended: boolean
+  /** The usage a chunk reported, set as the chunks are read. */
+  readonly usage: MutableRef.MutableRef<ChatSchema.CompletionUsage | undefined>
+}
+
+/** Reads until the first event: comments and empty pieces do not count. */
+const firstEvents = (opened: Transport.Opened, decoder: Sse.Decoder, maxEventBytes: number, attempts: number) =>
+  Effect.gen(function* () {
+    let first: Array<Sse.Event> = []
+    let ended = false
+    while (first.length === 0 && !ended) {
+      const next = yield* Effect.either(opened.pull)
+      if (Either.isRight(next)) first = decoder.feed(next.right)
+      else if (Option.isSome(next.left)) return yield* Effect.fail(next.left.value)
+      else {
+        ended = true
+        first = decoder.end()
+      }
+      if (decoder.overflowed) return yield* Effect.fail(Classify.eventTooLarge(maxEventBytes, attempts))
+    }
+    if (first.length === 0) {
+      return yield* Effect.fail(new ChatError.TransportError({ code: "STREAM_EMPTY", detail: "the stream ended before its first event", attempts }))
+    }
+    return { first, ended }
+  })
+
+/**
+ * One streaming attempt: open, check the status, and read up to the first event, in a scope of its
+ * own (closed at once when the attempt fails; when the stream's scope closes once it succeeded). The
+ * attempt's deadline runs until that event (keep-alive comments do not stop it); the call's total
+ * deadline bounds the whole stream.
+ */
+const openAttempt = (settings: Settings) => (call: Pipeline.Call<Opened, Scope.Scope>, attempt: Pipeline.Attempt) =>
+  Effect.suspend(() => {
+    call.onSent()
+    const attempts = attempt.number
+    const timeoutMillis = Pipeline.attemptTimeoutMillis(call, attempt)
+    const total = { leftMillis: attempt.deadlineMillis - call.clock.unsafeCurrentTimeMillis(), timeoutMillis: call.policy.totalTimeoutMillis }
+    return Effect.flatMap(Scope.make(), (scope) =>
+      Effect.gen(function* () {
+        const opened = yield* Scope.extend(settings.open(call.body, attempts, timeoutMillis, settings.idleMillis, total), scope)
+        const nowMillis = () => call.clock.unsafeCurrentTimeMillis()
+        if (opened.status < 200 || opened.status >= 300) {
+          const text = yield* Transport.readText(opened.pull, settings.scrub)
+          return yield* Effect.fail(Classify.statusError({ status: opened.status, headers: opened.headers, body: text, nowMillis: nowMillis(), attempts }, settings.scrub))
+        }
+        const decoder = Sse.makeDecoder({ maxEventBytes: settings.maxEventBytes })
+        // Until the first event arrives the attempt may be retried.
+        const { first, ended } = yield* firstEvents(opened, decoder, settings.maxEventBytes, attempts)
+        opened.started()
+        yield* Effect.addFinalizer((exit) => Scope.close(scope, exit))
+        const value: Opened = { pull: opened.pull, decoder, first, ended, usage: MutableRef.make<ChatSchema.CompletionUsage | undefined>(undefined) }
+        const received: Pipeline.Received<Opened> = {
+          value,
+          requestId: opened.headers["x-request-id"],
+          status: opened.status,
+          attempts,
+          latencyMillis: nowMillis() - attempt.startMillis,
+          headers: opened.headers
+        }
+        return received
+      }).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))))
+  })
+
+/** A stream's call ends when the stream's scope closes; what it received is kept as it opens. */
+const onEnd = (
+  effect: Effect.Effect<Pipeline.Received<Opened>, ChatError.ChatError, Scope.Scope>,
+  f: (end: Pipeline.End<Opened>) => Effect.Effect<void>
+): Effect.Effect<Pipeline.Received<Opened>, ChatError.ChatError, Scope.Scope> =>
+  Effect.suspend(() => {
+    const opened = MutableRef.make<Pipeline.Received<Opened> | undefined>(undefined)
+    return Effect.zipRight(
+      Effect.addFinalizer((exit) => f({ exit: exit as Exit.Exit<unknown, ChatError.ChatError>, received: MutableRef.get(opened) })),
+      Effect.tap(effect, (received) => {
+        MutableRef.set(opened, received)
+      })
+    )
+  })
+
+/** The streaming endpoint (`POST {baseUrl}/chat/completions` with `stream: true`). */
+export const endpoint = (settings: Settings): Pipeline.Endpoint<Opened, Scope.Scope> => ({
+  name: "stream",
+  exchange: openAttempt(settings),
+  // A streamed answer's tokens are known only at its end: the limiter keeps its estimate.
+  usedTokens: () => undefined,
+  usage: (opened) => MutableRef.get(opened.usage),
+  onEnd
+})
+
+/** Reads an opened stream's chunks: its own state, written only as it reads. */
+class ChunkReader {
+  /** `[DONE]` was seen. */
+  private done = false
+  /** Some choice had a finish reason (without `[DONE]`, the answer is complete only then). */
+  private finished = false
+  private bodyEnded: boolean
+  private readonly context: Classify.StreamContext
+  constructor(private readonly opened: Opened, received: Pipeline.Received<Opened>, private readonly settings: Settings) {
+    this.bodyEnded = opened.ended
+    this.context = { status: received.status, requestId: received.requestId, attempts: received.attempts }
+  }
+
+  /** The chunks in a piece of events, up to `[DONE]`. */
+  toChunks(events: ReadonlyArray<Sse.Event>): Either.Either<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, ChatError.ChatError> {
+    const out: Array<ChatSchema.ChatCompletionChunk> = []
+    for (const event of events) {
+      const decoded = Classify.streamEvent(event.data, this.context, this.settings.scrub)
+      if (Either.isLeft(decoded)) return Either.left(decoded.left)
+      const chunk = decoded.right
+      if (chunk === "done") {
+        this.done = true
+        break
+      }
+      if (chunk.usage !== undefined && chunk.usage !== null) MutableRef.set(this.opened.usage, chunk.usage)
+      for (const choice of chunk.choices) if (choice.finish_reason !== null) this.finished = true
+      out.push(chunk)
+    }
+    return Either.right(Chunk.unsafeFromArray(out))
+  }
+
+  private endOfBody(): Effect.Effect<never, Option.Option<ChatError.ChatError>> {
+    return this.done || this.finished
+      ? Effect.fail(Option.none())
+      : Effect.fail(Option.some(new ChatError.TransportError({ code: "STREAM_ENDED_EARLY", detail: "the stream ended before [DONE]", attempts: this.context.attempts })))
+  }
+
+  private emit(
+    events: ReadonlyArray<Sse.Event>,
+    next: () => Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, Option.Option<ChatError.ChatError>>
+  ): Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, Option.Option<ChatError.ChatError>> {
+    const chunks = this.toChunks(events)
+    if (Either.isLeft(chunks)) return Effect.fail(Option.some(chunks.left))
+    return chunks.right.length > 0 || this.done ? Effect.succeed(chunks.right) : next()
+  }
+
+  /** The next chunks: bytes are read until they complete an event that holds one. */
+  readonly next: Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, Option.Option<ChatError.ChatError>> = Effect.suspend(() => {
+    if (this.done) return Effect.fail(Option.none())
+    if (this.bodyEnded) return this.endOfBody()
+    const { decoder, pull } = this.opened
+    return Effect.matchEffect(pull, {
+      onFailure: Option.match({
+        onNone: () => {
+          this.bodyEnded = true
+          return this.emit(decoder.end(), () => this.endOfBody())
+        },
+        onSome: (error) => Effect.fail(Option.some<ChatError.ChatError>(error))
+      }),
+      onSuccess: (bytes) => {
+        const events = decoder.feed(bytes)
+        return decoder.overflowed
+          ? Effect.fail(Option.some(Classify.eventTooLarge(this.settings.maxEventBytes, this.context.attempts)))
+          : this.emit(events, () => this.next)
+      }
+    })
+  })
+}
+
+/**
+ * The chunks of an opened stream: the first events', then the rest as they arrive. It ends at
+ * `[DONE]`, or at the body's end when every choice had finished (else `STREAM_ENDED_EARLY`); an error
+ * event ends it with an `ApiError`; an event past `maxEventBytes` with a final `TransportError`.
+ */
+export const chunks = (received: Pipeline.Received<Opened>, settings: Settings): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> => {
+  const reader = new ChunkReader(received.value, received, settings)
+  const first = reader.toChunks(received.value.first)
+  if (Either.isLeft(first)) return Stream.fail(first.left)
+  return Stream.concat(Stream.fromChunk(first.right), Stream.repeatEffectChunkOption(reader.next))
+}
