@@ -1,12 +1,15 @@
-/** Shared test helpers: a stub HttpClient, the OpenAPI validator. */
+/** Shared test helpers: a stub HttpClient, the OpenAPI validator, one expensive run shared by several tests. */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { afterAll, beforeAll } from "@effect/vitest"
 import Ajv2020 from "ajv/dist/2020.js"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -141,4 +144,23 @@ export const timedStub = (answer: (i: number) => TimedAnswer) => {
       return HttpClientResponse.fromWeb(req, new Response(a.body, { status: a.status, headers: { "content-type": "application/json", ...a.headers } }))
     }))
   return { times, layer: Layer.succeed(HttpClient.HttpClient, client) }
+}
+
+/**
+ * Runs `effect` once for the enclosing `describe` (in `beforeAll`; its scope, e.g. a MockServer, is
+ * closed in `afterAll`) and returns a function reading its result: several tests can each check one
+ * behaviour of one expensive run (a CLI process, say) without starting it again. If the run fails,
+ * every test reading it fails with that error.
+ */
+export const sharedRun = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>, timeout = 60_000): (() => A) => {
+  const scope = Effect.runSync(Scope.make())
+  let result: { readonly value: A } | undefined
+  beforeAll(async () => {
+    result = { value: await Effect.runPromise(Scope.extend(effect, scope)) }
+  }, timeout)
+  afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+  return () => {
+    if (result === undefined) throw new Error("the shared run did not finish")
+    return result.value
+  }
 }
