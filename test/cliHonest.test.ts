@@ -16,6 +16,7 @@ import { Batch, ChatClient, ChatError } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import * as ExitStatus from "../src/cli/exitStatus.js"
 import { cli, inputLines, KEY, readOut, runToEnd, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
+import { completion } from "./helpers.js"
 import * as Hostile from "./hostile/server.js"
 
 /** A loopback port nothing listens on. */
@@ -218,7 +219,7 @@ describe("14.3 Batch.run stops when nothing can work", () => {
           calls.n++
           return answerFirst && calls.n === 1
             ? Effect.succeed({
-              completion: { id: "c", object: "chat.completion" as const, created: 0, model: "m", choices: [] },
+              completion: completion({ model: "m" }),
               requestId: undefined,
               status: 200,
               attempts: 1,
