@@ -12,6 +12,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { MockServer } from "../../src/testing/index.js"
 import { inputLines, questionOf, readOut, runToEnd, start, tmp, waitFor, writeInput } from "../cliHelpers.js"
+import { sharedRun } from "../helpers.js"
 
 const args = (input: string, out: string, url: string, ...more: Array<string>) => [input, "--out", out, "--base-url", url, "--no-progress", ...more]
 
@@ -161,55 +162,67 @@ describe("shepherd run: its files", { timeout: 180_000 }, () => {
       expect(Fs.existsSync(`${out}.lock`)).toBe(false)
     }))
 
-  it.scopedLive("13.13 the lock is held during the run and removed on every exit: success, refusal (2), budget stop (1), SIGINT, SIGTERM", () =>
-    Effect.gen(function* () {
-      const mock = yield* MockServer.make({ latency: "30 millis" })
-      const dir = tmp()
-      const input = writeInput(dir, inputLines(200))
-      const lockOf = (out: string) => `${out}.lock`
-      // The pid in the lock once it is written (it is created empty, then written).
-      const holder = (out: string) =>
-        Effect.sync(() => {
-          try {
-            return (JSON.parse(Fs.readFileSync(lockOf(out), "utf8")) as { pid: number }).pid
-          } catch {
-            return undefined
-          }
-        })
+  describe("13.13 the lock is held during the run and removed on every exit", () => {
+    const server = sharedRun(MockServer.make({ latency: "30 millis" }))
+    const lockOf = (out: string) => `${out}.lock`
+    // The pid in the lock once it is written (it is created empty, then written).
+    const holder = (out: string) =>
+      Effect.sync(() => {
+        try {
+          return (JSON.parse(Fs.readFileSync(lockOf(out), "utf8")) as { pid: number }).pid
+        } catch {
+          return undefined
+        }
+      })
+    /** Nothing left behind in `dir`: no lock, no temporary file. */
+    const clean = (dir: string) => expect(Fs.readdirSync(dir).filter((name) => name.endsWith(".lock") || name.endsWith(".tmp"))).toEqual([])
 
-      // success
-      const okOut = Path.join(dir, "ok.jsonl")
-      const ok = start(args(writeInput(tmp(), inputLines(40)), okOut, mock.url, "--concurrency", "2"))
-      expect(yield* waitFor(holder(okOut), "the lock")).toBe(ok.child.pid)
-      expect((yield* ok.ended).code).toBe(0)
-      expect(Fs.existsSync(lockOf(okOut))).toBe(false)
-
-      // refusal after the lock was taken: an invalid input line
-      const badDir = tmp()
-      const bad = writeInput(badDir, [...inputLines(3), "{not json"])
-      const badOut = Path.join(badDir, "out.jsonl")
-      const refused = yield* runToEnd(args(bad, badOut, mock.url))
-      expect(refused.code).toBe(2)
-      expect(Fs.readdirSync(badDir).sort()).toEqual(["in.jsonl"])
-
-      // stopped by the budget: exit 1
-      const budgetOut = Path.join(dir, "budget.jsonl")
-      const budget = start(args(input, budgetOut, mock.url, "--concurrency", "2", "--budget-usd", "0.002"))
-      expect(yield* waitFor(holder(budgetOut), "the lock")).toBe(budget.child.pid)
-      expect((yield* budget.ended).code).toBe(1)
-      expect(Fs.existsSync(lockOf(budgetOut))).toBe(false)
-
-      for (const signal of ["SIGINT", "SIGTERM"] as const) {
-        const out = Path.join(dir, `${signal}.jsonl`)
-        const run = start(args(input, out, mock.url, "--concurrency", "2"))
-        expect(yield* waitFor(holder(out), "the lock")).toBe(run.child.pid)
-        yield* waitFor(Effect.sync(() => (readOut(out).length >= 4 ? true : undefined)), "4 lines")
-        run.child.kill(signal)
-        expect((yield* run.ended).code).toBe(130)
+    it.scopedLive("success (exit 0)", () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        const out = Path.join(dir, "ok.jsonl")
+        const ok = start(args(writeInput(dir, inputLines(40)), out, server().url, "--concurrency", "2"))
+        expect(yield* waitFor(holder(out), "the lock")).toBe(ok.child.pid)
+        expect((yield* ok.ended).code).toBe(0)
         expect(Fs.existsSync(lockOf(out))).toBe(false)
-      }
-      expect(Fs.readdirSync(dir).filter((name) => name.endsWith(".lock") || name.endsWith(".tmp"))).toEqual([])
-    }), 180_000)
+        clean(dir)
+      }))
+
+    it.scopedLive("a refusal after the lock was taken: an invalid input line (exit 2)", () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        const bad = writeInput(dir, [...inputLines(3), "{not json"])
+        const refused = yield* runToEnd(args(bad, Path.join(dir, "out.jsonl"), server().url))
+        expect(refused.code).toBe(2)
+        expect(Fs.readdirSync(dir).sort()).toEqual(["in.jsonl"])
+      }))
+
+    it.scopedLive("stopped by the budget (exit 1)", () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        const out = Path.join(dir, "budget.jsonl")
+        const budget = start(args(writeInput(dir, inputLines(200)), out, server().url, "--concurrency", "2", "--budget-usd", "0.002"))
+        expect(yield* waitFor(holder(out), "the lock")).toBe(budget.child.pid)
+        expect((yield* budget.ended).code).toBe(1)
+        expect(Fs.existsSync(lockOf(out))).toBe(false)
+        clean(dir)
+      }))
+
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      it.scopedLive(`${signal} (exit 130)`, () =>
+        Effect.gen(function* () {
+          const dir = tmp()
+          const out = Path.join(dir, `${signal}.jsonl`)
+          const run = start(args(writeInput(dir, inputLines(200)), out, server().url, "--concurrency", "2"))
+          expect(yield* waitFor(holder(out), "the lock")).toBe(run.child.pid)
+          yield* waitFor(Effect.sync(() => (readOut(out).length >= 4 ? true : undefined)), "4 lines")
+          run.child.kill(signal)
+          expect((yield* run.ended).code).toBe(130)
+          expect(Fs.existsSync(lockOf(out))).toBe(false)
+          clean(dir)
+        }))
+    }
+  })
 
   it.scopedLive("13.14 --out /dev/full (ENOSPC on every write): sending stops at once; the summary and exit status name ENOSPC; no stack trace", () =>
     Effect.gen(function* () {
