@@ -77,6 +77,16 @@ const frames = (screen: string) =>
   [...screen.replace(ANSI, "\n").matchAll(/(\d+)\/(\d+) \| [\d.]+ req\/s \| ETA (\S+) \| \S+ tokens \| (\$[\d.]+) \| \d+ errors/g)]
     .map((m) => ({ done: Number(m[1]), total: Number(m[2]), eta: m[3]!, cost: m[4]! }))
 
+/** `shepherd run --help` with stdout a pipe: one process, read by the tests of 14.3 and 14.4. */
+let help: Promise<string> | undefined
+const helpOutput = () =>
+  help ??= new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, [cli, "run", "--help"], { stdio: ["ignore", "pipe", "pipe"] })
+    let text = ""
+    child.stdout.setEncoding("utf8").on("data", (c: string) => { text += c })
+    child.once("exit", () => resolve(text))
+  })
+
 describe("14.3 shepherd run exits honestly and stops early when nothing can work", () => {
   it("14.3 --help and docs/batch.md state the exit status contract: 0, 1, 2, 130", async () => {
       const help = await helpOutput()
@@ -271,14 +281,6 @@ describe("14.3 Batch.run stops when nothing can work", () => {
   })
 })
 
-/** `shepherd run --help` with stdout a pipe. */
-const helpOutput = () =>
-  new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, [cli, "run", "--help"], { stdio: ["ignore", "pipe", "pipe"] })
-    let text = ""
-    child.stdout.setEncoding("utf8").on("data", (c: string) => { text += c })
-    child.once("exit", () => resolve(text))
-  })
 
 describe("14.4 messages and help", () => {
   it("14.4 run --help: the usage says shepherd run, every option shows its default, no filler, no ANSI escapes in a pipe", async () => {
