@@ -9,6 +9,10 @@ export default defineConfig({
     // Two test files at once even on two cores (vitest's default there is one): most of the suite's
     // time is spent waiting on child processes, sockets and latency, not computing.
     maxWorkers: Math.max(2, availableParallelism() - 1),
+    // Test files share a worker's loaded modules (effect, src/) instead of loading them again per
+    // file: measured on 18 unit files, 73 -> 34 s of CPU (npx vitest run --no-isolate). Tests must
+    // not leave global state behind (process listeners, environment variables) for this.
+    isolate: false,
     testTimeout: 30_000,
     hookTimeout: 30_000
   }

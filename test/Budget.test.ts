@@ -1,6 +1,4 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -8,22 +6,14 @@ import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import { Budget, ChatClient, Pricing } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
+import { completion, errorBody, stubClient } from "./helpers.js"
 
 const request = (model = "gpt-4.1"): ChatSchema.ChatCompletionRequest => ({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 1000 })
-const body = JSON.stringify({
-  id: "c", object: "chat.completion", created: 1, model: "gpt-4.1",
-  choices: [{ index: 0, message: { role: "assistant", content: "ok", refusal: null }, finish_reason: "stop", logprobs: null }],
-  usage: { prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 }
-})
+const body = JSON.stringify(completion({ model: "gpt-4.1", usage: { prompt_tokens: 8, completion_tokens: 2 } }))
 
 /** A stub answering after `delay` (TestClock), or with `status`. */
-const stub = (status = 200, delay: Duration.DurationInput = "1 second") => {
-  let sent = 0
-  const client = HttpClient.make((req) =>
-    Effect.as(Effect.sleep(delay), HttpClientResponse.fromWeb(req, new Response(status === 200 ? body : '{"error":{"message":"no","type":"t","param":null,"code":null}}', { status })))
-      .pipe(Effect.tap(() => { sent++ })))
-  return { sentCount: () => sent, layer: Layer.succeed(HttpClient.HttpClient, client) }
-}
+const stub = (status = 200, delay: Duration.DurationInput = "1 second") =>
+  stubClient([{ status, body: status === 200 ? body : errorBody("no", "t") }], { delay })
 
 /** A client that finds the budget in its context (and the budget, for the test to read). */
 const withBudget = (maxUsd: number, s: ReturnType<typeof stub>) =>
@@ -54,7 +44,7 @@ describe("Budget with ChatClient", () => {
         const again = yield* Effect.fork(chat.create(request()))
         yield* TestClock.adjust("1 second")
         yield* Fiber.join(again)
-        expect(s.sentCount()).toBe(2)
+        expect(s.count()).toBe(2)
       }).pipe(Effect.provide(withBudget(0.01, s)))
     }))
 
@@ -71,7 +61,7 @@ describe("Budget with ChatClient", () => {
         const unpriced = yield* Effect.flip(chat.create(request("my-local-llama")))
         expect(unpriced._tag).toBe("BudgetExceededError")
         expect(unpriced.message).toContain("no price is known")
-        expect(s.sentCount()).toBe(1)
+        expect(s.count()).toBe(1)
       }).pipe(Effect.provide(withBudget(1, s)))
     }))
 

@@ -9,18 +9,11 @@ import * as TestClock from "effect/TestClock"
 import { ChatClient } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
 import { VERSION } from "../src/internal/version.js"
-import { stubClient, type StubReply, validatorFor } from "./helpers.js"
+import { completion as fixture, stubClient, type StubReply, validatorFor } from "./helpers.js"
 
 const KEY = "sk-test-4f9c2a7e1b3d5c6a8e0f"
 const request: ChatSchema.ChatCompletionRequest = { model: "gpt-4.1-mini", messages: [{ role: "user", content: "Hello" }] }
-const completion = {
-  id: "chatcmpl-1",
-  object: "chat.completion",
-  created: 1,
-  model: "gpt-4.1-mini",
-  choices: [{ index: 0, message: { role: "assistant", content: "Hi!", refusal: null }, finish_reason: "stop", logprobs: null }],
-  usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }
-}
+const completion = fixture({ content: "Hi!", usage: { prompt_tokens: 5, completion_tokens: 2 } })
 const ok: StubReply = { status: 200, body: JSON.stringify(completion), headers: { "content-type": "application/json", "x-request-id": "req_1" } }
 
 /** Runs `f` with a client over a stub answering `replies`. */

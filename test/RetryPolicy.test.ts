@@ -1,7 +1,4 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -13,12 +10,10 @@ import * as TestClock from "effect/TestClock"
 import * as TestContext from "effect/TestContext"
 import { ChatClient, ChatError, RetryPolicy } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
+import { completion as fixture, errorBody, stubClient } from "./helpers.js"
 
 const request: ChatSchema.ChatCompletionRequest = { model: "m", messages: [{ role: "user", content: "hi" }] }
-const completion = JSON.stringify({
-  id: "c", object: "chat.completion", created: 1, model: "m",
-  choices: [{ index: 0, message: { role: "assistant", content: "ok", refusal: null }, finish_reason: "stop", logprobs: null }]
-})
+const completion = JSON.stringify(fixture({ model: "m", usage: null }))
 
 /** One scripted answer. */
 interface Reply {
@@ -29,28 +24,21 @@ interface Reply {
 
 /** A stub that answers `replies` in order (the last repeats) and records the clock time of each attempt. */
 const scripted = (replies: ReadonlyArray<Reply>) => {
-  const times: Array<number> = []
-  const client = HttpClient.make((req) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const reply = replies[Math.min(times.length, replies.length - 1)]!
-      times.push(now)
-      if (reply.status === "reset") {
-        return Effect.fail(new HttpClientError.RequestError({ request: req, reason: "Transport", cause: Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }) }))
-      }
-      const headers: Record<string, string> = { "content-type": "application/json" }
-      const ra = reply.retryAfter
-      if (ra !== undefined) {
-        if (ra.form === "seconds") headers["retry-after"] = String(ra.n)
-        if (ra.form === "ms" || ra.form === "both") headers["retry-after-ms"] = String(ra.n)
-        if (ra.form === "both") headers["retry-after"] = "999"
-        if (ra.form === "date") headers["retry-after"] = new Date(now + ra.n * 1000).toUTCString()
-      }
-      if (reply.shouldRetry !== undefined) headers["x-should-retry"] = String(reply.shouldRetry)
-      const body = reply.status < 300 ? completion : JSON.stringify({ error: { message: "no", type: "t", param: null, code: null } })
-      return Effect.succeed(HttpClientResponse.fromWeb(req, new Response(body, { status: reply.status, headers })))
-    })
-  )
-  return { times, layer: Layer.succeed(HttpClient.HttpClient, client) }
+  const stub = stubClient((i, now) => {
+    const reply = replies[Math.min(i, replies.length - 1)]!
+    if (reply.status === "reset") return { transport: Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }) }
+    const headers: Record<string, string> = { "content-type": "application/json" }
+    const ra = reply.retryAfter
+    if (ra !== undefined) {
+      if (ra.form === "seconds") headers["retry-after"] = String(ra.n)
+      if (ra.form === "ms" || ra.form === "both") headers["retry-after-ms"] = String(ra.n)
+      if (ra.form === "both") headers["retry-after"] = "999"
+      if (ra.form === "date") headers["retry-after"] = new Date(now + ra.n * 1000).toUTCString()
+    }
+    if (reply.shouldRetry !== undefined) headers["x-should-retry"] = String(reply.shouldRetry)
+    return { status: reply.status, body: reply.status < 300 ? completion : errorBody("no", "t"), headers }
+  })
+  return { times: stub.times, layer: stub.layer }
 }
 
 /** Runs the call under TestClock, jumping to each next scheduled wake-up until it ends. */

@@ -6,7 +6,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { ChatClient, JsonParser, Structured } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
-import { stubClient, type StubReply } from "./helpers.js"
+import { completionReply, stubClient, type StubReply } from "./helpers.js"
 
 // The object MockServer's JSON-content mode builds from a prompt.
 const Answer = Schema.Struct({
@@ -18,14 +18,7 @@ const Answer = Schema.Struct({
 })
 const request = { model: "gpt-4.1-mini", messages: [{ role: "user" as const, content: "Summarise the refund policy for damaged items" }] }
 
-const completionWith = (content: string): StubReply => ({
-  status: 200,
-  body: JSON.stringify({
-    id: "c", object: "chat.completion", created: 1, model: "m",
-    choices: [{ index: 0, message: { role: "assistant", content, refusal: null }, finish_reason: "stop", logprobs: null }],
-    usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }
-  })
-})
+const completionWith = (content: string): StubReply => completionReply({ content, model: "m" })
 
 describe("Structured.generate against MockServer's JSON-content modes", () => {
   for (const [mode, options] of [

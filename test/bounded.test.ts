@@ -3,8 +3,7 @@
  * TestClock: the byte count, the event cap, the stream deadlines, a body cut after its whole JSON.
  * test/hostile/bounded.test.ts runs the same faults over real sockets, on both transports.
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -16,19 +15,10 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { ChatClient } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
-import { stubClient } from "./helpers.js"
+import { chunkEvent as chunk, completion as fixture, stubClient } from "./helpers.js"
 
 const request: ChatSchema.ChatCompletionRequest = { model: "gpt-4.1-mini", messages: [{ role: "user", content: "hi" }] }
-const completion = JSON.stringify({
-  id: "chatcmpl-1",
-  object: "chat.completion",
-  created: 1,
-  model: "gpt-4.1-mini",
-  choices: [{ index: 0, message: { role: "assistant", content: "whole", refusal: null }, finish_reason: "stop", logprobs: null }],
-  usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }
-})
-const chunk = (content: string) =>
-  `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`
+const completion = JSON.stringify(fixture({ content: "whole", usage: { prompt_tokens: 5, completion_tokens: 2 } }))
 
 /** Lets real I/O (the stub's body) make progress until `check` holds. */
 const until = (check: () => boolean) =>
@@ -36,37 +26,6 @@ const until = (check: () => boolean) =>
     for (let i = 0; i < 1000 && !check(); i++) yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
     if (!check()) throw new Error("condition never held")
   })
-
-type Reply = {
-  readonly status?: number
-  readonly headers?: Record<string, string>
-  readonly parts: ReadonlyArray<string>
-  /** After the parts: the end (default), nothing until aborted, or a broken connection. */
-  readonly then?: "end" | "hang" | "reset"
-}
-
-/** Answers every request with `reply`: its parts as separate body pieces, then `then`. */
-const stub = (reply: Reply) => {
-  let n = 0
-  const client = HttpClient.make((req, _url, signal) => {
-    n++
-    let next = 0
-    // One part per read, then the end: an error raised at once would drop the parts still queued.
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        signal.addEventListener("abort", () => controller.error(new Error("aborted")), { once: true })
-      },
-      pull(controller) {
-        if (next < reply.parts.length) return controller.enqueue(new TextEncoder().encode(reply.parts[next++]))
-        if (reply.then === "reset") return controller.error(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }))
-        if (reply.then !== "hang") return controller.close()
-        return new Promise<void>(() => {})
-      }
-    })
-    return Effect.succeed(HttpClientResponse.fromWeb(req, new Response(body, { status: reply.status ?? 200, headers: reply.headers ?? { "content-type": "text/event-stream" } })))
-  })
-  return { layer: Layer.succeed(HttpClient.HttpClient, client), count: () => n }
-}
 
 /** The client over `layer`, alive for the test's scope. */
 const client = (layer: Layer.Layer<HttpClient.HttpClient>, options: ChatClient.Overrides = {}) =>
@@ -126,7 +85,7 @@ describe("maxResponseBytes (stub HttpClient)", () => {
 describe("a body cut after its whole answer (stub HttpClient)", () => {
   it.scoped("13.16 a chunked 200 whose JSON arrived whole before the connection broke is used: one request", () =>
     Effect.gen(function* () {
-      const s = stub({ headers: { "content-type": "application/json" }, parts: [completion.slice(0, 40), completion.slice(40)], then: "reset" })
+      const s = stubClient([{ status: 200, headers: { "content-type": "application/json" }, body: [completion.slice(0, 40), completion.slice(40)], then: "reset" }])
       const answer = yield* (yield* client(s.layer)).create(request)
       expect(answer.choices[0]?.message.content).toBe("whole")
       expect(s.count()).toBe(1)
@@ -135,7 +94,7 @@ describe("a body cut after its whole answer (stub HttpClient)", () => {
   // Live: the retries' backoff (1 ms) runs on the real clock.
   it.scopedLive("13.16 one cut inside its JSON is the transport failure, retried", () =>
     Effect.gen(function* () {
-      const s = stub({ headers: { "content-type": "application/json" }, parts: [completion.slice(0, 40)], then: "reset" })
+      const s = stubClient([{ status: 200, headers: { "content-type": "application/json" }, body: [completion.slice(0, 40)], then: "reset" }])
       const error = yield* Effect.flip((yield* client(s.layer, { retry: { maxRetries: 2, initialDelay: "1 millis" } })).create(request))
       expect(error).toMatchObject({ _tag: "TransportError", attempts: 3 })
       expect(s.count()).toBe(3)
@@ -145,7 +104,7 @@ describe("a body cut after its whole answer (stub HttpClient)", () => {
 describe("bounded streams (stub HttpClient, TestClock)", () => {
   it.scoped("13.8 keep-alive comments before any event do not stop the attempt timeout", () =>
     Effect.gen(function* () {
-      const s = stub({ parts: [": keep-alive\n\n", "\n", ": keep-alive\n\n"], then: "hang" })
+      const s = stubClient([{ status: 200, body: [": keep-alive\n\n", "\n", ": keep-alive\n\n"], then: "hang" }])
       const chat = yield* client(s.layer, { timeout: "10 seconds", idleTimeout: "30 seconds", retry: { maxRetries: 0 } })
       const fiber = yield* Effect.fork(Effect.flip(Stream.runDrain(chat.stream(request))))
       yield* until(() => s.count() === 1)
@@ -157,7 +116,7 @@ describe("bounded streams (stub HttpClient, TestClock)", () => {
 
   it.scoped("13.8 totalTimeout bounds a stream after its first chunk: TimeoutError{phase: total}", () =>
     Effect.gen(function* () {
-      const s = stub({ parts: [chunk("a")], then: "hang" })
+      const s = stubClient([{ status: 200, body: [chunk("a")], then: "hang" }])
       const chat = yield* client(s.layer, { idleTimeout: "30 seconds", retry: { totalTimeout: "5 seconds" } })
       const seen: Array<string> = []
       const fiber = yield* Effect.fork(Effect.flip(Stream.runForEach(chat.stream(request), (c) => Effect.sync(() => { seen.push(c.choices[0]!.delta.content ?? "") }))))
@@ -169,7 +128,7 @@ describe("bounded streams (stub HttpClient, TestClock)", () => {
 
   it.scoped("13.8 one event past maxEventBytes ends the stream with a final EVENT_TOO_LARGE; smaller ones pass", () =>
     Effect.gen(function* () {
-      const s = stub({ parts: [chunk("a"), "data: " + "x".repeat(20_000), "x".repeat(20_000)], then: "hang" })
+      const s = stubClient([{ status: 200, body: [chunk("a"), "data: " + "x".repeat(20_000), "x".repeat(20_000)], then: "hang" }])
       const seen: Array<string> = []
       const error = yield* Effect.flip(
         Stream.runForEach((yield* client(s.layer, { maxEventBytes: 16_384 })).stream(request), (c) => Effect.sync(() => { seen.push(c.choices[0]!.delta.content ?? "") }))
@@ -177,7 +136,7 @@ describe("bounded streams (stub HttpClient, TestClock)", () => {
       expect(error).toMatchObject({ _tag: "TransportError", code: "EVENT_TOO_LARGE" })
       expect(error.message).toContain("maxEventBytes")
       expect(seen).toEqual(["a"])
-      const first = stub({ parts: ["data: " + "x".repeat(20_000)], then: "hang" })
+      const first = stubClient([{ status: 200, body: ["data: " + "x".repeat(20_000)], then: "hang" }])
       const early = yield* Effect.flip(Stream.runDrain((yield* client(first.layer, { maxEventBytes: 16_384 })).stream(request)))
       expect(early).toMatchObject({ _tag: "TransportError", code: "EVENT_TOO_LARGE", attempts: 1 })
       expect(first.count()).toBe(1) // final: not retried
@@ -185,7 +144,7 @@ describe("bounded streams (stub HttpClient, TestClock)", () => {
 
   it.scoped("13.8 a stream past maxResponseBytes ends with RESPONSE_TOO_LARGE", () =>
     Effect.gen(function* () {
-      const s = stub({ parts: Array.from({ length: 100 }, () => chunk("x".repeat(100))), then: "hang" })
+      const s = stubClient([{ status: 200, body: Array.from({ length: 100 }, () => chunk("x".repeat(100))), then: "hang" }])
       const error = yield* Effect.flip(Stream.runDrain((yield* client(s.layer, { maxResponseBytes: 5_000 })).stream(request)))
       expect(error).toMatchObject({ _tag: "TransportError", code: "RESPONSE_TOO_LARGE" })
     }))

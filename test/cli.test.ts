@@ -5,6 +5,7 @@ import { MockServer } from "../src/testing/index.js"
 import { spawn, spawnSync } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
+import { sharedRun } from "./helpers.js"
 
 const cli = fileURLToPath(new URL("../dist/bin/shepherd.js", import.meta.url))
 
@@ -52,13 +53,23 @@ describe("shepherd mock", () => {
   })
 })
 
-describe("shepherd demo", () => {
-  it("runs the whole story against the embedded mock server: the table, 50 documents with costs, one answer", () => {
+describe("shepherd demo: the whole story against the embedded mock server", () => {
+  const demo = sharedRun(Effect.sync(() => {
     const result = run(["demo"])
+    const lines = result.stdout.split("\n")
+    const rows = lines.filter((line) => /^\s+(sequential|\d+)\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+[\d.]+x$/.test(line))
+    return { result, lines, rows }
+  }), 120_000)
+
+  it("exits 0 with nothing on stderr, and says it runs against the embedded mock server", () => {
+    const { result } = demo()
     expect(result.stderr).toBe("")
     expect(result.status).toBe(0)
     expect(result.stdout).toContain("embedded mock server")
-    const rows = result.stdout.split("\n").filter((line) => /^\s+(sequential|\d+)\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+[\d.]+x$/.test(line))
+  })
+
+  it("the table: sequential, 10, 20, 50 concurrent; every request counted; 50 at once is over 5x faster than one at a time", () => {
+    const { result, rows } = demo()
     expect(rows.map((r) => r.trim().split(/\s+/)[0])).toEqual(["sequential", "10", "20", "50"])
     for (const row of rows) {
       const [, requests, ok, failed] = row.trim().split(/\s+/).map(Number)
@@ -67,9 +78,11 @@ describe("shepherd demo", () => {
     const speedUp = Number(rows[3]!.trim().split(/\s+/).at(-1)!.slice(0, -1))
     expect(speedUp).toBeGreaterThan(5) // 50 concurrent calls against one at a time
     expect(result.stdout).toMatch(/\d+ retries absorbed/)
-    // The failures are explained by what happened: the count matches the table, and each kind says why.
+  })
+
+  it("the failures are explained by what happened: the count matches the table, and each kind says why", () => {
+    const { result, lines, rows } = demo()
     const failedInTable = rows.reduce((sum, row) => sum + Number(row.trim().split(/\s+/)[3]), 0)
-    const lines = result.stdout.split("\n")
     const kinds = lines.filter((line) => /^ {2}\w+Error( \d+| \(\w+\))? x\d+: /.test(line))
     if (failedInTable === 0) expect(kinds).toEqual([])
     else {
@@ -81,21 +94,33 @@ describe("shepherd demo", () => {
         else expect(line).toMatch(/the retries ran out|after \d+ attempts/)
       }
     }
+  })
+
+  it("the 50 documents: analysed (over 40 of them), with their cost", () => {
+    const { result } = demo()
     const analysed = /(\d+) of 50 documents analysed/.exec(result.stdout)
     expect(Number(analysed?.[1])).toBeGreaterThan(40)
     expect(result.stdout).toContain("analysed 50/50 documents")
     expect(result.stdout).toMatch(/cost: \d+ prompt \+ \d+ completion tokens = \$\d+\.\d{6}/)
-    // How the JSON was read, each kind named once.
-    const recovered = lines.find((line) => line.startsWith("The answers' JSON: "))!
+  })
+
+  it("how the answers' JSON was read: each kind named once", () => {
+    const recovered = demo().lines.find((line) => line.startsWith("The answers' JSON: "))!
     expect(recovered).toMatch(/\d+ repaired \(prose around it, trailing commas\)/)
     expect(recovered.match(/repaired/g)).toHaveLength(1)
-    // The example analysis reads as sentences: a summary of two, key points of one each.
+  })
+
+  it("the example analysis reads as sentences: a summary of two, key points of one each", () => {
+    const { lines } = demo()
     const summary = lines.find((line) => line.startsWith("  summary: "))!.slice("  summary: ".length)
     expect(summary).toMatch(/^[A-Z][^.]+\. [A-Z][^]+\.$/)
     const keyPoints = lines.filter((line) => line.startsWith("    - "))
     expect(keyPoints.length).toBeGreaterThanOrEqual(2)
     for (const point of keyPoints) expect(point).toMatch(/^ {4}- [A-Z].*\.$/)
-    // Five ranked sources, best first, scores all different; the answer cites the best one.
+  })
+
+  it("the answer: five ranked sources, best first, scores all different; the answer cites the best one", () => {
+    const { result, lines } = demo()
     const sources = lines.filter((line) => /^ {2}kb-\d+ {2}score +[\d.]+ {2}\S/.test(line)).map((line) => {
       const [, id, score, title] = /^ {2}(kb-\d+) {2}score +([\d.]+) {2}(.+)$/.exec(line)!
       return { id: id!, score: Number(score), title: title! }
@@ -105,7 +130,7 @@ describe("shepherd demo", () => {
     expect(new Set(sources.map((s) => s.score)).size).toBe(5)
     for (let i = 1; i < sources.length; i++) expect(sources[i]!.score).toBeLessThan(sources[i - 1]!.score)
     expect(result.stdout).toContain(`answer: Refunds for damaged items are paid within three working days of the return reaching our warehouse [${sources[0]!.id}].`)
-  }, 120_000)
+  })
 })
 
 describe("shepherd demo against a provider", () => {

@@ -16,6 +16,7 @@ import { Batch, ChatClient, ChatError } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import * as ExitStatus from "../src/cli/exitStatus.js"
 import { cli, inputLines, KEY, readOut, runToEnd, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
+import { completion } from "./helpers.js"
 import * as Hostile from "./hostile/server.js"
 
 /** A loopback port nothing listens on. */
@@ -75,6 +76,16 @@ const onTerminal = (args: ReadonlyArray<string>, env: Record<string, string> = {
 const frames = (screen: string) =>
   [...screen.replace(ANSI, "\n").matchAll(/(\d+)\/(\d+) \| [\d.]+ req\/s \| ETA (\S+) \| \S+ tokens \| (\$[\d.]+) \| \d+ errors/g)]
     .map((m) => ({ done: Number(m[1]), total: Number(m[2]), eta: m[3]!, cost: m[4]! }))
+
+/** `shepherd run --help` with stdout a pipe: one process, read by the tests of 14.3 and 14.4. */
+let help: Promise<string> | undefined
+const helpOutput = () =>
+  help ??= new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, [cli, "run", "--help"], { stdio: ["ignore", "pipe", "pipe"] })
+    let text = ""
+    child.stdout.setEncoding("utf8").on("data", (c: string) => { text += c })
+    child.once("exit", () => resolve(text))
+  })
 
 describe("14.3 shepherd run exits honestly and stops early when nothing can work", () => {
   it("14.3 --help and docs/batch.md state the exit status contract: 0, 1, 2, 130", async () => {
@@ -218,7 +229,7 @@ describe("14.3 Batch.run stops when nothing can work", () => {
           calls.n++
           return answerFirst && calls.n === 1
             ? Effect.succeed({
-              completion: { id: "c", object: "chat.completion" as const, created: 0, model: "m", choices: [] },
+              completion: completion({ model: "m" }),
               requestId: undefined,
               status: 200,
               attempts: 1,
@@ -270,14 +281,6 @@ describe("14.3 Batch.run stops when nothing can work", () => {
   })
 })
 
-/** `shepherd run --help` with stdout a pipe. */
-const helpOutput = () =>
-  new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, [cli, "run", "--help"], { stdio: ["ignore", "pipe", "pipe"] })
-    let text = ""
-    child.stdout.setEncoding("utf8").on("data", (c: string) => { text += c })
-    child.once("exit", () => resolve(text))
-  })
 
 describe("14.4 messages and help", () => {
   it("14.4 run --help: the usage says shepherd run, every option shows its default, no filler, no ANSI escapes in a pipe", async () => {

@@ -9,14 +9,15 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { MockServer } from "../src/testing/index.js"
 import { cli, inputLines, KEY, questionOf, readOut, runToEnd, start, tmp, waitFor, writeInput } from "./cliHelpers.js"
-import { batchValidatorFor, validatorFor } from "./helpers.js"
+import { batchValidatorFor, sharedRun, validatorFor } from "./helpers.js"
 
 const validOutput = batchValidatorFor("BatchRequestOutput")
 const validInput = batchValidatorFor("BatchRequestInput")
 
 describe("shepherd run", () => {
-  it.scopedLive("writes exactly one spec-valid output line per custom_id, chat and embeddings, and a summary that matches the server", () =>
-    Effect.gen(function* () {
+  describe("one run of 120 requests (chat and embeddings) with 15% faults: 429, 503, 400", () => {
+    const lines = inputLines(120)
+    const run = sharedRun(Effect.gen(function* () {
       const mock = yield* MockServer.make({
         apiKey: KEY,
         seed: 7,
@@ -24,17 +25,33 @@ describe("shepherd run", () => {
         faults: [{ type: "rate_limit", retryAfterMillis: 5 }, { type: "server_error", status: 503 }, { type: "bad_request" }]
       })
       const dir = tmp()
-      const lines = inputLines(120)
-      for (const line of lines) expect(validInput(JSON.parse(line))).toBeUndefined()
       const input = writeInput(dir, lines)
       const out = Path.join(dir, "out.jsonl")
       const summaryPath = Path.join(dir, "summary.json")
       const metricsPath = Path.join(dir, "metrics.json")
       const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--concurrency", "8", "--summary", summaryPath, "--metrics", metricsPath, "--no-progress"], { OPENAI_API_KEY: KEY })
-      expect(ended.code).toBe(0)
-      const written = readOut(out)
+      return {
+        ended,
+        out,
+        written: readOut(out),
+        journal: yield* mock.journal,
+        summaryText: Fs.readFileSync(summaryPath, "utf8"),
+        metricsText: Fs.readFileSync(metricsPath, "utf8")
+      }
+    }))
+
+    it("the input lines are valid BatchRequestInput lines", () => {
+      for (const line of lines) expect(validInput(JSON.parse(line))).toBeUndefined()
+    })
+
+    it("exits 0 having written exactly one output line per custom_id", () => {
+      const { ended, written } = run()
+      expect(ended.code, ended.stderr).toBe(0)
       expect(written.map((l) => l.custom_id).sort()).toEqual(lines.map((_, i) => `r${i}`).sort())
-      for (const line of written) {
+    })
+
+    it("every output line is a spec-valid BatchRequestOutput, and each 200 body a spec-valid chat completion or embeddings response", () => {
+      for (const line of run().written) {
         expect(validOutput(line)).toBeUndefined()
         const i = Number(line.custom_id.slice(1))
         if (line.response?.status_code === 200) {
@@ -42,27 +59,38 @@ describe("shepherd run", () => {
           expect(validatorFor(schema)(line.response.body)).toBeUndefined()
         }
       }
-      // The 400s are final and written as OpenAI writes an error answer.
-      const rejected = written.filter((l) => l.response?.status_code === 400)
+    })
+
+    it("the 400s are final and written as OpenAI writes an error answer", () => {
+      const rejected = run().written.filter((l) => l.response?.status_code === 400)
       expect(rejected.length).toBeGreaterThan(0)
       for (const l of rejected) expect(l.response!.body).toMatchObject({ error: { type: "invalid_request_error" } })
+    })
 
-      const journal = yield* mock.journal
-      const summary = JSON.parse(Fs.readFileSync(summaryPath, "utf8"))
+    it("the summary (file and last line) matches the server: totals, successes, 429s, retries", () => {
+      const { ended, journal, summaryText, written } = run()
+      const summary = JSON.parse(summaryText)
       expect(summary).toMatchObject({ total: 120, written: 120, remaining: 0, stoppedBy: null })
       expect(summary.succeeded).toBe(written.filter((l) => l.response?.status_code === 200).length)
       expect(summary.rateLimited).toBe(journal.filter((e) => e.status === 429).length)
       expect(summary.retries).toBe(journal.length - 120)
       expect(ended.stderr).toContain("shepherd run: 120 outcomes written")
-      // --metrics: the process's shepherd_* metrics agree with the server
-      const { metrics } = JSON.parse(Fs.readFileSync(metricsPath, "utf8")) as { metrics: Array<{ name: string; labels: Record<string, string>; value: { count: number } }> }
+    })
+
+    it("--metrics: the process's shepherd_* metrics agree with the server", () => {
+      const { journal, metricsText, summaryText } = run()
+      const { metrics } = JSON.parse(metricsText) as { metrics: Array<{ name: string; labels: Record<string, string>; value: { count: number } }> }
       const total = (name: string) => metrics.filter((m) => m.name === name).reduce((sum, m) => sum + m.value.count, 0)
       expect(total("shepherd_requests_total")).toBe(120)
       expect(total("shepherd_attempts_total")).toBe(journal.length)
-      expect(total("shepherd_rate_limited_total")).toBe(summary.rateLimited)
-      // The key went to the server and nowhere else.
-      for (const text of [Fs.readFileSync(out, "utf8"), Fs.readFileSync(summaryPath, "utf8"), Fs.readFileSync(metricsPath, "utf8"), ended.stderr]) expect(text).not.toContain(KEY)
-    }))
+      expect(total("shepherd_rate_limited_total")).toBe(JSON.parse(summaryText).rateLimited)
+    })
+
+    it("the key went to the server and nowhere else: not in the output, the summary, the metrics or the messages", () => {
+      const { ended, out, metricsText, summaryText } = run()
+      for (const text of [Fs.readFileSync(out, "utf8"), summaryText, metricsText, ended.stderr]) expect(text).not.toContain(KEY)
+    })
+  })
 
   it.scopedLive("reports every invalid line with its number and sends nothing (exit 2); --skip-invalid sends the valid ones", () =>
     Effect.gen(function* () {

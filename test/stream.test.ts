@@ -1,6 +1,4 @@
 /** ChatClient.stream over a stub HttpClient, time on TestClock. */
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -11,6 +9,7 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { ChatClient, ChatSchema } from "../src/index.js"
+import { chunkEvent as chunk, errorBody, stubClient, type StubReply } from "./helpers.js"
 
 /** Lets real I/O (the stub's body) make progress until `check` holds. */
 const until = (check: () => boolean) =>
@@ -22,26 +21,10 @@ const liveClock = Clock.make()
 
 const request: ChatSchema.ChatCompletionRequest = { model: "gpt-4.1-mini", messages: [{ role: "user", content: "hi" }] }
 
-const chunk = (content: string, finish: string | null = null) =>
-  `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`
-
-type Reply = { readonly status: number; readonly headers?: Record<string, string>; readonly parts: ReadonlyArray<string>; readonly thenHang?: boolean }
-
-/** A client answering each request with the next reply: its parts as separate body pieces, then the end (or nothing, `thenHang`). */
-const stub = (replies: ReadonlyArray<Reply>) => {
-  let n = 0
-  const client = HttpClient.make((req, _url, signal) => {
-    const reply = replies[Math.min(n++, replies.length - 1)]!
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        for (const part of reply.parts) controller.enqueue(new TextEncoder().encode(part))
-        if (reply.thenHang !== true) controller.close()
-        signal.addEventListener("abort", () => controller.error(new Error("aborted")), { once: true })
-      }
-    })
-    return Effect.succeed(HttpClientResponse.fromWeb(req, new Response(body, { status: reply.status, headers: reply.headers ?? { "content-type": "text/event-stream" } })))
-  })
-  return { layer: ChatClient.layerWithoutHttpClient({ baseUrl: "http://stub.test/v1", retry: { initialDelay: "1 second" } }).pipe(Layer.provide(Layer.succeed(HttpClient.HttpClient, client))), count: () => n }
+/** A client over a stub answering each request with the next reply (its body parts as separate pieces). */
+const stub = (replies: ReadonlyArray<StubReply>) => {
+  const s = stubClient(replies)
+  return { layer: ChatClient.layerWithoutHttpClient({ baseUrl: "http://stub.test/v1", retry: { initialDelay: "1 second" } }).pipe(Layer.provide(s.layer)), count: s.count }
 }
 
 /** The client, alive for the test's scope (its deadline manager runs in the layer's scope). */
@@ -50,7 +33,7 @@ const client = (s: ReturnType<typeof stub>) => Effect.map(Layer.build(s.layer), 
 describe("ChatClient.stream (stub)", () => {
   it.scoped("comments, keep-alives and [DONE]: the chunks in order, then the end", () =>
     Effect.gen(function* () {
-      const s = stub([{ status: 200, parts: [": hello\n\n", chunk("Hel"), chunk("lo", "stop").slice(0, 20), chunk("lo", "stop").slice(20), "data: [DONE]\n\n", chunk("never")] }])
+      const s = stub([{ status: 200, body: [": hello\n\n", chunk("Hel"), chunk("lo", "stop").slice(0, 20), chunk("lo", "stop").slice(20), "data: [DONE]\n\n", chunk("never")] }])
       const chat = yield* client(s)
       const chunks = Chunk.toArray(yield* Stream.runCollect(chat.stream(request)))
       expect(ChatSchema.accumulate(chunks).choices[0]!.message.content).toBe("Hello")
@@ -59,7 +42,7 @@ describe("ChatClient.stream (stub)", () => {
 
   it.scoped("a 503 before the first chunk is retried after the backoff; the idle timeout ends a stalled stream (TestClock)", () =>
     Effect.gen(function* () {
-      const s = stub([{ status: 503, headers: { "content-type": "text/html" }, parts: ["<html>busy</html>"] }, { status: 200, parts: [chunk("a"), chunk("b")], thenHang: true }])
+      const s = stub([{ status: 503, headers: { "content-type": "text/html" }, body: ["<html>busy</html>"] }, { status: 200, body: [chunk("a"), chunk("b")], then: "hang" }])
       const chat = yield* client(s)
       const seen: Array<string> = []
       const fiber = yield* Effect.fork(Effect.flip(Stream.runForEach(chat.stream(request), (c) => Effect.sync(() => { seen.push(c.choices[0]!.delta.content ?? "") }))))
@@ -77,21 +60,21 @@ describe("ChatClient.stream (stub)", () => {
 
   it.scoped("a body that ends before [DONE] with no finished choice is a TransportError; with one, a normal end", () =>
     Effect.gen(function* () {
-      const cut = stub([{ status: 200, parts: [chunk("a")] }])
+      const cut = stub([{ status: 200, body: [chunk("a")] }])
       const error = yield* Effect.flip(Stream.runDrain((yield* client(cut)).stream(request)))
       expect(error).toMatchObject({ _tag: "TransportError", code: "STREAM_ENDED_EARLY" })
-      const finished = stub([{ status: 200, parts: [chunk("a", "stop")] }])
+      const finished = stub([{ status: 200, body: [chunk("a", "stop")] }])
       const chunks = yield* Stream.runCollect((yield* client(finished)).stream(request))
       expect(chunks.length).toBe(1)
     }))
 
   it.scoped("a 400 is final and typed; an event that is not a chunk is a ResponseDecodeError", () =>
     Effect.gen(function* () {
-      const bad = stub([{ status: 400, headers: { "content-type": "application/json" }, parts: [JSON.stringify({ error: { message: "bad", type: "invalid_request_error", param: null, code: null } })] }])
+      const bad = stub([{ status: 400, headers: { "content-type": "application/json" }, body: [errorBody("bad")] }])
       const e1 = yield* Effect.flip(Stream.runDrain((yield* client(bad)).stream(request)))
       expect(e1).toMatchObject({ _tag: "ApiError", status: 400, type: "invalid_request_error" })
       expect(bad.count()).toBe(1)
-      const odd = stub([{ status: 200, parts: [chunk("a"), "data: {\"unexpected\": true}\n\n"] }])
+      const odd = stub([{ status: 200, body: [chunk("a"), "data: {\"unexpected\": true}\n\n"] }])
       const e2 = yield* Effect.flip(Stream.runDrain((yield* client(odd)).stream(request)))
       expect(e2._tag).toBe("ResponseDecodeError")
     }))

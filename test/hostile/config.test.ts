@@ -21,15 +21,11 @@ import { Budget, ChatClient, Json, JsonParser, Pricing, RateLimit, RetryPolicy }
 import type { ChatSchema } from "../../src/index.js"
 import { MockServer } from "../../src/testing/index.js"
 import { KEY, runToEnd, tmp, writeInput } from "../cliHelpers.js"
-import { stubClient } from "../helpers.js"
+import { completion as fixture, stubClient } from "../helpers.js"
 
 const PROTOTYPE_NAMES = Object.getOwnPropertyNames(Object.prototype)
 
-const completion = JSON.stringify({
-  id: "c", object: "chat.completion", created: 1, model: "gpt-4.1-mini",
-  choices: [{ index: 0, message: { role: "assistant", content: "ok", refusal: null }, finish_reason: "stop", logprobs: null }],
-  usage: { prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 }
-})
+const completion = JSON.stringify(fixture({ usage: { prompt_tokens: 8, completion_tokens: 2 } }))
 const ok = { status: 200, body: completion } as const
 const request: ChatSchema.ChatCompletionRequest = { model: "gpt-4.1-mini", messages: [{ role: "user", content: "hi" }], max_tokens: 10 }
 

@@ -1,48 +1,19 @@
 /**
  * `shepherd run`'s files under hostile conditions (issue 13, D.12-D.17): an --out that names another
- * file, two runs on one --out, kill -9, a full disk, ids that differ only in a lone surrogate, a BOM.
+ * file, two runs on one --out, kill -9, ids that differ only in a lone surrogate, a BOM. A full disk
+ * and a line too long to read: test/hostile/disk.test.ts.
  * The built CLI runs in child processes against a MockServer in this process (its journal counts
  * what was sent).
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { MockServer } from "../../src/testing/index.js"
 import { inputLines, questionOf, readOut, runToEnd, start, tmp, waitFor, writeInput } from "../cliHelpers.js"
-
-const args = (input: string, out: string, url: string, ...more: Array<string>) => [input, "--out", out, "--base-url", url, "--no-progress", ...more]
-
-/** Every line of a file is a whole JSON line, and the file ends with a newline (or is empty). */
-const wholeLines = (path: string): Array<string> => {
-  const text = Fs.readFileSync(path, "utf8")
-  if (text !== "") expect(text.endsWith("\n")).toBe(true)
-  const lines = text.split("\n").filter((l) => l !== "")
-  for (const line of lines) expect(() => JSON.parse(line)).not.toThrow()
-  return lines
-}
-
-const noStackTrace = (stderr: string) => {
-  expect(stderr).not.toMatch(/^\s+at /m)
-  expect(stderr).not.toContain("RangeError")
-}
-
-/** Whether this process may mount a tmpfs (root in a container that allows it). */
-const canMount = (() => {
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "shepherd-mount-probe-"))
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir], { stdio: "ignore" })
-    execFileSync("umount", [dir], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  } finally {
-    Fs.rmSync(dir, { recursive: true, force: true })
-  }
-})()
-if (!canMount) console.warn("files.test.ts: cannot mount a tmpfs here (needs root): the 200 KB full-disk test is skipped")
+import { sharedRun } from "../helpers.js"
+import { args, noStackTrace, wholeLines } from "./files.js"
 
 // Each test starts several CLI processes (a few seconds each on a loaded 2-core machine).
 describe("shepherd run: its files", { timeout: 180_000 }, () => {
@@ -54,12 +25,14 @@ describe("shepherd run: its files", { timeout: 180_000 }, () => {
       const before = Fs.readFileSync(input, "utf8")
       const link = Path.join(dir, "link.jsonl")
       Fs.symlinkSync(input, link)
-      for (const out of [input, link]) {
-        const ended = yield* runToEnd(args(input, out, mock.url))
+      // At once: each refusal is its own process.
+      const outs = [input, link]
+      const results = yield* Effect.all(outs.map((out) => runToEnd(args(input, out, mock.url))), { concurrency: "unbounded" })
+      results.forEach((ended, i) => {
         expect(ended.code).toBe(2)
-        expect(ended.stderr).toContain(`the input ${input} and --out ${out} are the same file`)
+        expect(ended.stderr).toContain(`the input ${input} and --out ${outs[i]} are the same file`)
         noStackTrace(ended.stderr)
-      }
+      })
       expect(Fs.readFileSync(input, "utf8")).toBe(before)
       expect(yield* mock.journal).toHaveLength(0)
       expect(Fs.readdirSync(dir).sort()).toEqual(["in.jsonl", "link.jsonl"])
@@ -98,11 +71,12 @@ describe("shepherd run: its files", { timeout: 180_000 }, () => {
         [["--summary", Path.join(dir, "s.json"), "--metrics", Path.join(dir, "s.json")], "are the same file"],
         [["--summary", input], `the input ${input} and --summary ${input} are the same file`]
       ]
-      for (const [more, message] of cases) {
-        const ended = yield* runToEnd(args(input, out, mock.url, ...more))
+      // At once: each refusal is its own process, refused before it reads or writes anything.
+      const results = yield* Effect.all(cases.map(([more]) => runToEnd(args(input, out, mock.url, ...more))), { concurrency: "unbounded" })
+      results.forEach((ended, i) => {
         expect(ended.code).toBe(2)
-        expect(ended.stderr).toContain(message)
-      }
+        expect(ended.stderr).toContain(cases[i]![1])
+      })
       expect(Fs.readFileSync(out, "utf8")).toBe(outcomes)
       expect(yield* mock.journal).toHaveLength(20)
     }))
@@ -161,152 +135,67 @@ describe("shepherd run: its files", { timeout: 180_000 }, () => {
       expect(Fs.existsSync(`${out}.lock`)).toBe(false)
     }))
 
-  it.scopedLive("13.13 the lock is held during the run and removed on every exit: success, refusal (2), budget stop (1), SIGINT, SIGTERM", () =>
-    Effect.gen(function* () {
-      const mock = yield* MockServer.make({ latency: "30 millis" })
-      const dir = tmp()
-      const input = writeInput(dir, inputLines(200))
-      const lockOf = (out: string) => `${out}.lock`
-      // The pid in the lock once it is written (it is created empty, then written).
-      const holder = (out: string) =>
-        Effect.sync(() => {
-          try {
-            return (JSON.parse(Fs.readFileSync(lockOf(out), "utf8")) as { pid: number }).pid
-          } catch {
-            return undefined
-          }
-        })
+  describe("13.13 the lock is held during the run and removed on every exit", () => {
+    const server = sharedRun(MockServer.make({ latency: "30 millis" }))
+    const lockOf = (out: string) => `${out}.lock`
+    // The pid in the lock once it is written (it is created empty, then written).
+    const holder = (out: string) =>
+      Effect.sync(() => {
+        try {
+          return (JSON.parse(Fs.readFileSync(lockOf(out), "utf8")) as { pid: number }).pid
+        } catch {
+          return undefined
+        }
+      })
+    /** Nothing left behind in `dir`: no lock, no temporary file. */
+    const clean = (dir: string) => expect(Fs.readdirSync(dir).filter((name) => name.endsWith(".lock") || name.endsWith(".tmp"))).toEqual([])
 
-      // success
-      const okOut = Path.join(dir, "ok.jsonl")
-      const ok = start(args(writeInput(tmp(), inputLines(40)), okOut, mock.url, "--concurrency", "2"))
-      expect(yield* waitFor(holder(okOut), "the lock")).toBe(ok.child.pid)
-      expect((yield* ok.ended).code).toBe(0)
-      expect(Fs.existsSync(lockOf(okOut))).toBe(false)
-
-      // refusal after the lock was taken: an invalid input line
-      const badDir = tmp()
-      const bad = writeInput(badDir, [...inputLines(3), "{not json"])
-      const badOut = Path.join(badDir, "out.jsonl")
-      const refused = yield* runToEnd(args(bad, badOut, mock.url))
-      expect(refused.code).toBe(2)
-      expect(Fs.readdirSync(badDir).sort()).toEqual(["in.jsonl"])
-
-      // stopped by the budget: exit 1
-      const budgetOut = Path.join(dir, "budget.jsonl")
-      const budget = start(args(input, budgetOut, mock.url, "--concurrency", "2", "--budget-usd", "0.002"))
-      expect(yield* waitFor(holder(budgetOut), "the lock")).toBe(budget.child.pid)
-      expect((yield* budget.ended).code).toBe(1)
-      expect(Fs.existsSync(lockOf(budgetOut))).toBe(false)
-
-      for (const signal of ["SIGINT", "SIGTERM"] as const) {
-        const out = Path.join(dir, `${signal}.jsonl`)
-        const run = start(args(input, out, mock.url, "--concurrency", "2"))
-        expect(yield* waitFor(holder(out), "the lock")).toBe(run.child.pid)
-        yield* waitFor(Effect.sync(() => (readOut(out).length >= 4 ? true : undefined)), "4 lines")
-        run.child.kill(signal)
-        expect((yield* run.ended).code).toBe(130)
-        expect(Fs.existsSync(lockOf(out))).toBe(false)
-      }
-      expect(Fs.readdirSync(dir).filter((name) => name.endsWith(".lock") || name.endsWith(".tmp"))).toEqual([])
-    }), 180_000)
-
-  it.scopedLive("13.14 --out /dev/full (ENOSPC on every write): sending stops at once; the summary and exit status name ENOSPC; no stack trace", () =>
-    Effect.gen(function* () {
-      const mock = yield* MockServer.make({ latency: "10 millis" })
-      const dir = tmp()
-      const input = writeInput(dir, inputLines(300))
-      const summaryPath = Path.join(dir, "summary.json")
-      const ended = yield* runToEnd(args(input, "/dev/full", mock.url, "--concurrency", "4", "--summary", summaryPath))
-      expect(ended.code).toBe(1)
-      expect(ended.stderr).toContain("shepherd: /dev/full: could not write (ENOSPC: no space left on device")
-      expect(ended.stderr).toContain("sending stopped at once")
-      expect(ended.stderr).toMatch(/300 requests have no final outcome: .*\/dev\/full could not be written \(ENOSPC/)
-      noStackTrace(ended.stderr)
-      const summary = JSON.parse(Fs.readFileSync(summaryPath, "utf8"))
-      expect(summary).toMatchObject({ stoppedBy: "output", written: 0, remaining: 300 })
-      expect(summary.outputError).toContain("ENOSPC")
-      expect(summary.unwritten).toBeGreaterThan(0)
-      // Stopped at the first failed write: the requests in flight then, and not the other ~290.
-      expect((yield* mock.journal).length).toBeLessThan(40)
-      expect(Fs.readdirSync(dir).sort()).toEqual(["in.jsonl", "summary.json"])
-    }))
-
-  // A sparse file of 600 MiB of zeros (as /dev/full reads): one line beyond V8's longest string (~512 MB).
-  it.scopedLive("13.14 a line too long to read (600 MiB of zeros, no newline) is a typed error naming the line, not a RangeError: in the input and in OUT", () =>
-    Effect.gen(function* () {
-      const mock = yield* MockServer.make()
-      const dir = tmp()
-      const zeros = Path.join(dir, "zeros.jsonl")
-      Fs.writeFileSync(zeros, "")
-      Fs.truncateSync(zeros, 600 * 1024 * 1024)
-      const out = Path.join(dir, "out.jsonl")
-      const asInput = yield* runToEnd(args(zeros, out, mock.url))
-      expect(asInput.code).toBe(1)
-      expect(asInput.stderr).toContain(`shepherd: ${zeros}: line 1 is longer than 268435456 bytes`)
-      noStackTrace(asInput.stderr)
-      const asOut = yield* runToEnd(args(writeInput(dir, inputLines(3)), zeros, mock.url))
-      expect(asOut.code).toBe(1)
-      expect(asOut.stderr).toContain(`shepherd: ${zeros}: line 1 is longer than 268435456 bytes`)
-      noStackTrace(asOut.stderr)
-      expect(yield* mock.journal).toHaveLength(0)
-      expect(Fs.readdirSync(dir).sort()).toEqual(["in.jsonl", "zeros.jsonl"])
-    }), 120_000)
-
-  it.scopedLive.skipIf(!canMount)(
-    "13.14 on a full 200 KB tmpfs: whole lines only, the summary counts them, no temporary file; the rerun on the still-full disk fails cleanly; with room a rerun completes",
-    () =>
+    it.scopedLive("success (exit 0)", () =>
       Effect.gen(function* () {
-        // 10% 503s (no retries) leave lines that a rerun must remove, so that it rewrites OUT.
-        const mock = yield* MockServer.make({ latency: "2 millis", seed: 3, faultRate: 0.1, faults: [{ type: "server_error", status: 503 }], journalLimit: 100_000 })
         const dir = tmp()
-        const input = writeInput(dir, inputLines(1000))
-        const disk = Path.join(dir, "disk")
-        Fs.mkdirSync(disk)
-        yield* Effect.acquireRelease(
-          Effect.sync(() => execFileSync("mount", ["-t", "tmpfs", "-o", "size=200k", "tmpfs", disk])),
-          () => Effect.sync(() => execFileSync("umount", ["-l", disk]))
-        )
-        const out = Path.join(disk, "out.jsonl")
-        const summaryPath = Path.join(dir, "summary.json")
-        const run = (...more: Array<string>) => runToEnd(args(input, out, mock.url, "--concurrency", "8", "--max-retries", "0", "--summary", summaryPath, ...more))
+        const out = Path.join(dir, "ok.jsonl")
+        const ok = start(args(writeInput(dir, inputLines(40)), out, server().url, "--concurrency", "2"))
+        expect(yield* waitFor(holder(out), "the lock")).toBe(ok.child.pid)
+        expect((yield* ok.ended).code).toBe(0)
+        expect(Fs.existsSync(lockOf(out))).toBe(false)
+        clean(dir)
+      }))
 
-        const first = yield* run()
-        expect(first.code).toBe(1)
-        expect(first.stderr).toContain(`shepherd: ${out}: could not write (ENOSPC`)
-        noStackTrace(first.stderr)
-        const lines = wholeLines(out)
-        expect(lines.length).toBeGreaterThan(50)
-        expect(lines.length).toBeLessThan(1000)
-        const summary = JSON.parse(Fs.readFileSync(summaryPath, "utf8"))
-        expect(summary).toMatchObject({ stoppedBy: "output", written: lines.length })
-        expect(Fs.readdirSync(disk)).toEqual(["out.jsonl"])
+    it.scopedLive("a refusal after the lock was taken: an invalid input line (exit 2)", () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        const bad = writeInput(dir, [...inputLines(3), "{not json"])
+        const refused = yield* runToEnd(args(bad, Path.join(dir, "out.jsonl"), server().url))
+        expect(refused.code).toBe(2)
+        expect(Fs.readdirSync(dir).sort()).toEqual(["in.jsonl"])
+      }))
 
-        // Still full: the rewrite (dropping the 503 lines) cannot be written; OUT is left as it was.
-        const full = yield* run()
-        expect(full.code).toBe(1)
-        expect(full.stderr).toContain("ENOSPC")
-        noStackTrace(full.stderr)
-        expect(wholeLines(out)).toEqual(lines)
-        expect(Fs.readdirSync(disk)).toEqual(["out.jsonl"])
+    it.scopedLive("stopped by the budget (exit 1)", () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        const out = Path.join(dir, "budget.jsonl")
+        const budget = start(args(writeInput(dir, inputLines(200)), out, server().url, "--concurrency", "2", "--budget-usd", "0.002"))
+        expect(yield* waitFor(holder(out), "the lock")).toBe(budget.child.pid)
+        expect((yield* budget.ended).code).toBe(1)
+        expect(Fs.existsSync(lockOf(out))).toBe(false)
+        clean(dir)
+      }))
 
-        execFileSync("mount", ["-o", "remount,size=8m", disk])
-        const sentBefore = (yield* mock.journal).length
-        const done = yield* run()
-        // Every id has its line; the 503s of this run are not final (exit 1: a rerun sends them).
-        expect(done.code).toBe(1)
-        expect(done.stderr).toContain("failed in a way worth retrying (http_503")
-        const after = wholeLines(out).map((l) => JSON.parse(l) as { custom_id: string; response: { status_code: number } | null })
-        expect(after).toHaveLength(1000)
-        expect(new Set(after.map((l) => l.custom_id)).size).toBe(1000)
-        // Answers written whole before the disk filled were not sent again.
-        const kept = new Set(lines.map((l) => JSON.parse(l) as { custom_id: string; response: { status_code: number } | null })
-          .filter((l) => l.response?.status_code === 200).map((l) => Number(l.custom_id.slice(1))))
-        expect((yield* mock.journal).slice(sentBefore).map((e) => questionOf(e.body)).filter((i) => kept.has(i))).toEqual([])
-        expect(Fs.readdirSync(disk)).toEqual(["out.jsonl"])
-      }),
-    180_000
-  )
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      it.scopedLive(`${signal} (exit 130)`, () =>
+        Effect.gen(function* () {
+          const dir = tmp()
+          const out = Path.join(dir, `${signal}.jsonl`)
+          const run = start(args(writeInput(dir, inputLines(200)), out, server().url, "--concurrency", "2"))
+          expect(yield* waitFor(holder(out), "the lock")).toBe(run.child.pid)
+          yield* waitFor(Effect.sync(() => (readOut(out).length >= 4 ? true : undefined)), "4 lines")
+          run.child.kill(signal)
+          expect((yield* run.ended).code).toBe(130)
+          expect(Fs.existsSync(lockOf(out))).toBe(false)
+          clean(dir)
+        }))
+    }
+  })
 
   it.scopedLive("13.15 ids differing only in a lone surrogate are two ids: both are sent; resuming with one answered sends the other", () =>
     Effect.gen(function* () {

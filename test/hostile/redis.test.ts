@@ -24,6 +24,7 @@ import * as Path from "node:path"
 import { Budget, ChatClient, ChatError, Pricing, RateLimit } from "../../src/index.js"
 import { MockServer } from "../../src/testing/index.js"
 import { inputLines, type Line, readOut, startCommand, tmp, writeInput } from "../cliHelpers.js"
+import { sharedRun } from "../helpers.js"
 import { admin, redisAvailable, startRedis, startRedisWith } from "../redisServer.js"
 
 const available = redisAvailable("Redis issue-13")
@@ -292,9 +293,9 @@ const costOfLine = (line: Line): number => {
 }
 
 describe.runIf(available)("13.A.4 / 13.C.11 shepherd run with Redis", () => {
-  it.scopedLive("13.A.4 shepherd run --budget-usd 0.01 --redis: FLUSHALL mid-run no longer lets it spend past $0.01 (it spent $0.0297 before): failing closed it stops, saying the record was lost; with --redis-fallback it stops at its own record", () =>
-    Effect.gen(function* () {
-      for (const fallback of [false, true]) {
+  for (const fallback of [false, true]) {
+    it.scopedLive(`13.A.4 shepherd run --budget-usd 0.01 --redis${fallback ? " --redis-fallback" : ""}: FLUSHALL mid-run no longer lets it spend past $0.01 (it spent $0.0297 before): ${fallback ? "it stops at its own record" : "failing closed it stops, saying the record was lost"}`, () =>
+      Effect.gen(function* () {
         const redis = yield* startRedis
         const mock = yield* MockServer.make({ latency: "15 millis" })
         const dir = tmp()
@@ -335,68 +336,97 @@ describe.runIf(available)("13.A.4 / 13.C.11 shepherd run with Redis", () => {
           expect(ended.stderr).toContain("was lost")
           expect(ended.stderr).toContain("new --namespace")
         }
-      }
-    }), 240_000)
+      }), 120_000)
+  }
 
-  it.scopedLive("13.C.11 the Redis URL from SHEPHERD_REDIS_URL or --redis-url-env NAME: shared state is used and the password is never printed; a wrong or missing password exits 2 naming the refusal, not 'not connected'", () =>
-    Effect.gen(function* () {
-      const password = "pw-Secret-4711"
+  describe("13.C.11 the Redis URL from SHEPHERD_REDIS_URL or --redis-url-env NAME; a refused password", () => {
+    const password = "pw-Secret-4711"
+    const setup = sharedRun(Effect.gen(function* () {
       const redis = yield* startRedisWith({ password })
       const mock = yield* MockServer.make({ latency: "1 millis" })
       const dir = tmp()
-      const input = writeInput(dir, inputLines(6))
-      const base = { OPENAI_BASE_URL: mock.url }
-      let n = 0
-      const runWith = (args: ReadonlyArray<string>, env: Record<string, string>) => {
-        const at = ++n
-        const summary = Path.join(dir, `summary.${at}.json`)
-        return Effect.map(
-          startCommand("run", [input, "--out", Path.join(dir, `out.${at}.jsonl`), "--summary", summary, "--no-progress", "--rpm", "600", "--budget-usd", "1", ...args], { ...base, ...env }).ended,
-          (ended) => ({ ...ended, summary: readIfThere(summary), out: readIfThere(Path.join(dir, `out.${at}.jsonl`)) })
-        )
-      }
-      const expectSecret = (ended: { stderr: string; stdout: string; summary: string; out: string }) => {
-        for (const text of [ended.stderr, ended.stdout, ended.summary, ended.out]) expect(text).not.toContain(password)
-      }
-      // The default variable.
-      const fromDefault = yield* runWith(["--namespace", "env-default"], { SHEPHERD_REDIS_URL: redis.url })
-      expect(fromDefault.code, fromDefault.stderr).toBe(0)
-      expectSecret(fromDefault)
-      expect((yield* admin(redis.url, (client) => client.keys("*env-default*budget:totals"))).length).toBe(1)
-      // A variable of one's own.
-      const fromNamed = yield* runWith(["--namespace", "env-named", "--redis-url-env", "MY_REDIS"], { MY_REDIS: redis.url })
-      expect(fromNamed.code, fromNamed.stderr).toBe(0)
-      expectSecret(fromNamed)
-      expect((yield* admin(redis.url, (client) => client.keys("*env-named*rl:*"))).length).toBeGreaterThan(0)
-      const requestsBefore = (yield* mock.stats).requests
-      expect(requestsBefore).toBe(12)
-      // A named variable that is not set, or both ways at once: usage errors.
-      const unset = yield* runWith(["--redis-url-env", "NOT_SET_ANYWHERE"], {})
-      expect(unset.code).toBe(2)
-      expect(unset.stderr).toContain("--redis-url-env names NOT_SET_ANYWHERE, which is not set")
-      const both = yield* runWith(["--redis", redis.url, "--redis-url-env", "MY_REDIS"], { MY_REDIS: redis.url })
-      expect(both.code).toBe(2)
-      expect(both.stderr).toContain("not both")
-      // A wrong password, and none: named as such, exit 2, nothing sent, the password not printed.
-      const wrong = `redis://:wrong-${password}@127.0.0.1:${redis.port}`
-      for (const [url, answer, extra] of [
-        [wrong, "WRONGPASS", []],
-        [wrong, "WRONGPASS", ["--redis-fallback"]],
-        [`redis://127.0.0.1:${redis.port}`, "NOAUTH", []]
-      ] as const) {
-        const refused = yield* runWith(["--namespace", "env-wrong", ...extra], { SHEPHERD_REDIS_URL: url })
-        expect(refused.code, refused.stderr).toBe(2)
-        expect(refused.stderr).toContain("refused the password")
-        expect(refused.stderr).toContain(answer)
-        expect(refused.stderr).toContain("SHEPHERD_REDIS_URL")
-        expect(refused.stderr).not.toContain("not connected")
-        expectSecret(refused)
-      }
-      expect((yield* mock.stats).requests).toBe(requestsBefore)
-      // --redis with a password still works, with a warning that it shows in the process list.
-      const onCommandLine = yield* runWith(["--namespace", "argv", "--redis", redis.url], {})
-      expect(onCommandLine.code, onCommandLine.stderr).toBe(0)
-      expect(onCommandLine.stderr).toContain("shows in the process list")
-      expectSecret(onCommandLine)
-    }), 240_000)
+      return { redis, mock, dir, input: writeInput(dir, inputLines(6)) }
+    }))
+    let n = 0
+    const runWith = (args: ReadonlyArray<string>, env: Record<string, string>) => {
+      const { dir, input, mock } = setup()
+      const at = ++n
+      const summary = Path.join(dir, `summary.${at}.json`)
+      return Effect.map(
+        startCommand("run", [input, "--out", Path.join(dir, `out.${at}.jsonl`), "--summary", summary, "--no-progress", "--rpm", "600", "--budget-usd", "1", ...args], { OPENAI_BASE_URL: mock.url, ...env }).ended,
+        (ended) => ({ ...ended, summary: readIfThere(summary), out: readIfThere(Path.join(dir, `out.${at}.jsonl`)) })
+      )
+    }
+    /** The password is in nothing the run printed or wrote. */
+    const expectSecret = (ended: { stderr: string; stdout: string; summary: string; out: string }) => {
+      for (const text of [ended.stderr, ended.stdout, ended.summary, ended.out]) expect(text).not.toContain(password)
+    }
+
+    it.scopedLive("SHEPHERD_REDIS_URL: shared state is used, all 6 sent, and the password is never printed", () =>
+      Effect.gen(function* () {
+        const { mock, redis } = setup()
+        const before = (yield* mock.stats).requests
+        const fromDefault = yield* runWith(["--namespace", "env-default"], { SHEPHERD_REDIS_URL: redis.url })
+        expect(fromDefault.code, fromDefault.stderr).toBe(0)
+        expectSecret(fromDefault)
+        expect((yield* admin(redis.url, (client) => client.keys("*env-default*budget:totals"))).length).toBe(1)
+        expect((yield* mock.stats).requests - before).toBe(6)
+      }))
+
+    it.scopedLive("--redis-url-env NAME: a variable of one's own; shared state is used, all 6 sent, and the password is never printed", () =>
+      Effect.gen(function* () {
+        const { mock, redis } = setup()
+        const before = (yield* mock.stats).requests
+        const fromNamed = yield* runWith(["--namespace", "env-named", "--redis-url-env", "MY_REDIS"], { MY_REDIS: redis.url })
+        expect(fromNamed.code, fromNamed.stderr).toBe(0)
+        expectSecret(fromNamed)
+        expect((yield* admin(redis.url, (client) => client.keys("*env-named*rl:*"))).length).toBeGreaterThan(0)
+        expect((yield* mock.stats).requests - before).toBe(6)
+      }))
+
+    it.scopedLive("a named variable that is not set, or both ways at once: usage errors (exit 2), nothing sent", () =>
+      Effect.gen(function* () {
+        const { mock, redis } = setup()
+        const before = (yield* mock.stats).requests
+        const [unset, both] = yield* Effect.all([
+          runWith(["--redis-url-env", "NOT_SET_ANYWHERE"], {}),
+          runWith(["--redis", redis.url, "--redis-url-env", "MY_REDIS"], { MY_REDIS: redis.url })
+        ], { concurrency: "unbounded" })
+        expect(unset!.code).toBe(2)
+        expect(unset!.stderr).toContain("--redis-url-env names NOT_SET_ANYWHERE, which is not set")
+        expect(both!.code).toBe(2)
+        expect(both!.stderr).toContain("not both")
+        expect((yield* mock.stats).requests).toBe(before)
+      }))
+
+    it.scopedLive("a wrong password, and none (also with --redis-fallback): exit 2 naming the refusal, not 'not connected'; nothing sent; the password not printed", () =>
+      Effect.gen(function* () {
+        const { mock, redis } = setup()
+        const before = (yield* mock.stats).requests
+        const wrong = `redis://:wrong-${password}@127.0.0.1:${redis.port}`
+        const cases = [
+          [wrong, "WRONGPASS", []],
+          [wrong, "WRONGPASS", ["--redis-fallback"]],
+          [`redis://127.0.0.1:${redis.port}`, "NOAUTH", []]
+        ] as const
+        const results = yield* Effect.all(cases.map(([url, , extra]) => runWith(["--namespace", "env-wrong", ...extra], { SHEPHERD_REDIS_URL: url })), { concurrency: "unbounded" })
+        results.forEach((refused, i) => {
+          expect(refused.code, refused.stderr).toBe(2)
+          expect(refused.stderr).toContain("refused the password")
+          expect(refused.stderr).toContain(cases[i]![1])
+          expect(refused.stderr).toContain("SHEPHERD_REDIS_URL")
+          expect(refused.stderr).not.toContain("not connected")
+          expectSecret(refused)
+        })
+        expect((yield* mock.stats).requests).toBe(before)
+      }))
+
+    it.scopedLive("--redis with a password still works, with a warning that it shows in the process list", () =>
+      Effect.gen(function* () {
+        const onCommandLine = yield* runWith(["--namespace", "argv", "--redis", setup().redis.url], {})
+        expect(onCommandLine.code, onCommandLine.stderr).toBe(0)
+        expect(onCommandLine.stderr).toContain("shows in the process list")
+        expectSecret(onCommandLine)
+      }))
+  })
 })

@@ -15,6 +15,7 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import * as Fixture from "../helpers.js"
 import * as Http from "node:http"
 import * as Net from "node:net"
 
@@ -126,15 +127,9 @@ export const serve = (mode: Mode): Effect.Effect<Hostile, never, Scope.Scope> =>
     ({ close }) => Effect.promise(close)
   ).pipe(Effect.map(({ hostile }) => hostile))
 
-/** A valid chat completion body for `model` (what an honest server would say). */
-export const completion = (content = "ok", model = "gpt-4.1-mini", usage = { prompt_tokens: 10, completion_tokens: 5 }) => ({
-  id: "chatcmpl-hostile",
-  object: "chat.completion",
-  created: 1_700_000_000,
-  model,
-  choices: [{ index: 0, message: { role: "assistant", content, refusal: null }, logprobs: null, finish_reason: "stop" }],
-  usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens }
-})
+/** A valid chat completion body for `model` (what an honest server would say): test/helpers.ts's fixture. */
+export const completion = (content = "ok", model = "gpt-4.1-mini", usage = { prompt_tokens: 10, completion_tokens: 5 }) =>
+  Fixture.completion({ content, model, usage, id: "chatcmpl-hostile", created: 1_700_000_000 })
 
 /** Writes `body` as JSON with `status` and extra headers. */
 export const json = (res: Http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
