@@ -21,6 +21,7 @@ import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
 import type * as ChatError from "./ChatError.js"
+import { isRetryableStatus } from "./internal/retryable.js"
 import * as Validate from "./internal/validate.js"
 
 /** Retry behaviour. Defaults follow the official OpenAI SDK where it has one. */
@@ -109,7 +110,7 @@ export const resolve = (options: Partial<Options> = {}): Resolved => {
 /** The message of an `InvalidData` error (they are the only ones `check` gives). */
 const configMessage = (error: ConfigError.ConfigError): string => ("message" in error && typeof error.message === "string" ? error.message : String(error))
 
-const retryableStatus = (status: number): boolean => status === 408 || status === 409 || status === 429 || status >= 500
+const retryableStatus = isRetryableStatus
 
 /** Whether an error is worth another attempt (before counting attempts or time). */
 export const isRetryable = (error: ChatError.ChatError): boolean => {
