@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { jsonrepair } from "jsonrepair"
+import { parseJson } from "./internal/jsonText.js"
 import { quickRepair } from "./internal/quickRepair.js"
 import * as Validate from "./internal/validate.js"
 
@@ -222,13 +223,7 @@ const withinDepth = (value: unknown, limit: number): boolean => {
   return true
 }
 
-const strict = (text: string): Either.Either<unknown, string> => {
-  try {
-    return Either.right(JSON.parse(text))
-  } catch (e) {
-    return Either.left(e instanceof Error ? e.message : String(e))
-  }
-}
+const strict = parseJson
 
 /** The contents of fenced blocks, in order; an unclosed fence at the end counts (truncated answers). */
 const fencedBlocks = (text: string): Array<string> => {

@@ -23,6 +23,7 @@ import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
 import type * as ChatError from "./ChatError.js"
+import * as Retryable from "./internal/retryable.js"
 import * as Validate from "./internal/validate.js"
 
 /** Retry behaviour. Defaults follow the official OpenAI SDK where it has one. */
@@ -113,12 +114,13 @@ const configMessage = (error: ConfigError.ConfigError): string => ("message" in 
 
 /**
  * Whether an answer's status is worth another attempt: 408, 409, 429 and every 5xx (a response
- * header `x-should-retry` overrides it, see {@link isRetryable}).
+ * header `x-should-retry` overrides it, see {@link isRetryable}). The one rule, also used by
+ * `shepherd run` to decide which output lines are final.
  *
  * @since 0.2.0
  * @category decisions
  */
-export const isRetryableStatus = (status: number): boolean => status === 408 || status === 409 || status === 429 || status >= 500
+export const isRetryableStatus: (status: number) => boolean = Retryable.isRetryableStatus
 
 /** Whether an error is worth another attempt (before counting attempts or time). */
 export const isRetryable = (error: ChatError.ChatError): boolean => {

@@ -10,8 +10,8 @@ import * as Path from "node:path"
 import { LatencyHistogram } from "../src/cli/runStats.js"
 import type { Batch } from "../src/index.js"
 import { ChatError } from "../src/index.js"
-import * as BatchFile from "../src/internal/batchFile.js"
-import { IdTable } from "../src/internal/idTable.js"
+import * as BatchFile from "../src/cli/batchFile.js"
+import { IdTable } from "../src/cli/idTable.js"
 import { batchValidatorFor } from "./helpers.js"
 
 const validOutput = batchValidatorFor("BatchRequestOutput")

@@ -10,7 +10,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { LineWriter, type WriteFs } from "../src/cli/outputFile.js"
 import * as OutputFile from "../src/cli/outputFile.js"
-import * as BatchFile from "../src/internal/batchFile.js"
+import * as BatchFile from "../src/cli/batchFile.js"
 
 const dir = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "shepherd-outfile-"))
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as FastCheck from "effect/FastCheck"
-import { parseDuration } from "../src/internal/durationText.js"
+import { parseDuration } from "../src/cli/durationText.js"
 import { parseRetryAfter } from "../src/internal/retryAfter.js"
 
 describe("parseRetryAfter", () => {

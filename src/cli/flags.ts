@@ -9,7 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
-import { parseDuration } from "../internal/durationText.js"
+import { parseDuration } from "./durationText.js"
 
 /** One flag: `--name VALUE`, or `--name` alone for a switch. */
 export interface Flag<A> {

@@ -14,8 +14,9 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import * as BatchFile from "../internal/batchFile.js"
-import { IdTable } from "../internal/idTable.js"
+import { parseJson } from "../internal/jsonText.js"
+import * as BatchFile from "./batchFile.js"
+import { IdTable } from "./idTable.js"
 import { CliError } from "./error.js"
 
 const commandConfig = {
@@ -30,13 +31,11 @@ const commandConfig = {
 /** The custom_id of an output line, or undefined for a line that is not one (a partial last line). */
 const idOf = (text: string): { readonly id: string; readonly final: boolean } | undefined => {
   if (text.trim() === "") return undefined
-  try {
-    const json: unknown = JSON.parse(text)
-    if (typeof json !== "object" || json === null || typeof (json as { custom_id?: unknown }).custom_id !== "string") return undefined
-    return { id: (json as { custom_id: string }).custom_id, final: BatchFile.isFinal(json) }
-  } catch {
-    return undefined
-  }
+  const parsed = parseJson(text)
+  if (Either.isLeft(parsed)) return undefined
+  const json = parsed.right
+  if (typeof json !== "object" || json === null || typeof (json as { custom_id?: unknown }).custom_id !== "string") return undefined
+  return { id: (json as { custom_id: string }).custom_id, final: BatchFile.isFinal(json) }
 }
 
 const handler = (o: Command.Command.ParseConfig<typeof commandConfig>) =>

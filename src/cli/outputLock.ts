@@ -12,10 +12,12 @@
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
-import { FileError } from "../internal/batchFile.js"
+import { parseJson } from "../internal/jsonText.js"
+import { FileError } from "./batchFile.js"
 import { CliError } from "./error.js"
 
 /** What a lock file holds. */
@@ -55,12 +57,10 @@ export const isAlive = (holder: Holder): boolean => {
 }
 
 const parseHolder = (text: string): Holder | undefined => {
-  try {
-    const h = JSON.parse(text) as Partial<Holder>
-    return Number.isInteger(h.pid) && typeof h.host === "string" && typeof h.started === "string" ? (h as Holder) : undefined
-  } catch {
-    return undefined
-  }
+  const parsed = parseJson(text)
+  if (Either.isLeft(parsed) || typeof parsed.right !== "object" || parsed.right === null) return undefined
+  const h = parsed.right as Partial<Holder>
+  return Number.isInteger(h.pid) && typeof h.host === "string" && typeof h.started === "string" ? (h as Holder) : undefined
 }
 
 const readText = (path: string): string | undefined => {

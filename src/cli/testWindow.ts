@@ -6,7 +6,7 @@
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { parseDuration } from "../internal/durationText.js"
+import { parseDuration } from "./durationText.js"
 import { CliError } from "./error.js"
 
 /** The window from `SHEPHERD_TEST_WINDOW`; undefined (a minute) when unset or blank. */

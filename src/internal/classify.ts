@@ -9,6 +9,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as ChatError from "../ChatError.js"
 import * as ChatSchema from "../ChatSchema.js"
+import { parseJson } from "./jsonText.js"
 import { parseRetryAfter } from "./retryAfter.js"
 
 /** Largest piece of a non-JSON body kept in an error (an HTML 502 page from a proxy). */
@@ -91,14 +92,6 @@ export interface Received {
   readonly body: string
   readonly nowMillis: number
   readonly attempts: number
-}
-
-const parseJson = (text: string): Either.Either<unknown, string> => {
-  try {
-    return Either.right(JSON.parse(text))
-  } catch (e) {
-    return Either.left(e instanceof Error ? e.message : String(e))
-  }
 }
 
 /** Decodes a 2xx body into `A`, or explains why not with a `ResponseDecodeError`. */

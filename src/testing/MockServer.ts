@@ -15,17 +15,15 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import * as ChatSchema from "../ChatSchema.js"
 import * as Validate from "../internal/validate.js"
-import * as Content from "./internal/content.js"
-import * as Limits from "./internal/limits.js"
+import * as Faults from "./internal/faults.js"
+import { handle } from "./internal/routing.js"
+import { State } from "./internal/state.js"
 
 /** Response delay before each answer. A duration is fixed; the others draw from the seeded generator. */
 export type Latency =
@@ -120,6 +118,7 @@ export interface Options {
   readonly streaming: StreamingOptions
 }
 
+/** The defaults of every option. */
 export const defaults: Options = {
   port: 0,
   host: "127.0.0.1",
@@ -183,6 +182,7 @@ export interface Service {
   readonly reset: Effect.Effect<void>
 }
 
+/** The running mock server, as a service: provided by {@link layer}. */
 export class MockServer extends Context.Tag("effect-shepherd/testing/MockServer")<MockServer, Service>() {}
 
 /** The server could not start (port taken, bad host). */
@@ -194,53 +194,12 @@ export class MockServerError extends Schema.TaggedError<MockServerError>()("Mock
   }
 }
 
-const decodeChatRequest = Schema.decodeUnknownEither(ChatSchema.ChatCompletionRequest, { errors: "first" })
-const decodeEmbeddingRequest = Schema.decodeUnknownEither(ChatSchema.EmbeddingRequest, { onExcessProperty: "error" })
-
-const errorBody = (message: string, type: string, param: string | null, code: string | null) =>
-  JSON.stringify({ error: { message, type, param, code } })
-
-const issuePath = (error: ParseResult.ParseError): string | null => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const first = issues[0]
-  if (first === undefined || first.path.length === 0) return null
-  // OpenAI writes paths as messages[0].content
-  return first.path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join("")
-}
-
 /**
  * The fault types `faults` may name.
  * @since 0.2.0
  * @category faults
  */
-export const FAULT_TYPES = [
-  "rate_limit",
-  "server_error",
-  "bad_request",
-  "reset",
-  "hang",
-  "malformed_json",
-  "truncated_body",
-  "stream_stall",
-  "stream_disconnect",
-  "stream_error"
-] as const
-
-const checkFault = (path: ReadonlyArray<string>, fault: unknown): Either.Either<unknown, ConfigError.ConfigError> =>
-  Either.gen(function* () {
-    if (typeof fault !== "object" || fault === null) return yield* Either.left(Validate.invalid(path, `must be a fault such as { type: "rate_limit" }`))
-    const f = fault as Record<string, unknown>
-    const type = yield* Validate.oneOf([...path, "type"], f["type"], FAULT_TYPES)
-    if (type === "rate_limit") {
-      if (f["retryAfterSeconds"] !== undefined) yield* Validate.nonNegative([...path, "retryAfterSeconds"], f["retryAfterSeconds"])
-      if (f["retryAfterMillis"] !== undefined) yield* Validate.nonNegative([...path, "retryAfterMillis"], f["retryAfterMillis"])
-    }
-    if (type === "server_error" && f["status"] !== undefined && f["status"] !== 500 && f["status"] !== 502 && f["status"] !== 503) {
-      return yield* Either.left(Validate.invalid([...path, "status"], `must be 500, 502 or 503, got ${String(f["status"])}`))
-    }
-    if (type.startsWith("stream_") && f["afterChunks"] !== undefined) yield* Validate.nonNegativeInt([...path, "afterChunks"], f["afterChunks"])
-    return fault
-  })
+export const FAULT_TYPES: typeof Faults.FAULT_TYPES = Faults.FAULT_TYPES
 
 /**
  * Checks the server's options: a `ConfigError` naming the bad one (`["rpm"]`, `["faults", "0", "type"]`,
@@ -273,10 +232,10 @@ export const validateOptions = (options: Partial<Options>): Effect.Effect<void, 
     if (!(typeof o.seed === "number" && Number.isFinite(o.seed))) return yield* Effect.fail(Validate.invalid(["seed"], `must be a finite number, got ${String(o.seed)}`))
     yield* Validate.between(["faultRate"], o.faultRate, 0, 1)
     if (!Array.isArray(o.faults)) return yield* Effect.fail(Validate.invalid(["faults"], "must be an array of faults"))
-    for (const [i, fault] of o.faults.entries()) yield* checkFault(["faults", String(i)], fault)
+    for (const [i, fault] of o.faults.entries()) yield* Faults.checkFault(["faults", String(i)], fault)
     if (o.faultRate > 0 && o.faults.length === 0) return yield* Effect.fail(Validate.invalid(["faults"], "must hold at least one fault when faultRate is above 0"))
     if (!Array.isArray(o.script)) return yield* Effect.fail(Validate.invalid(["script"], `must be an array of faults and "ok"`))
-    for (const [i, step] of o.script.entries()) if (step !== "ok") yield* checkFault(["script", String(i)], step)
+    for (const [i, step] of o.script.entries()) if (step !== "ok") yield* Faults.checkFault(["script", String(i)], step)
     if (o.apiKey !== undefined) yield* Validate.apiKey(["apiKey"], o.apiKey, "the mock server's apiKey")
     yield* Validate.boolean(["validate"], o.validate)
     yield* Validate.positiveInt(["journalLimit"], o.journalLimit)
@@ -295,247 +254,11 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
   Effect.gen(function* () {
     yield* validateOptions(options)
     const config: Options = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) }
-    const random = Content.mulberry32(config.seed)
-    const sampleLatency = Content.latencySampler(config.latency, random)
-    let script = [...config.script]
-    let journal: Array<JournalEntry> = []
-    let seq = 0
-    let stats = { requests: 0, byStatus: {} as Record<string, number>, faults: {} as Record<string, number>, hungUp: 0, rateLimited: 0 }
-    let limits = Limits.make(config.rpm, config.tpm, Duration.toMillis(config.window))
-    const timers = new Set<NodeJS.Timeout>()
-
-    const nextFault = (): Fault | undefined => {
-      const scripted = script.shift()
-      if (scripted !== undefined) return scripted === "ok" ? undefined : scripted
-      if (config.faultRate > 0 && config.faults.length > 0 && random() < config.faultRate) {
-        return config.faults[Math.floor(random() * config.faults.length)]
-      }
-      return undefined
-    }
-
-    const send = (entry: JournalEntry, res: Http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
-      entry.status = status
-      stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1
-      res.writeHead(status, {
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(body),
-        "x-request-id": `req_mock_${entry.seq}`,
-        ...headers
-      })
-      res.end(body)
-    }
-
-    const answerFault = (fault: Fault, entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse, limitHeaders: Record<string, string> = {}) => {
-      entry.fault = fault.type
-      stats.faults[fault.type] = (stats.faults[fault.type] ?? 0) + 1
-      switch (fault.type) {
-        case "rate_limit": {
-          const headers: Record<string, string> = { ...limitHeaders }
-          if (fault.retryAfterSeconds !== undefined) headers["retry-after"] = String(fault.retryAfterSeconds)
-          if (fault.retryAfterMillis !== undefined) headers["retry-after-ms"] = String(fault.retryAfterMillis)
-          return send(entry, res, 429, errorBody("Rate limit reached for requests (mock). Please try again later.", "requests", null, "rate_limit_exceeded"), headers)
-        }
-        case "server_error": {
-          const status = fault.status ?? 502
-          const html = `<html><head><title>${status} Bad Gateway</title></head><body><center><h1>${status}</h1></center><hr><center>mock-proxy</center></body></html>`
-          return send(entry, res, status, html, { "content-type": "text/html" })
-        }
-        case "bad_request":
-          return send(entry, res, 400, errorBody("Invalid request (mock fault).", "invalid_request_error", "messages", "invalid_value"))
-        case "reset": {
-          // Mid-response: the status line and headers go out, then a TCP RST instead of the body.
-          entry.status = 200
-          stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1
-          res.writeHead(200, { "content-type": "application/json", "content-length": 1024 })
-          res.flushHeaders()
-          return setImmediate(() => req.socket.resetAndDestroy())
-        }
-        case "hang":
-          return
-        case "malformed_json":
-          return send(entry, res, 200, `{"id":"chatcmpl-mock","object":"chat.completion","choices":[{"index":0,,}`)
-        case "truncated_body": {
-          const body = JSON.stringify({ id: "chatcmpl-mock-truncated", object: "chat.completion", created: 0, model: "mock", choices: [] })
-          entry.status = 200
-          stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1
-          res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
-          res.write(body.slice(0, Math.floor(body.length / 2)))
-          // Let the partial body reach the client before closing.
-          return setImmediate(() => req.socket.destroy())
-        }
-      }
-    }
-
-    /** A completion as server-sent events, chunk by chunk, with the streaming fault if one is due. */
-    const sendStream = (
-      entry: JournalEntry,
-      req: Http.IncomingMessage,
-      res: Http.ServerResponse,
-      request: ChatSchema.ChatCompletionRequest,
-      completion: ChatSchema.ChatCompletion,
-      headers: Record<string, string>,
-      fault: Extract<Fault, { type: "stream_stall" | "stream_disconnect" | "stream_error" }> | undefined
-    ) => {
-      entry.status = 200
-      stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-request-id": `req_mock_${entry.seq}`, ...headers })
-      const chunks = Content.streamChunks(request, completion, config.streaming.chunkChars ?? 8)
-      const interval = Duration.toMillis(config.streaming.interval ?? 0)
-      const event = (value: unknown) =>
-        config.streaming.multiLineData === true
-          ? JSON.stringify(value, null, 1).split("\n").map((line) => `data: ${line}\n`).join("") + "\n"
-          : `data: ${JSON.stringify(value)}\n\n`
-      const keepAlive = config.streaming.keepAlive === true ? ": keep-alive\n\n" : ""
-      let i = 0
-      const next = () => {
-        if (res.destroyed) return
-        if (fault !== undefined && i === (fault.afterChunks ?? 2)) {
-          if (fault.type === "stream_stall") return
-          if (fault.type === "stream_disconnect") return req.socket.destroy()
-          res.end(`data: ${JSON.stringify({ error: { message: "The server had an error while processing your request (mock).", type: "server_error", param: null, code: null } })}\n\n`)
-          return
-        }
-        if (i >= chunks.length) {
-          res.end("data: [DONE]\n\n")
-          return
-        }
-        res.write(keepAlive + event(chunks[i++]))
-        if (interval <= 0) return setImmediate(next)
-        const timer = setTimeout(() => {
-          timers.delete(timer)
-          next()
-        }, interval)
-        timers.add(timer)
-      }
-      if (keepAlive !== "") res.write(keepAlive)
-      next()
-    }
-
-    const answer = (entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse, body: unknown) => {
-      const path = entry.path
-      const invalid = (error: ParseResult.ParseError) =>
-        send(entry, res, 400, errorBody(`Invalid request body: ${ParseResult.TreeFormatter.formatErrorSync(error)}`, "invalid_request_error", issuePath(error), null))
-      /** The rate limits first, then a fault if one is due, else the reply. */
-      const answerWith = (reply: unknown, cost: number) => {
-        const verdict = limits.take(Date.now(), cost)
-        if (verdict.limited !== undefined) {
-          stats.rateLimited++
-          return send(entry, res, 429, verdict.body!, verdict.headers)
-        }
-        const fault = nextFault()
-        // Streaming faults apply to streamed answers only.
-        if (fault !== undefined && !fault.type.startsWith("stream_")) return answerFault(fault, entry, req, res, verdict.headers)
-        return send(entry, res, 200, JSON.stringify(reply), verdict.headers)
-      }
-      if (path === "/v1/chat/completions") {
-        const decoded = config.validate ? decodeChatRequest(body) : Either.right(body as ChatSchema.ChatCompletionRequest)
-        if (Either.isLeft(decoded)) return invalid(decoded.left)
-        const reply = Content.completion(decoded.right, config.jsonContent, entry.seq)
-        const usage = reply.usage!
-        const allowance = decoded.right.max_completion_tokens ?? decoded.right.max_tokens
-        // Like OpenAI: the prompt plus the completion allowance (or, without one, what was produced).
-        const cost = usage.prompt_tokens + (allowance === undefined || allowance === null ? usage.completion_tokens : allowance * (decoded.right.n ?? 1))
-        if (decoded.right.stream === true) {
-          const verdict = limits.take(Date.now(), cost)
-          if (verdict.limited !== undefined) {
-            stats.rateLimited++
-            return send(entry, res, 429, verdict.body!, verdict.headers)
-          }
-          const fault = nextFault()
-          if (fault !== undefined && fault.type.startsWith("stream_")) {
-            entry.fault = fault.type
-            stats.faults[fault.type] = (stats.faults[fault.type] ?? 0) + 1
-            return sendStream(entry, req, res, decoded.right, reply, verdict.headers, fault as Extract<Fault, { type: "stream_stall" | "stream_disconnect" | "stream_error" }>)
-          }
-          if (fault !== undefined) return answerFault(fault, entry, req, res, verdict.headers)
-          return sendStream(entry, req, res, decoded.right, reply, verdict.headers, undefined)
-        }
-        return answerWith(reply, cost)
-      }
-      if (path === "/v1/embeddings") {
-        const decoded = config.validate ? decodeEmbeddingRequest(body) : Either.right(body as ChatSchema.EmbeddingRequest)
-        if (Either.isLeft(decoded)) return invalid(decoded.left)
-        const reply = Content.embeddings(decoded.right)
-        return answerWith(reply, reply.usage.prompt_tokens)
-      }
-      return send(entry, res, 404, errorBody(`Unknown request URL: ${req.method} ${path}.`, "invalid_request_error", null, "unknown_url"))
-    }
-
-    const resetState = () => {
-      journal = []
-      stats = { requests: 0, byStatus: {}, faults: {}, hungUp: 0, rateLimited: 0 }
-      limits = Limits.make(config.rpm, config.tpm, Duration.toMillis(config.window))
-    }
-
-    const handle = (req: Http.IncomingMessage, res: Http.ServerResponse, raw: string) => {
-      // Control endpoints for a server in another process (benchmarks): outside /v1, never journaled.
-      if (req.url === "/_mock/stats" && req.method === "GET") {
-        res.writeHead(200, { "content-type": "application/json" })
-        return res.end(JSON.stringify(stats))
-      }
-      if (req.url === "/_mock/reset" && req.method === "POST") {
-        resetState()
-        res.writeHead(204)
-        return res.end()
-      }
-      const { authorization, ...headers } = req.headers
-      const path = (req.url ?? "/").split("?")[0] ?? "/"
-      let body: unknown = undefined
-      let bodyIsJson = raw === ""
-      if (raw !== "") {
-        try {
-          body = JSON.parse(raw)
-          bodyIsJson = true
-        } catch {
-          body = raw
-        }
-      }
-      const entry: JournalEntry = {
-        seq: ++seq,
-        method: req.method ?? "GET",
-        path,
-        headers,
-        body,
-        receivedAtMillis: Date.now(),
-        status: undefined,
-        fault: undefined,
-        hungUp: false
-      }
-      stats.requests++
-      journal.push(entry)
-      if (journal.length > config.journalLimit * 2) journal = journal.slice(-config.journalLimit)
-      res.on("close", () => {
-        if (!res.writableFinished) {
-          entry.hungUp = true
-          stats.hungUp++
-        }
-      })
-
-      if (config.apiKey !== undefined && authorization !== `Bearer ${config.apiKey}`) {
-        return send(entry, res, 401, errorBody("Incorrect API key provided. You can find your API key at your provider's dashboard.", "invalid_request_error", null, "invalid_api_key"))
-      }
-      if (req.method === "GET" && path === "/v1/models") {
-        return send(entry, res, 200, JSON.stringify(Content.models))
-      }
-      if (req.method !== "POST") {
-        return send(entry, res, 405, errorBody(`Method ${req.method} is not allowed for ${path}.`, "invalid_request_error", null, null))
-      }
-      if (!bodyIsJson || raw === "") {
-        return send(entry, res, 400, errorBody("We could not parse the JSON body of your request.", "invalid_request_error", null, null))
-      }
-      const delay = sampleLatency()
-      if (delay <= 0) return answer(entry, req, res, body)
-      const timer = setTimeout(() => {
-        timers.delete(timer)
-        if (!res.destroyed) answer(entry, req, res, body)
-      }, delay)
-      timers.add(timer)
-    }
-
+    const state = new State(config)
     const server = Http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
       const chunks: Array<Buffer> = []
       req.on("data", (chunk: Buffer) => chunks.push(chunk))
-      req.on("end", () => handle(req, res, chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")))
+      req.on("end", () => handle(state, req, res, chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")))
       req.on("error", () => req.socket.destroy())
     })
 
@@ -550,8 +273,8 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
       }),
       () =>
         Effect.async<void>((resume) => {
-          for (const timer of timers) clearTimeout(timer)
-          timers.clear()
+          for (const timer of state.timers) clearTimeout(timer)
+          state.timers.clear()
           server.close(() => resume(Effect.void))
           server.closeAllConnections()
         })
@@ -561,10 +284,10 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
     return MockServer.of({
       url: `http://${host}:${port}/v1`,
       port,
-      journal: Effect.sync(() => journal.slice(-config.journalLimit)),
-      stats: Effect.sync(() => ({ ...stats, byStatus: { ...stats.byStatus }, faults: { ...stats.faults } })),
-      setScript: (next) => Effect.sync(() => { script = [...next] }),
-      reset: Effect.sync(resetState)
+      journal: Effect.sync(() => state.journal.slice(-config.journalLimit)),
+      stats: Effect.sync(() => ({ ...state.stats, byStatus: { ...state.stats.byStatus }, faults: { ...state.stats.faults } })),
+      setScript: (next) => Effect.sync(() => { state.script = [...next] }),
+      reset: Effect.sync(() => state.reset())
     })
   })
 

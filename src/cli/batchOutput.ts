@@ -1,171 +1,18 @@
 /**
- * The OpenAI Batch API line formats (`BatchRequestInput`, `BatchRequestOutput`): reading and checking
- * input lines, writing one output line per outcome, and reading an earlier output to resume.
- * Pure functions, except `readLines` and `loadDone`, which read files.
+ * The OpenAI Batch API output line format (`BatchRequestOutput`): writing one line per outcome,
+ * deciding which lines are final, and reading (and repairing) an earlier output to resume.
+ * Pure functions, except `scanOutput`, `rewriteOutput` and `repairOutput`, which read and write files.
  * @internal
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
-import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import type * as Batch from "../Batch.js"
 import type * as ChatError from "../ChatError.js"
-import * as ChatSchema from "../ChatSchema.js"
+import { parseJson } from "../internal/jsonText.js"
+import { isResendableStatus } from "../internal/retryable.js"
+import { FileError, forEachLine, type Line } from "./batchLines.js"
 import { IdTable } from "./idTable.js"
-
-/** The endpoints `shepherd run` sends to. (`/v1/completions`, in the format too, is a legacy API.) */
-export const SUPPORTED_URLS = ["/v1/chat/completions", "/v1/embeddings"] as const
-
-/** A line of a file, numbered from 1. */
-export interface Line {
-  readonly number: number
-  readonly text: string
-}
-
-/** Failure to read or write a file, with its path. */
-export class FileError extends Schema.TaggedError<FileError>()("FileError", { path: Schema.String, detail: Schema.String }) {
-  override get message(): string {
-    return `${this.path}: ${this.detail}`
-  }
-}
-
-/**
- * The longest line read, in bytes (256 MiB). A longer line cannot become a string (V8 stops at 2^29
- * characters, about 512 MB): it is refused with a `FileError` naming the line, not a `RangeError`.
- * The largest legitimate line, a batch output of 2,048 embeddings of 3,072 dimensions, is ~130 MB.
- */
-export const MAX_LINE_BYTES = 256 * 1024 * 1024
-
-/** Options of `readLines`. */
-export interface ReadOptions {
-  /** Longest line accepted, in bytes. @default MAX_LINE_BYTES */
-  readonly maxLineBytes?: number | undefined
-}
-
-const lineTooLong = (path: string, number: number, max: number) =>
-  new FileError({ path, detail: `line ${number} is longer than ${max} bytes: this is not a JSONL batch file (or a line is damaged)` })
-
-/** A line's text: without its `\r` (CRLF files), and without the UTF-8 byte order mark at the start of the file. */
-const lineText = (bytes: Buffer, start: number, end: number, number: number): string => {
-  if (end > start && bytes[end - 1] === 0x0d) end--
-  if (number === 1 && end - start >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf) start += 3
-  return bytes.toString("utf8", start, end)
-}
-
-/** The lines of a file, a read buffer's worth at a time. */
-async function* lineBatches(path: string, max: number): AsyncGenerator<Array<Line>> {
-  const stream = Fs.createReadStream(path, { highWaterMark: 1 << 16 })
-  let number = 0
-  // The start of the current line, when it began in an earlier buffer.
-  let parts: Array<Buffer> = []
-  let partBytes = 0
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      const lines: Array<Line> = []
-      let start = 0
-      let newline: number
-      while ((newline = chunk.indexOf(0x0a, start)) !== -1) {
-        number++
-        if (partBytes === 0) {
-          lines.push({ number, text: lineText(chunk, start, newline, number) })
-        } else {
-          if (partBytes + newline - start > max) throw lineTooLong(path, number, max)
-          parts.push(chunk.subarray(start, newline))
-          const whole = Buffer.concat(parts)
-          lines.push({ number, text: lineText(whole, 0, whole.length, number) })
-          parts = []
-          partBytes = 0
-        }
-        start = newline + 1
-      }
-      if (start < chunk.length) {
-        partBytes += chunk.length - start
-        if (partBytes > max) throw lineTooLong(path, number + 1, max)
-        parts.push(chunk.subarray(start))
-      }
-      if (lines.length > 0) yield lines
-    }
-    if (partBytes > 0) {
-      const whole = Buffer.concat(parts)
-      yield [{ number: number + 1, text: lineText(whole, 0, whole.length, number + 1) }]
-    }
-  } finally {
-    stream.destroy()
-  }
-}
-
-/**
- * The lines of a file, lazily (a 1M-line file is never held whole). A last line without `\n` is
- * included; `\r\n` ends a line as `\n` does; a UTF-8 byte order mark at the start is skipped. A line
- * longer than `maxLineBytes` fails the stream with a `FileError` naming it.
- */
-export const readLines = (path: string, options: ReadOptions = {}): Stream.Stream<Line, FileError> =>
-  Stream.suspend(() =>
-    Stream.fromAsyncIterable(
-      lineBatches(path, options.maxLineBytes ?? MAX_LINE_BYTES),
-      (e) => (e instanceof FileError ? e : new FileError({ path, detail: e instanceof Error ? e.message : String(e) }))
-    ).pipe(Stream.mapConcat((lines) => lines))
-  )
-
-/** Calls `f` on every line of a file, a chunk of lines per step (no effect per line). */
-export const forEachLine = (path: string, f: (line: Line) => void, options: ReadOptions = {}): Effect.Effect<void, FileError> =>
-  Stream.runForEachChunk(readLines(path, options), (chunk) =>
-    Effect.sync(() => {
-      for (const line of chunk) f(line)
-    }))
-
-// Bodies are checked, then sent as written: unknown fields (a parameter newer than this schema) are
-// kept, not stripped. `is` allocates nothing; the decode runs only to explain a bad body (checking a
-// 1M-line file with a decode per line grew the process to 500 MB, bench/batch-memory).
-const isChat = Schema.is(ChatSchema.ChatCompletionRequest)
-const isEmbedding = Schema.is(ChatSchema.EmbeddingRequest)
-const decodeChat = Schema.decodeUnknownEither(ChatSchema.ChatCompletionRequest, { errors: "first", onExcessProperty: "preserve" })
-const decodeEmbedding = Schema.decodeUnknownEither(ChatSchema.EmbeddingRequest, { errors: "first", onExcessProperty: "preserve" })
-
-const firstIssue = (error: ParseResult.ParseError): string => {
-  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
-  if (issue === undefined) return "does not match the request schema"
-  const path = issue.path.map((key) => (typeof key === "number" ? `[${key}]` : `.${String(key)}`)).join("")
-  return `body${path}: ${issue.message}`
-}
-
-const describe = (value: unknown): string => (value === null ? "null" : Array.isArray(value) ? "an array" : typeof value)
-
-/** One input line as a request, or what is wrong with it (without the line number). Blank lines are `undefined`. */
-export const parseInput = (text: string): Either.Either<Batch.BatchRequest, string> | undefined => {
-  if (text.trim() === "") return undefined
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (e) {
-    return Either.left(`not JSON (${e instanceof Error ? e.message : String(e)})`)
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return Either.left(`expected a JSON object, got ${describe(json)}`)
-  const line = json as Record<string, unknown>
-  const id = line["custom_id"]
-  if (id === undefined) return Either.left("missing custom_id")
-  if (typeof id !== "string" || id === "") return Either.left(`custom_id must be a non-empty string, got ${JSON.stringify(id)}`)
-  if (line["method"] !== "POST") return Either.left(`method must be "POST", got ${JSON.stringify(line["method"]) ?? "nothing"}`)
-  const url = line["url"]
-  if (url !== "/v1/chat/completions" && url !== "/v1/embeddings") {
-    return Either.left(`unsupported url ${JSON.stringify(url) ?? "(missing)"}; supported: ${SUPPORTED_URLS.join(", ")}`)
-  }
-  const body = line["body"]
-  if (typeof body !== "object" || body === null || Array.isArray(body)) return Either.left(`body must be a JSON object, got ${describe(body)}`)
-  if (url === "/v1/embeddings") {
-    if (isEmbedding(body)) return Either.right({ custom_id: id, url, body })
-    const decoded = decodeEmbedding(body)
-    return Either.left(Either.isLeft(decoded) ? firstIssue(decoded.left) : "body does not match the embeddings request schema")
-  }
-  if (!isChat(body)) {
-    const decoded = decodeChat(body)
-    return Either.left(Either.isLeft(decoded) ? firstIssue(decoded.left) : "body does not match the chat request schema")
-  }
-  if (body.stream === true) return Either.left("body.stream must not be true: batch outputs are whole responses")
-  return Either.right({ custom_id: id, url, body })
-}
 
 /** A `BatchRequestOutput` line. */
 export interface OutputLine {
@@ -235,22 +82,17 @@ export const outputLine = (outcome: Batch.BatchOutcome, id: string): OutputLine 
 }
 
 /**
- * HTTP statuses worth sending again on a rerun: the ones the client retries, and 401 (the key was
- * refused, not the request; `shepherd run` writes no line for it, but earlier versions did).
- */
-const RETRYABLE_STATUS = (status: number) => status === 401 || status === 408 || status === 409 || status === 429 || status >= 500
-
-/**
  * Whether an output line is a final outcome a rerun keeps: an answer, or an error that sending again
  * would repeat (a 4xx other than 401/408/409/429; a 2xx body that was paid for but not understood).
- * Rate limits, 5xx, timeouts, transport failures and budget refusals are sent again.
+ * Rate limits, 5xx, timeouts, transport failures and budget refusals are sent again
+ * (`isResendableStatus`: the statuses the client retries, and 401).
  */
 export const isFinal = (line: unknown): line is OutputLine => {
   if (typeof line !== "object" || line === null) return false
   const l = line as Partial<Record<keyof OutputLine, unknown>>
   if (typeof l.custom_id !== "string") return false
   const response = l.response as { status_code?: unknown } | null | undefined
-  if (response !== null && response !== undefined && typeof response.status_code === "number") return !RETRYABLE_STATUS(response.status_code)
+  if (response !== null && response !== undefined && typeof response.status_code === "number") return !isResendableStatus(response.status_code)
   const error = l.error as { code?: unknown } | null | undefined
   return error !== null && error !== undefined && error.code === "response_decode_error"
 }
@@ -269,8 +111,6 @@ export const isOutputLine = (line: unknown): boolean => {
 /** An output line that is not JSON but starts as one: damaged (a short write by an older version), sent again. */
 const looksLikeDamagedOutput = (text: string): boolean => text.startsWith('{"id":"')
 
-/** A line of a file, as a short excerpt for messages. */
-export const excerpt = (text: string, max = 80): string => JSON.stringify(text.length > max ? `${text.slice(0, max)}...` : text)
 
 /** What an earlier output file holds. */
 export interface Done {
@@ -325,6 +165,7 @@ const wholeLinesLength = (path: string): number => {
   }
 }
 
+
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /**
@@ -358,13 +199,12 @@ export const scanOutput = (path: string): Effect.Effect<Done, FileError> =>
         unparsed = undefined
       }
       if (line.text.trim() === "") return
-      let json: unknown
-      try {
-        json = JSON.parse(line.text)
-      } catch {
+      const parsed = parseJson(line.text)
+      if (Either.isLeft(parsed)) {
         unparsed = line
         return
       }
+      const json = parsed.right
       if (!isOutputLine(json)) foreign ??= line
       else if (isFinal(json) && ids.add(json.custom_id, line.number) === undefined) {
         keep.push(line.number)
