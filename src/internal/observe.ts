@@ -1,16 +1,19 @@
 /**
  * The observe stage: metrics and a span per call, and the count of attempts. Metrics are updated
  * with `unsafeUpdate` on labelled metrics made once per label combination (`tagged`); a span is made
- * only when `tracing` is on, without a stack trace.
+ * only when `tracing` is on and a tracer that keeps spans is installed, without a stack trace.
  * @internal
  */
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import * as Budget from "../Budget.js"
 import type { ChatError } from "../ChatError.js"
 import * as Metrics from "../Metrics.js"
@@ -81,30 +84,43 @@ const record = <A, R>(call: Pipeline.Call<A, R>, startMillis: number, end: Pipel
   }
 }
 
-/** What the end of a call tells its span. */
-const annotateSuccess = <A>(received: Pipeline.Received<A>) =>
-  Effect.annotateCurrentSpan({
-    "shepherd.attempts": received.attempts,
-    "http.response.status_code": received.status,
-    ...(received.requestId === undefined ? {} : { "shepherd.request_id": received.requestId })
-  })
-
-const annotateError = (error: ChatError) =>
-  Effect.annotateCurrentSpan({
-    "shepherd.error": error._tag,
-    ...("attempts" in error ? { "shepherd.attempts": error.attempts } : {}),
-    ...("status" in error && error.status !== undefined ? { "http.response.status_code": error.status } : {}),
-    ...("requestId" in error && error.requestId !== undefined ? { "shepherd.request_id": error.requestId } : {})
-  })
+/** Sets what the end of a call tells its span: the attempts, the status and the request id, or the error. */
+const annotateEnd = (span: Tracer.Span, exit: Exit.Exit<Pipeline.Received<unknown>, ChatError>): void => {
+  if (Exit.isSuccess(exit)) {
+    const received = exit.value
+    span.attribute("shepherd.attempts", received.attempts)
+    span.attribute("http.response.status_code", received.status)
+    if (received.requestId !== undefined) span.attribute("shepherd.request_id", received.requestId)
+    return
+  }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return
+  const error = failure.value
+  span.attribute("shepherd.error", error._tag)
+  if ("attempts" in error) span.attribute("shepherd.attempts", error.attempts)
+  if ("status" in error && error.status !== undefined) span.attribute("http.response.status_code", error.status)
+  if ("requestId" in error && error.requestId !== undefined) span.attribute("shepherd.request_id", error.requestId)
+}
 
 /** A span's options: no stack capture, which cost more than the span itself (bench/throughput). */
 const spanOptions = (model: string) => ({ kind: "client" as const, attributes: { "shepherd.model": model }, captureStackTrace: false })
 
+/** Effect's built-in tracer, in force unless another is installed: its spans are kept nowhere. */
+const nativeTracer: Tracer.Tracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/**
+ * Whether a span made where the call runs would reach anyone: a tracer other than Effect's
+ * built-in one is installed (`@effect/opentelemetry`'s, `Layer.setTracer`, `Effect.withTracer`).
+ */
+const tracedWith = <A, E, R>(f: (traced: boolean) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) => f(tracer !== nativeTracer))
+
 /**
  * The observe stage: the call's metrics when it ends (a stream's when its scope closes; its time to
- * the first chunk when it opens) and, with `tracing`, a span `shepherd.<endpoint>` annotated with the
- * attempts, the status and the request id, or the error. A stream's span covers the whole stream:
- * it is made by {@link streamSpan}, and this stage only annotates it.
+ * the first chunk when it opens) and, with `tracing` and a tracer installed that keeps spans (not
+ * Effect's built-in one), a span `shepherd.<endpoint>` with the attempts, the status and the request
+ * id, or the error. A stream's span covers the whole stream: it is made by {@link streamSpan}, and
+ * this stage only sets its end attributes.
  */
 export const observe = (options: { readonly tracing: boolean }): Pipeline.Stage => (next) => (call) =>
   Effect.suspend(() => {
@@ -120,10 +136,18 @@ export const observe = (options: { readonly tracing: boolean }): Pipeline.Stage 
       })
     }
     if (!options.tracing) return result
-    result = Effect.tapError(Effect.tap(result, annotateSuccess), annotateError)
-    return stream ? result : Effect.withSpan(result, `shepherd.${call.endpoint.name}`, spanOptions(call.model))
+    const untraced = result
+    return tracedWith((traced) => {
+      if (!traced) return untraced
+      if (stream) {
+        return Effect.flatMap(Effect.option(Effect.currentSpan), (span) =>
+          Option.isNone(span) ? untraced : Effect.onExit(untraced, (exit) => Effect.sync(() => annotateEnd(span.value, exit))))
+      }
+      return Effect.useSpan(`shepherd.${call.endpoint.name}`, spanOptions(call.model), (span) =>
+        Effect.withParentSpan(Effect.onExit(untraced, (exit) => Effect.sync(() => annotateEnd(span, exit))), span))
+    })
   })
 
-/** A stream in its span `shepherd.stream` when `tracing` is on. */
+/** A stream in its span `shepherd.stream` when `tracing` is on and a tracer that keeps spans is installed. */
 export const streamSpan = <A, E, R>(stream: Stream.Stream<A, E, R>, model: string, tracing: boolean): Stream.Stream<A, E, R> =>
-  tracing ? Stream.withSpan(stream, "shepherd.stream", spanOptions(model)) : stream
+  tracing ? Stream.unwrap(tracedWith((traced) => Effect.succeed(traced ? Stream.withSpan(stream, "shepherd.stream", spanOptions(model)) : stream))) : stream
