@@ -44,18 +44,25 @@ export const tagged = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, ...l
   return found
 }
 
-/** Counts an attempt that ended (answered, failed, timed out or interrupted), and a 429 among them. */
-const attemptEnded = (exit: Exit.Exit<unknown, ChatError>): Effect.Effect<void> => {
-  Metrics.attempts.unsafeUpdate(1, [])
-  if (Exit.isFailure(exit)) {
-    const error = Cause.failureOption(exit.cause)
-    if (error._tag === "Some" && error.value._tag === "RateLimitError") Metrics.rateLimited.unsafeUpdate(1, [])
-  }
+/** No extra labels: one array for every update. */
+const NO_LABELS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+/** Counts a 429 among the attempts' failures. */
+const countRateLimited = (error: ChatError): Effect.Effect<void> => {
+  if (error._tag === "RateLimitError") Metrics.rateLimited.unsafeUpdate(1, NO_LABELS)
   return Effect.void
 }
 
-/** The attempt stage that counts attempts: placed under the limiter, it sees only attempts that were sent. */
-export const countAttempt: Pipeline.AttemptStage = (next) => (call, attempt) => Effect.onExit(next(call, attempt), attemptEnded)
+/**
+ * The attempt stage that counts attempts: placed under the limiter, it sees only attempts that are
+ * sent. Each is counted as it starts (whatever ends it: an answer, a failure, a timeout or an
+ * interruption), and a 429 when one fails with it: no `onExit` per attempt.
+ */
+export const countAttempt: Pipeline.AttemptStage = (next) => (call, attempt) =>
+  Effect.suspend(() => {
+    Metrics.attempts.unsafeUpdate(1, NO_LABELS)
+    return Effect.tapError(next(call, attempt), countRateLimited)
+  })
 
 /** The attempts a failure reports (0 when it was refused before sending). */
 const attemptsOf = (exit: Exit.Exit<unknown, ChatError>): number =>
@@ -64,23 +71,54 @@ const attemptsOf = (exit: Exit.Exit<unknown, ChatError>): number =>
     onSome: (error) => ("attempts" in error ? error.attempts : 0)
   })
 
+/** The metrics one call of a model and endpoint updates, tagged once. */
+interface Handles {
+  readonly success: Metric.Metric.Counter<number>
+  readonly latency: Metrics.Histogram
+  readonly promptTokens: Metric.Metric.Counter<number>
+  readonly completionTokens: Metric.Metric.Counter<number>
+  readonly cost: Metric.Metric.Counter<number>
+}
+
+const handles = new Map<string, Map<string, Handles>>()
+
+/** A call's metric handles: two Map lookups, not five label joins and lookups (`tagged`). */
+const handlesFor = (model: string, endpoint: string): Handles => {
+  let byEndpoint = handles.get(model)
+  if (byEndpoint === undefined) handles.set(model, byEndpoint = new Map())
+  let found = byEndpoint.get(endpoint)
+  if (found === undefined) {
+    found = {
+      success: tagged(Metrics.requests, "model", model, "endpoint", endpoint, "outcome", "success"),
+      latency: tagged(Metrics.latency, "endpoint", endpoint),
+      promptTokens: tagged(Metrics.tokens, "model", model, "kind", "prompt"),
+      completionTokens: tagged(Metrics.tokens, "model", model, "kind", "completion"),
+      cost: tagged(Metrics.costMicroUsd, "model", model)
+    }
+    byEndpoint.set(endpoint, found)
+  }
+  return found
+}
+
 /** Updates the metrics for a call that ended. */
 const record = <A, R>(call: Pipeline.Call<A, R>, startMillis: number, end: Pipeline.End<A>): void => {
   const { model, endpoint } = call
   const exit = end.exit
-  const outcome = Exit.isSuccess(exit)
-    ? "success"
-    : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (error) => error._tag })
-  tagged(Metrics.requests, "model", model, "endpoint", endpoint.name, "outcome", outcome).unsafeUpdate(1, [])
-  tagged(Metrics.latency, "endpoint", endpoint.name).unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, [])
+  const metrics = handlesFor(model, endpoint.name)
+  if (Exit.isSuccess(exit)) metrics.success.unsafeUpdate(1, NO_LABELS)
+  else {
+    const outcome = Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (error) => error._tag })
+    tagged(Metrics.requests, "model", model, "endpoint", endpoint.name, "outcome", outcome).unsafeUpdate(1, NO_LABELS)
+  }
+  metrics.latency.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
   const attempts = end.received === undefined ? attemptsOf(exit) : end.received.attempts
-  if (attempts > 1) Metrics.retries.unsafeUpdate(attempts - 1, [])
+  if (attempts > 1) Metrics.retries.unsafeUpdate(attempts - 1, NO_LABELS)
   const usage = end.received === undefined ? undefined : endpoint.usage(end.received.value)
   if (usage !== undefined) {
-    tagged(Metrics.tokens, "model", model, "kind", "prompt").unsafeUpdate(usage.prompt_tokens, [])
-    tagged(Metrics.tokens, "model", model, "kind", "completion").unsafeUpdate(usage.completion_tokens, [])
+    metrics.promptTokens.unsafeUpdate(usage.prompt_tokens, NO_LABELS)
+    metrics.completionTokens.unsafeUpdate(usage.completion_tokens, NO_LABELS)
     const cost = Budget.costOf(model, usage, call.budget?.prices ?? Pricing.defaultTable)
-    if (Option.isSome(cost)) tagged(Metrics.costMicroUsd, "model", model).unsafeUpdate(cost.value, [])
+    if (Option.isSome(cost)) metrics.cost.unsafeUpdate(cost.value, NO_LABELS)
   }
 }
 
@@ -132,7 +170,7 @@ export const observe = (options: { readonly tracing: boolean }): Pipeline.Stage 
     })
     if (stream) {
       result = Effect.tap(result, () => {
-        Metrics.timeToFirstToken.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, [])
+        Metrics.timeToFirstToken.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
       })
     }
     if (!options.tracing) return result
