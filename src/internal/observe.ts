@@ -160,31 +160,32 @@ const tracedWith = <A, E, R>(f: (traced: boolean) => Effect.Effect<A, E, R>): Ef
  * id, or the error. A stream's span covers the whole stream: it is made by {@link streamSpan}, and
  * this stage only sets its end attributes.
  */
-export const observe = (options: { readonly tracing: boolean }): Pipeline.Stage => (next) => (call) =>
-  Effect.suspend(() => {
+export const observe = (options: { readonly tracing: boolean }): Pipeline.Stage => {
+  const measured = <A, R>(next: Pipeline.Dispatch, call: Pipeline.Call<A, R>) => {
     const startMillis = call.clock.unsafeCurrentTimeMillis()
-    const stream = call.endpoint.name === "stream"
-    let result = call.endpoint.onEnd(next(call), (end) => {
+    const result = call.endpoint.onEnd(next(call), (end) => {
       record(call, startMillis, end)
       return Effect.void
     })
-    if (stream) {
-      result = Effect.tap(result, () => {
-        Metrics.timeToFirstToken.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
-      })
-    }
-    if (!options.tracing) return result
-    const untraced = result
-    return tracedWith((traced) => {
-      if (!traced) return untraced
-      if (stream) {
+    if (call.endpoint.name !== "stream") return result
+    return Effect.tap(result, () => {
+      Metrics.timeToFirstToken.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
+    })
+  }
+  if (!options.tracing) return (next) => (call) => Effect.suspend(() => measured(next, call))
+  // One read of the tracer per call, which also defers the start as `Effect.suspend` would.
+  return (next) => (call) =>
+    Effect.tracerWith((tracer) => {
+      const result = measured(next, call)
+      if (tracer === nativeTracer) return result
+      if (call.endpoint.name === "stream") {
         return Effect.flatMap(Effect.option(Effect.currentSpan), (span) =>
-          Option.isNone(span) ? untraced : Effect.onExit(untraced, (exit) => Effect.sync(() => annotateEnd(span.value, exit))))
+          Option.isNone(span) ? result : Effect.onExit(result, (exit) => Effect.sync(() => annotateEnd(span.value, exit))))
       }
       return Effect.useSpan(`shepherd.${call.endpoint.name}`, spanOptions(call.model), (span) =>
-        Effect.withParentSpan(Effect.onExit(untraced, (exit) => Effect.sync(() => annotateEnd(span, exit))), span))
+        Effect.withParentSpan(Effect.onExit(result, (exit) => Effect.sync(() => annotateEnd(span, exit))), span))
     })
-  })
+}
 
 /** A stream in its span `shepherd.stream` when `tracing` is on and a tracer that keeps spans is installed. */
 export const streamSpan = <A, E, R>(stream: Stream.Stream<A, E, R>, model: string, tracing: boolean): Stream.Stream<A, E, R> =>
