@@ -222,6 +222,7 @@ const pipeline = (tracing: boolean): Pipeline.Dispatch =>
 const countPrompt = (messages: ReadonlyArray<ChatSchema.ChatMessage>) => Tokens.promptTokens(messages)
 const countInput = (input: ChatSchema.EmbeddingRequest["input"]) => Tokens.embeddingInputTokens(input)
 const toChatResult = ({ value, ...metadata }: Pipeline.Received<ChatSchema.ChatCompletion>): ChatResult => ({ completion: value, ...metadata })
+const valueOf = <A>(received: Pipeline.Received<A>): A => received.value
 const toEmbeddingResult = ({ value, ...metadata }: Pipeline.Received<ChatSchema.EmbeddingResponse>): EmbeddingResult => ({ embeddings: value, ...metadata })
 
 /** Builds the service from resolved options and a way to send. */
@@ -257,19 +258,20 @@ const makeWith = (
       budget: Option.getOrUndefined(budget)
     })
 
-    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
-      Effect.map(
-        start(
-          chat,
-          request.model,
-          JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request),
-          Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
-        ),
-        toChatResult
+    const startChat = (request: ChatSchema.ChatCompletionRequest) =>
+      start(
+        chat,
+        request.model,
+        JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request),
+        Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
       )
+    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
+      Effect.map(startChat(request), toChatResult)
 
+    const startEmbed = (request: ChatSchema.EmbeddingRequest) =>
+      start(embeddings, request.model, JSON.stringify(request), Pipeline.Tokens.of(0, request.input, countInput))
     const embedWithMetadata = (request: ChatSchema.EmbeddingRequest): Effect.Effect<EmbeddingResult, ChatError.ChatError> =>
-      Effect.map(start(embeddings, request.model, JSON.stringify(request), Pipeline.Tokens.of(0, request.input, countInput)), toEmbeddingResult)
+      Effect.map(startEmbed(request), toEmbeddingResult)
 
     const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
       Observe.streamSpan(
@@ -287,10 +289,10 @@ const makeWith = (
       )
 
     return ChatClient.of({
-      create: (request) => Effect.map(createWithMetadata(request), (result) => result.completion),
+      create: (request) => Effect.map(startChat(request), valueOf),
       createWithMetadata,
       stream,
-      embed: (request) => Effect.map(embedWithMetadata(request), (result) => result.embeddings),
+      embed: (request) => Effect.map(startEmbed(request), valueOf),
       embedWithMetadata,
       options: resolved
     })

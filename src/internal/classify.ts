@@ -9,6 +9,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as ChatError from "../ChatError.js"
 import * as ChatSchema from "../ChatSchema.js"
+import * as FastIs from "./fastIs.js"
 import { parseJson } from "./jsonText.js"
 import { parseRetryAfter } from "./retryAfter.js"
 
@@ -81,8 +82,9 @@ export const excerpt = (text: string, scrub: Scrub): string => {
 }
 
 // A completion's Type and Encoded sides are the same JSON, so a body that passes `is` already is the
-// typed value, unknown fields and all. `is` costs 3.8 µs against 12 µs for a decode that copies them
-// (onExcessProperty: "preserve"); the full decode runs only to explain a failure.
+// typed value, unknown fields and all. `Schema.is` costs 3.8 µs against 12 µs for a decode that copies
+// them (onExcessProperty: "preserve"), and FastIs.is (the same check compiled to closures) about
+// 0.6 µs; the full decode runs only to explain a failure.
 const decodeErrorBody = Schema.decodeUnknownEither(ChatSchema.ErrorResponse, { onExcessProperty: "ignore" })
 
 /** An answer, its headers and body already scrubbed of the key where it entered (internal/transport). */
@@ -99,7 +101,7 @@ export type Decoder<A> = (received: Received, scrub: Scrub) => Either.Either<A, 
 
 /** A decoder for a response Schema whose Type and Encoded sides are the same JSON. */
 export const decoderFor = <A>(schema: Schema.Schema<A, A>, what: string): Decoder<A> => {
-  const is = Schema.is(schema)
+  const is = FastIs.is(schema)
   const decode = Schema.decodeUnknownEither(schema)
   return (received, scrub) => {
     const fail = (detail: string) =>
@@ -255,7 +257,7 @@ export interface StreamContext {
 /** The `[DONE]` event that ends a stream. */
 export const DONE = "[DONE]"
 
-const isChunk = Schema.is(ChatSchema.ChatCompletionChunk as Schema.Schema<ChatSchema.ChatCompletionChunk, ChatSchema.ChatCompletionChunk>)
+const isChunk = FastIs.is(ChatSchema.ChatCompletionChunk as Schema.Schema<ChatSchema.ChatCompletionChunk, ChatSchema.ChatCompletionChunk>)
 /** Any object under `error`: an error event whose body is not OpenAI's shape. */
 const isOtherError = Schema.is(Schema.Struct({ error: Schema.Object }))
 

@@ -7,7 +7,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import { type LimiterUnavailableError, RateLimitError, TimeoutError } from "../ChatError.js"
 import type { Admission, AdmitBounds, Bounds, Options, Outcome, Service, Window } from "../RateLimit.js"
 import { ServerPace } from "./serverPace.js"
@@ -59,26 +59,29 @@ const waitUntil = (s: State, at: number, bounds: Bounds): Effect.Effect<void, Li
   })
 
 // Telling the store how a request ended is best effort: a store that cannot be reached then
-// must not turn a request that was answered into a failure.
+// must not turn a request that was answered into a failure. `releaseNow` does the bookkeeping at
+// once and returns what is left to tell the store (`Effect.void` when nothing is, the common case).
 const release = (s: State, permit: Permit, startedAt: number, outcome: Outcome, succeeded: boolean, bounds: Bounds): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    s.outstanding--
-    s.outstandingTokens -= permit.tokens
-    const now = s.clock.unsafeCurrentTimeMillis()
-    if (s.adaptive) {
-      if (outcome.headers !== undefined) s.pace.observe(outcome.headers, s.outstanding, s.outstandingTokens, now)
-      if (succeeded) s.pace.succeeded(startedAt, now)
-      else if (outcome.rateLimited === true) s.pace.rateLimited(startedAt, now)
-    }
-    // A count the server made up (NaN, negative, fractional) keeps the estimate: NaN in the window would switch tpm off.
-    const used = outcome.usedTokens
-    const settle = used === undefined || used === permit.tokens || !Number.isSafeInteger(used) || used < 0
-      ? Effect.void
-      : s.store.settle(permit.admission, used)
-    const asked = outcome.retryAfterMillis
-    const pause = asked === undefined ? Effect.void : s.store.pause(Math.min(asked, bounds.maxWaitMillis ?? asked))
-    return Effect.ignore(Effect.zipRight(settle, pause))
-  })
+  Effect.suspend(() => releaseNow(s, permit, startedAt, outcome, succeeded, bounds))
+
+const releaseNow = (s: State, permit: Permit, startedAt: number, outcome: Outcome, succeeded: boolean, bounds: Bounds): Effect.Effect<void> => {
+  s.outstanding--
+  s.outstandingTokens -= permit.tokens
+  const now = s.clock.unsafeCurrentTimeMillis()
+  if (s.adaptive) {
+    if (outcome.headers !== undefined) s.pace.observe(outcome.headers, s.outstanding, s.outstandingTokens, now)
+    if (succeeded) s.pace.succeeded(startedAt, now)
+    else if (outcome.rateLimited === true) s.pace.rateLimited(startedAt, now)
+  }
+  // A count the server made up (NaN, negative, fractional) keeps the estimate: NaN in the window would switch tpm off.
+  const used = outcome.usedTokens
+  const settle = used === undefined || used === permit.tokens || !Number.isSafeInteger(used) || used < 0
+    ? Effect.void
+    : s.store.settle(permit.admission, used)
+  const asked = outcome.retryAfterMillis
+  if (asked === undefined) return settle === Effect.void ? Effect.void : Effect.ignore(settle)
+  return Effect.ignore(Effect.zipRight(settle, s.store.pause(Math.min(asked, bounds.maxWaitMillis ?? asked))))
+}
 
 /** What the store's bounds are for a request: its latest start and the longest pause it waits out. */
 const admitBoundsOf = (bounds: Bounds, now: number): AdmitBounds | undefined =>
@@ -107,7 +110,17 @@ const runAdmitted = <A, E, R>(
   s.outstanding++
   s.outstandingTokens += tokens
   const permit: Permit = { admission, tokens }
-  const sent = Effect.onExit(restore(use), (exit) => release(s, permit, at, outcome(exit), exit._tag === "Success", bounds))
+  // Already uninterruptible (withPermitOn's mask): a match on the exit is `onExit` without its own mask.
+  const sent = Effect.matchCauseEffect(restore(use), {
+    onFailure: (cause) => {
+      const told = releaseNow(s, permit, at, outcome(Exit.failCause(cause)), false, bounds)
+      return told === Effect.void ? Effect.failCause(cause) : Effect.zipRight(told, Effect.failCause(cause))
+    },
+    onSuccess: (value) => {
+      const told = releaseNow(s, permit, at, outcome(Exit.succeed(value)), true, bounds)
+      return told === Effect.void ? Effect.succeed(value) : Effect.as(told, value)
+    }
+  })
   if (at <= now) return sent
   // Another fiber's reservation may have moved the start since the plan: rare, and then
   // the start it keeps is given up like an interrupted wait's.

@@ -1,16 +1,19 @@
 /**
  * The observe stage: metrics and a span per call, and the count of attempts. Metrics are updated
  * with `unsafeUpdate` on labelled metrics made once per label combination (`tagged`); a span is made
- * only when `tracing` is on, without a stack trace.
+ * only when `tracing` is on and a tracer that keeps spans is installed, without a stack trace.
  * @internal
  */
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import * as Budget from "../Budget.js"
 import type { ChatError } from "../ChatError.js"
 import * as Metrics from "../Metrics.js"
@@ -41,18 +44,25 @@ export const tagged = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, ...l
   return found
 }
 
-/** Counts an attempt that ended (answered, failed, timed out or interrupted), and a 429 among them. */
-const attemptEnded = (exit: Exit.Exit<unknown, ChatError>): Effect.Effect<void> => {
-  Metrics.attempts.unsafeUpdate(1, [])
-  if (Exit.isFailure(exit)) {
-    const error = Cause.failureOption(exit.cause)
-    if (error._tag === "Some" && error.value._tag === "RateLimitError") Metrics.rateLimited.unsafeUpdate(1, [])
-  }
+/** No extra labels: one array for every update. */
+const NO_LABELS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+/** Counts a 429 among the attempts' failures. */
+const countRateLimited = (error: ChatError): Effect.Effect<void> => {
+  if (error._tag === "RateLimitError") Metrics.rateLimited.unsafeUpdate(1, NO_LABELS)
   return Effect.void
 }
 
-/** The attempt stage that counts attempts: placed under the limiter, it sees only attempts that were sent. */
-export const countAttempt: Pipeline.AttemptStage = (next) => (call, attempt) => Effect.onExit(next(call, attempt), attemptEnded)
+/**
+ * The attempt stage that counts attempts: placed under the limiter, it sees only attempts that are
+ * sent. Each is counted as it starts (whatever ends it: an answer, a failure, a timeout or an
+ * interruption), and a 429 when one fails with it: no `onExit` per attempt.
+ */
+export const countAttempt: Pipeline.AttemptStage = (next) => (call, attempt) =>
+  Effect.suspend(() => {
+    Metrics.attempts.unsafeUpdate(1, NO_LABELS)
+    return Effect.tapError(next(call, attempt), countRateLimited)
+  })
 
 /** The attempts a failure reports (0 when it was refused before sending). */
 const attemptsOf = (exit: Exit.Exit<unknown, ChatError>): number =>
@@ -61,69 +71,122 @@ const attemptsOf = (exit: Exit.Exit<unknown, ChatError>): number =>
     onSome: (error) => ("attempts" in error ? error.attempts : 0)
   })
 
+/** The metrics one call of a model and endpoint updates, tagged once. */
+interface Handles {
+  readonly success: Metric.Metric.Counter<number>
+  readonly latency: Metrics.Histogram
+  readonly promptTokens: Metric.Metric.Counter<number>
+  readonly completionTokens: Metric.Metric.Counter<number>
+  readonly cost: Metric.Metric.Counter<number>
+}
+
+const handles = new Map<string, Map<string, Handles>>()
+
+/** A call's metric handles: two Map lookups, not five label joins and lookups (`tagged`). */
+const handlesFor = (model: string, endpoint: string): Handles => {
+  let byEndpoint = handles.get(model)
+  if (byEndpoint === undefined) handles.set(model, byEndpoint = new Map())
+  let found = byEndpoint.get(endpoint)
+  if (found === undefined) {
+    found = {
+      success: tagged(Metrics.requests, "model", model, "endpoint", endpoint, "outcome", "success"),
+      latency: tagged(Metrics.latency, "endpoint", endpoint),
+      promptTokens: tagged(Metrics.tokens, "model", model, "kind", "prompt"),
+      completionTokens: tagged(Metrics.tokens, "model", model, "kind", "completion"),
+      cost: tagged(Metrics.costMicroUsd, "model", model)
+    }
+    byEndpoint.set(endpoint, found)
+  }
+  return found
+}
+
 /** Updates the metrics for a call that ended. */
 const record = <A, R>(call: Pipeline.Call<A, R>, startMillis: number, end: Pipeline.End<A>): void => {
   const { model, endpoint } = call
   const exit = end.exit
-  const outcome = Exit.isSuccess(exit)
-    ? "success"
-    : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (error) => error._tag })
-  tagged(Metrics.requests, "model", model, "endpoint", endpoint.name, "outcome", outcome).unsafeUpdate(1, [])
-  tagged(Metrics.latency, "endpoint", endpoint.name).unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, [])
+  const metrics = handlesFor(model, endpoint.name)
+  if (Exit.isSuccess(exit)) metrics.success.unsafeUpdate(1, NO_LABELS)
+  else {
+    const outcome = Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (error) => error._tag })
+    tagged(Metrics.requests, "model", model, "endpoint", endpoint.name, "outcome", outcome).unsafeUpdate(1, NO_LABELS)
+  }
+  metrics.latency.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
   const attempts = end.received === undefined ? attemptsOf(exit) : end.received.attempts
-  if (attempts > 1) Metrics.retries.unsafeUpdate(attempts - 1, [])
+  if (attempts > 1) Metrics.retries.unsafeUpdate(attempts - 1, NO_LABELS)
   const usage = end.received === undefined ? undefined : endpoint.usage(end.received.value)
   if (usage !== undefined) {
-    tagged(Metrics.tokens, "model", model, "kind", "prompt").unsafeUpdate(usage.prompt_tokens, [])
-    tagged(Metrics.tokens, "model", model, "kind", "completion").unsafeUpdate(usage.completion_tokens, [])
+    metrics.promptTokens.unsafeUpdate(usage.prompt_tokens, NO_LABELS)
+    metrics.completionTokens.unsafeUpdate(usage.completion_tokens, NO_LABELS)
     const cost = Budget.costOf(model, usage, call.budget?.prices ?? Pricing.defaultTable)
-    if (Option.isSome(cost)) tagged(Metrics.costMicroUsd, "model", model).unsafeUpdate(cost.value, [])
+    if (Option.isSome(cost)) metrics.cost.unsafeUpdate(cost.value, NO_LABELS)
   }
 }
 
-/** What the end of a call tells its span. */
-const annotateSuccess = <A>(received: Pipeline.Received<A>) =>
-  Effect.annotateCurrentSpan({
-    "shepherd.attempts": received.attempts,
-    "http.response.status_code": received.status,
-    ...(received.requestId === undefined ? {} : { "shepherd.request_id": received.requestId })
-  })
-
-const annotateError = (error: ChatError) =>
-  Effect.annotateCurrentSpan({
-    "shepherd.error": error._tag,
-    ...("attempts" in error ? { "shepherd.attempts": error.attempts } : {}),
-    ...("status" in error && error.status !== undefined ? { "http.response.status_code": error.status } : {}),
-    ...("requestId" in error && error.requestId !== undefined ? { "shepherd.request_id": error.requestId } : {})
-  })
+/** Sets what the end of a call tells its span: the attempts, the status and the request id, or the error. */
+const annotateEnd = (span: Tracer.Span, exit: Exit.Exit<Pipeline.Received<unknown>, ChatError>): void => {
+  if (Exit.isSuccess(exit)) {
+    const received = exit.value
+    span.attribute("shepherd.attempts", received.attempts)
+    span.attribute("http.response.status_code", received.status)
+    if (received.requestId !== undefined) span.attribute("shepherd.request_id", received.requestId)
+    return
+  }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return
+  const error = failure.value
+  span.attribute("shepherd.error", error._tag)
+  if ("attempts" in error) span.attribute("shepherd.attempts", error.attempts)
+  if ("status" in error && error.status !== undefined) span.attribute("http.response.status_code", error.status)
+  if ("requestId" in error && error.requestId !== undefined) span.attribute("shepherd.request_id", error.requestId)
+}
 
 /** A span's options: no stack capture, which cost more than the span itself (bench/throughput). */
 const spanOptions = (model: string) => ({ kind: "client" as const, attributes: { "shepherd.model": model }, captureStackTrace: false })
 
+/** Effect's built-in tracer, in force unless another is installed: its spans are kept nowhere. */
+const nativeTracer: Tracer.Tracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/**
+ * Whether a span made where the call runs would reach anyone: a tracer other than Effect's
+ * built-in one is installed (`@effect/opentelemetry`'s, `Layer.setTracer`, `Effect.withTracer`).
+ */
+const tracedWith = <A, E, R>(f: (traced: boolean) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) => f(tracer !== nativeTracer))
+
 /**
  * The observe stage: the call's metrics when it ends (a stream's when its scope closes; its time to
- * the first chunk when it opens) and, with `tracing`, a span `shepherd.<endpoint>` annotated with the
- * attempts, the status and the request id, or the error. A stream's span covers the whole stream:
- * it is made by {@link streamSpan}, and this stage only annotates it.
+ * the first chunk when it opens) and, with `tracing` and a tracer installed that keeps spans (not
+ * Effect's built-in one), a span `shepherd.<endpoint>` with the attempts, the status and the request
+ * id, or the error. A stream's span covers the whole stream: it is made by {@link streamSpan}, and
+ * this stage only sets its end attributes.
  */
-export const observe = (options: { readonly tracing: boolean }): Pipeline.Stage => (next) => (call) =>
-  Effect.suspend(() => {
+export const observe = (options: { readonly tracing: boolean }): Pipeline.Stage => {
+  const measured = <A, R>(next: Pipeline.Dispatch, call: Pipeline.Call<A, R>) => {
     const startMillis = call.clock.unsafeCurrentTimeMillis()
-    const stream = call.endpoint.name === "stream"
-    let result = call.endpoint.onEnd(next(call), (end) => {
+    const result = call.endpoint.onEnd(next(call), (end) => {
       record(call, startMillis, end)
       return Effect.void
     })
-    if (stream) {
-      result = Effect.tap(result, () => {
-        Metrics.timeToFirstToken.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, [])
-      })
-    }
-    if (!options.tracing) return result
-    result = Effect.tapError(Effect.tap(result, annotateSuccess), annotateError)
-    return stream ? result : Effect.withSpan(result, `shepherd.${call.endpoint.name}`, spanOptions(call.model))
-  })
+    if (call.endpoint.name !== "stream") return result
+    return Effect.tap(result, () => {
+      Metrics.timeToFirstToken.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
+    })
+  }
+  if (!options.tracing) return (next) => (call) => Effect.suspend(() => measured(next, call))
+  // One read of the tracer per call, which also defers the start as `Effect.suspend` would.
+  return (next) => (call) =>
+    Effect.tracerWith((tracer) => {
+      const result = measured(next, call)
+      if (tracer === nativeTracer) return result
+      if (call.endpoint.name === "stream") {
+        return Effect.flatMap(Effect.option(Effect.currentSpan), (span) =>
+          Option.isNone(span) ? result : Effect.onExit(result, (exit) => Effect.sync(() => annotateEnd(span.value, exit))))
+      }
+      return Effect.useSpan(`shepherd.${call.endpoint.name}`, spanOptions(call.model), (span) =>
+        Effect.withParentSpan(Effect.onExit(result, (exit) => Effect.sync(() => annotateEnd(span, exit))), span))
+    })
+}
 
-/** A stream in its span `shepherd.stream` when `tracing` is on. */
+/** A stream in its span `shepherd.stream` when `tracing` is on and a tracer that keeps spans is installed. */
 export const streamSpan = <A, E, R>(stream: Stream.Stream<A, E, R>, model: string, tracing: boolean): Stream.Stream<A, E, R> =>
-  tracing ? Stream.withSpan(stream, "shepherd.stream", spanOptions(model)) : stream
+  tracing ? Stream.unwrap(tracedWith((traced) => Effect.succeed(traced ? Stream.withSpan(stream, "shepherd.stream", spanOptions(model)) : stream))) : stream

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { Dispatcher } from "undici"
 import type * as ChatError from "../ChatError.js"
+import { Abort, signalOf } from "./abort.js"
 import * as Classify from "./classify.js"
 import {
   announcedLength,
@@ -25,7 +26,8 @@ import {
 
 /**
  * One undici call per attempt inside a single `Effect.async`: no fiber, scope or span per request.
- * The deadline and an interruption both abort the request through its `AbortSignal`.
+ * The deadline and an interruption both abort the request through its signal (internal/abort.ts:
+ * one listener slot, not an `AbortController` per attempt).
  *
  * The body is held to `maxResponseBytes`: a larger `content-length` is refused before any of the
  * body is read; a body without one (chunked) is counted as it arrives and abandoned past the limit.
@@ -39,7 +41,7 @@ export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
   const headers = { ...settings.headers, "content-type": "application/json" }
   return (body, attempts, timeoutMillis) =>
     Effect.async<Exchange, ChatError.TransportError | ChatError.TimeoutError>((resume) => {
-      const controller = new AbortController()
+      const controller = new Abort()
       const deadline = deadlines.register(timeoutMillis, () => controller.abort())
       const failure = (error: unknown) =>
         deadline.expired ? attemptTimeout(timeoutMillis, attempts) : Classify.transportError(error, attempts, connectTimeoutMillis, scrub)
@@ -51,7 +53,7 @@ export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
         resume(Effect.fail(Classify.responseTooLarge(maxResponseBytes, attempts)))
       }
       agent
-        .request({ origin, path, method: "POST", headers, body, signal: controller.signal })
+        .request({ origin, path, method: "POST", headers, body, signal: signalOf(controller) })
         .then((response) => {
           const answered = (text: string, cut?: ChatError.TransportError) => {
             deadlines.cancel(deadline)
@@ -195,7 +197,7 @@ export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
   const headers = { ...settings.headers, accept: "text/event-stream", "content-type": "application/json" }
   return (body, attempts, timeoutMillis, idleMillis, total) =>
     Effect.gen(function* () {
-      const controller = new AbortController()
+      const controller = new Abort()
       const timers = streamDeadlines(deadlines, timeoutMillis, idleMillis, total, attempts, () => controller.abort())
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
@@ -205,7 +207,7 @@ export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
       )
       const failure = (error: unknown) => timers.expired() ?? Classify.transportError(error, attempts, connectTimeoutMillis, scrub)
       const response = yield* Effect.tryPromise({
-        try: () => agent.request({ origin, path, method: "POST", headers, body, signal: controller.signal }),
+        try: () => agent.request({ origin, path, method: "POST", headers, body, signal: signalOf(controller) }),
         catch: failure
       })
       const pull = pullFrom(response.body, { timers, failure, maxResponseBytes, attempts, abort: () => controller.abort() })
