@@ -18,6 +18,7 @@ import * as Budget from "./Budget.js"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
+import * as ErrorRules from "./internal/errorRules.js"
 import * as Usage from "./internal/usage.js"
 import * as Pricing from "./Pricing.js"
 
@@ -180,14 +181,14 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
         ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
         : Effect.flatMap(Clock.currentTimeMillis, (start) =>
           Effect.catchAll(Effect.tap(send(request, index), () => { answered = true }), (error) => {
-            if (ChatError.isUnreachable(error)) {
+            if (ErrorRules.isUnreachable(error)) {
               unreachableRun++
               if (stoppedBy === undefined && !answered && unreachableRun >= UNREACHABLE_STOP_AFTER) stoppedBy = error
-            } else if (!ChatError.stopsSending(error) || ChatError.isKeyRefusal(error)) {
+            } else if (!ErrorRules.stopsSending(error) || ErrorRules.isKeyRefusal(error)) {
               answered = true
               unreachableRun = 0
             }
-            if (stoppedBy === undefined && ChatError.stopsSending(error)) stoppedBy = error
+            if (stoppedBy === undefined && ErrorRules.stopsSending(error)) stoppedBy = error
             return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
               _tag: "Failure",
               custom_id: request.custom_id,

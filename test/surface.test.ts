@@ -43,18 +43,6 @@ const INTERNAL_MODULES: ReadonlyArray<string> = [
   "src/internal/version.ts"
 ]
 
-/**
- * Exports marked `@internal` that still sit in a public namespace, as `Module.name`. Issue 15 moves
- * them out; until then they are let through, and the list may only shrink: an entry that is no longer
- * an `@internal` export fails the test, and so does any `@internal` export not listed here.
- */
-const INTERNAL_YET_EXPORTED: ReadonlyArray<string> = [
-  "ChatError.isKeyRefusal",
-  "ChatError.stopsSending",
-  "ChatError.isUnreachable",
-  "ChatError.isRefusal"
-]
-
 interface Export {
   /** `Module.name` (`Module.Namespace.name` inside a namespace). */
   readonly name: string
@@ -181,9 +169,9 @@ describe("the public surface", () => {
     expect(bare).toEqual([])
   })
 
-  it("lets through only the listed @internal exports of public modules", () => {
+  it("no public module exports an @internal helper (it belongs in src/internal/)", () => {
     const internal = MODULES.flatMap((file) => exportsOf(file).filter((e) => e.tags.has("internal")).map((e) => e.name))
-    expect(internal.sort()).toEqual([...INTERNAL_YET_EXPORTED].sort())
+    expect(internal).toEqual([])
   })
 
   it("names each export that lacks a tag or a description", () => {
