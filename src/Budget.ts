@@ -26,6 +26,7 @@ import type * as Pipeline from "./internal/pipeline.js"
 import * as Shared from "./internal/redis.js"
 import * as Validate from "./internal/validate.js"
 import * as Pricing from "./Pricing.js"
+import type * as RateLimit from "./RateLimit.js"
 import { randomBytes } from "node:crypto"
 
 export interface Options {
@@ -121,7 +122,7 @@ export const make = (options: Options): Effect.Effect<Service, ConfigError.Confi
 export const layer = (options: Options): Layer.Layer<Budget, ConfigError.ConfigError> => Layer.effect(Budget, make(options))
 
 /** Options of a budget kept in Redis. */
-export interface RedisOptions extends Options, Shared.RedisOptions {
+export interface RedisOptions extends Options, RateLimit.StoreRedisOptions {
   /**
    * How long a reservation is held at most: one left by a process that died is given back after it.
    * Keep it above the longest a request can take (all its attempts). @default 15 minutes
