@@ -246,6 +246,8 @@ export const makeGuard = (
  */
 export { INIT_BUDGET, REBUILD_BUDGET, RESERVE, SETTLE_BUDGET } from "./budgetLua.js"
 /**
+ * The script runner (internal/redisScript.ts), for Budget.ts.
+ *
  * @since 0.1.0
  * @category scripts
  */
