@@ -188,7 +188,8 @@ const main = async () => {
   const rpmRows = await scenario("rpm", ["--rpm", String(rpm)], rpmRequests, { rpm })
   printRows(`${rpmRequests} requests against ${rpm} RPM ("achieved" is requests per minute)`, rpmRows, rpm, 1)
   // Tokens the server charges per request: prompt plus max_tokens (the mock counts as the client does).
-  const tokensPerRequest = Array.from({ length: tpmRequests }, (_, i) => Tokens.requestTokens(requestFor(i))).reduce((a, b) => a + b, 0) / tpmRequests
+  const tokensOf = (request: ChatSchema.ChatCompletionRequest) => Tokens.promptTokens(request.messages) + Tokens.completionAllowance(request)
+  const tokensPerRequest = Array.from({ length: tpmRequests }, (_, i) => tokensOf(requestFor(i))).reduce((a, b) => a + b, 0) / tpmRequests
   const tpmRows = await scenario("tpm", ["--tpm", String(tpm)], tpmRequests, { tpm })
   printRows(`${tpmRequests} requests against ${tpm} TPM ("achieved" is tokens per minute, ${tokensPerRequest.toFixed(1)} tokens a request)`, tpmRows, tpm, tokensPerRequest)
 }

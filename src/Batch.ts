@@ -18,10 +18,16 @@ import * as Budget from "./Budget.js"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
+import * as ErrorRules from "./internal/errorRules.js"
 import * as Usage from "./internal/usage.js"
 import * as Pricing from "./Pricing.js"
 
-/** One chat-completion request of a batch (`url` may be left out). */
+/**
+ * One chat-completion request of a batch (`url` may be left out).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ChatRequest {
   /** Your identifier, carried to the outcome (unique within a batch). */
   readonly custom_id: string
@@ -29,7 +35,12 @@ export interface ChatRequest {
   readonly body: ChatSchema.ChatCompletionRequest
 }
 
-/** One embeddings request of a batch. */
+/**
+ * One embeddings request of a batch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface EmbeddingRequest {
   /** Your identifier, carried to the outcome (unique within a batch). */
   readonly custom_id: string
@@ -37,7 +48,12 @@ export interface EmbeddingRequest {
   readonly body: ChatSchema.EmbeddingRequest
 }
 
-/** One request of a batch: a chat completion, or embeddings. */
+/**
+ * One request of a batch: a chat completion, or embeddings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type BatchRequest = ChatRequest | EmbeddingRequest
 
 interface OutcomeBase {
@@ -62,30 +78,61 @@ interface SuccessBase extends OutcomeBase {
   readonly costMicroUsd: Option.Option<Pricing.MicroUsd>
 }
 
-/** A chat request answered. */
+/**
+ * A chat request answered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ChatSuccess extends SuccessBase {
   readonly url: "/v1/chat/completions"
   readonly completion: ChatSchema.ChatCompletion
 }
 
-/** An embeddings request answered. */
+/**
+ * An embeddings request answered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface EmbeddingSuccess extends SuccessBase {
   readonly url: "/v1/embeddings"
   readonly embeddings: ChatSchema.EmbeddingResponse
 }
 
-/** A request that ended in a typed error (after its retries), or was not sent (budget). */
+/**
+ * A request that ended in a typed error (after its retries), or was not sent (budget).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Failure extends OutcomeBase {
   readonly _tag: "Failure"
   readonly error: ChatError.ChatError
 }
 
-/** The outcome of a request of type `R`: chat requests give `ChatSuccess`, embeddings `EmbeddingSuccess`. */
+/**
+ * The outcome of a request of type `R`: chat requests give `ChatSuccess`, embeddings `EmbeddingSuccess`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type OutcomeOf<R extends BatchRequest> = (R extends EmbeddingRequest ? EmbeddingSuccess : ChatSuccess) | Failure
 
-/** The result of one request. */
+/**
+ * The result of one request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type BatchOutcome = ChatSuccess | EmbeddingSuccess | Failure
 
+/**
+ * Options of `run` and `runAll`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** Requests in flight at most. @default 16 */
   readonly concurrency?: number | undefined
@@ -131,6 +178,9 @@ const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => requ
  * without being sent (so each input still has its outcome and nothing more is spent or waited for).
  *
  * An input stream that fails (a file that cannot be read) fails the outcome stream with its error.
+ *
+ * @since 0.1.0
+ * @category running
  */
 export const run = <R extends BatchRequest, E = never, Q = never>(
   requests: Stream.Stream<R, E, Q> | Iterable<R>,
@@ -180,14 +230,14 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
         ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
         : Effect.flatMap(Clock.currentTimeMillis, (start) =>
           Effect.catchAll(Effect.tap(send(request, index), () => { answered = true }), (error) => {
-            if (ChatError.isUnreachable(error)) {
+            if (ErrorRules.isUnreachable(error)) {
               unreachableRun++
               if (stoppedBy === undefined && !answered && unreachableRun >= UNREACHABLE_STOP_AFTER) stoppedBy = error
-            } else if (!ChatError.stopsSending(error) || ChatError.isKeyRefusal(error)) {
+            } else if (!ErrorRules.stopsSending(error) || ErrorRules.isKeyRefusal(error)) {
               answered = true
               unreachableRun = 0
             }
-            if (stoppedBy === undefined && ChatError.stopsSending(error)) stoppedBy = error
+            if (stoppedBy === undefined && ErrorRules.stopsSending(error)) stoppedBy = error
             return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
               _tag: "Failure",
               custom_id: request.custom_id,
@@ -255,7 +305,12 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
     }))
   }))
 
-/** `run`, collected in input order. */
+/**
+ * `run`, collected in input order.
+ *
+ * @since 0.1.0
+ * @category running
+ */
 export const runAll = <R extends BatchRequest, E = never, Q = never>(
   requests: Stream.Stream<R, E, Q> | Iterable<R>,
   options: Options = {}

@@ -56,6 +56,12 @@ export type Event = Run.Event
  * @category state
  */
 export const SubmissionState = State.SubmissionState
+/**
+ * The type of {@link SubmissionState}.
+ *
+ * @since 0.2.0
+ * @category state
+ */
 export type SubmissionState = State.SubmissionState
 
 /**

@@ -27,6 +27,12 @@ export const LineError = Schema.Struct({
   message: Schema.String,
   param: optionalString
 })
+/**
+ * The type of {@link LineError}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type LineError = typeof LineError.Type
 
 /**

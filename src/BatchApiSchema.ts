@@ -27,6 +27,12 @@ export const decodeOptions = { onExcessProperty: "preserve", errors: "first" } a
  * @category schemas
  */
 export const Metadata = Schema.Record({ key: Schema.String, value: Schema.String })
+/**
+ * The type of {@link Metadata}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type Metadata = typeof Metadata.Type
 
 // ---------------------------------------------------------------------------------------------
@@ -40,6 +46,12 @@ export type Metadata = typeof Metadata.Type
  * @category schemas
  */
 export const FilePurpose = Schema.String
+/**
+ * The type of {@link FilePurpose}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type FilePurpose = typeof FilePurpose.Type
 
 /**
@@ -60,6 +72,12 @@ export const FileObject = Schema.Struct({
   status: Schema.optional(Schema.String),
   status_details: nullable(Schema.String)
 })
+/**
+ * The type of {@link FileObject}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type FileObject = typeof FileObject.Type
 
 /**
@@ -74,6 +92,12 @@ export const FileList = Schema.Struct({
   last_id: nullable(Schema.String),
   has_more: Schema.optional(Schema.Boolean)
 })
+/**
+ * The type of {@link FileList}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type FileList = typeof FileList.Type
 
 /**
@@ -86,6 +110,12 @@ export const FileDeleted = Schema.Struct({
   object: Schema.Literal("file"),
   deleted: Schema.Boolean
 })
+/**
+ * The type of {@link FileDeleted}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type FileDeleted = typeof FileDeleted.Type
 
 // ---------------------------------------------------------------------------------------------
@@ -109,6 +139,12 @@ export const BatchStatus = Schema.Literal(
   "cancelling",
   "cancelled"
 )
+/**
+ * The type of {@link BatchStatus}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type BatchStatus = typeof BatchStatus.Type
 
 /**
@@ -129,6 +165,12 @@ export const BatchError = Schema.Struct({
   param: nullable(Schema.String),
   line: nullable(Int)
 })
+/**
+ * The type of {@link BatchError}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type BatchError = typeof BatchError.Type
 
 /**
@@ -141,6 +183,12 @@ export const RequestCounts = Schema.Struct({
   completed: Int,
   failed: Int
 })
+/**
+ * The type of {@link RequestCounts}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type RequestCounts = typeof RequestCounts.Type
 
 /**
@@ -181,6 +229,12 @@ export const Batch = Schema.Struct({
   })),
   metadata: nullable(Metadata)
 })
+/**
+ * The type of {@link Batch}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type Batch = typeof Batch.Type
 
 /**
@@ -196,6 +250,12 @@ export const CreateBatchRequest = Schema.Struct({
   metadata: nullable(Metadata),
   output_expires_after: Schema.optional(Schema.Struct({ anchor: Schema.Literal("created_at"), seconds: Int }))
 })
+/**
+ * The type of {@link CreateBatchRequest}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type CreateBatchRequest = typeof CreateBatchRequest.Type
 
 /**
@@ -210,4 +270,10 @@ export const BatchList = Schema.Struct({
   last_id: nullable(Schema.String),
   has_more: Schema.Boolean
 })
+/**
+ * The type of {@link BatchList}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type BatchList = typeof BatchList.Type

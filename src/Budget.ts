@@ -26,8 +26,15 @@ import type * as Pipeline from "./internal/pipeline.js"
 import * as Shared from "./internal/redis.js"
 import * as Validate from "./internal/validate.js"
 import * as Pricing from "./Pricing.js"
+import type * as RateLimit from "./RateLimit.js"
 import { randomBytes } from "node:crypto"
 
+/**
+ * Options of a budget: the most it may spend, and the prices it counts with.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** The limit, in US dollars: a finite number above 0. */
   readonly maxUsd: number
@@ -35,7 +42,12 @@ export interface Options {
   readonly prices?: Pricing.PriceTable | undefined
 }
 
-/** Money held for one request until it settles. */
+/**
+ * Money held for one request until it settles.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Reservation {
   readonly model: string
   readonly amount: Pricing.MicroUsd
@@ -43,13 +55,24 @@ export interface Reservation {
   readonly id?: string | undefined
 }
 
-/** Spent, held and allowed, in micro-dollars. */
+/**
+ * Spent, held and allowed, in micro-dollars.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Snapshot {
   readonly limitMicroUsd: Pricing.MicroUsd
   readonly spentMicroUsd: Pricing.MicroUsd
   readonly reservedMicroUsd: Pricing.MicroUsd
 }
 
+/**
+ * The budget service: what `ChatClient` reserves before a call and settles after it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Service {
   /** Holds the worst-case cost of a request, or fails when it does not fit (or the model has no price). */
   readonly reserve: (model: string, promptTokens: number, maxCompletionTokens: number) => Effect.Effect<Reservation, BudgetExceededError | LimiterUnavailableError>
@@ -63,6 +86,9 @@ export interface Service {
 /**
  * The budget service. `ChatClient` uses it when the layer that builds the client has it, or else
  * when the call's own context has it (`Layer.merge(ChatClient.layer(), Budget.layer(...))` works too).
+ *
+ * @since 0.1.0
+ * @category tags
  */
 export class Budget extends Context.Tag("effect-shepherd/Budget")<Budget, Service>() {}
 
@@ -113,15 +139,30 @@ export const validateOptions = (options: Options, path: ReadonlyArray<string> = 
 
 const decodePrices = Schema.decodeUnknownEither(Pricing.PriceTable, { errors: "first" })
 
-/** A budget in memory, for one process; fails with a `ConfigError` when an option is invalid (see {@link validateOptions}). */
+/**
+ * A budget in memory, for one process; fails with a `ConfigError` when an option is invalid (see {@link validateOptions}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (options: Options): Effect.Effect<Service, ConfigError.ConfigError> =>
   Effect.zipRight(validateOptions(options), Effect.sync(() => Internal.memory(Math.round(options.maxUsd * 1e6), options.prices ?? Pricing.defaultTable)))
 
-/** The budget as a layer; fails to build with a `ConfigError` naming an invalid option. */
+/**
+ * The budget as a layer; fails to build with a `ConfigError` naming an invalid option.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: Options): Layer.Layer<Budget, ConfigError.ConfigError> => Layer.effect(Budget, make(options))
 
-/** Options of a budget kept in Redis. */
-export interface RedisOptions extends Options, Shared.RedisOptions {
+/**
+ * Options of a budget kept in Redis.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface RedisOptions extends Options, RateLimit.StoreRedisOptions {
   /**
    * How long a reservation is held at most: one left by a process that died is given back after it.
    * Keep it above the longest a request can take (all its attempts). @default 15 minutes
@@ -150,6 +191,9 @@ export interface RedisOptions extends Options, Shared.RedisOptions {
  * `LimiterUnavailableError` (reason `lost`); `fallbackLocal` warns and goes on with this process's
  * own record (`1/workers` of what was left at its last contact). Either way the process adds what it
  * committed to the record Redis holds now, so that a process started later does not begin at zero.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const makeRedis = (options: RedisOptions): Effect.Effect<Service, LimiterUnavailableError | ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
@@ -378,5 +422,8 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<Service, Limiter
  * The budget in Redis as a layer (see `makeRedis`); fails to build when Redis cannot be reached and
  * `onUnavailable` is `failClosed` (the default), and with a `ConfigError` naming an invalid option
  * (`maxUsd`, `prices`, `leaseDuration`, `url`, `namespace`, `workers`, `commandTimeout`, ...).
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerRedis = (options: RedisOptions): Layer.Layer<Budget, LimiterUnavailableError | ConfigError.ConfigError> => Layer.scoped(Budget, makeRedis(options))

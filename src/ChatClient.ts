@@ -47,10 +47,20 @@ import * as TransportUndici from "./internal/transportUndici.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
-/** The OpenAI API; the only base URL for which an API key is required. */
+/**
+ * The OpenAI API; the only base URL for which an API key is required.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_BASE_URL: string = Env.DEFAULT_BASE_URL
 
-/** Client options. Every default is in {@link defaults}; `layerConfig` reads the environment variable named on each. */
+/**
+ * Client options. Every default is in {@link defaults}; `layerConfig` reads the environment variable named on each.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** Bearer token. Required for the default OpenAI base URL, optional elsewhere (vLLM often needs none). Env `OPENAI_API_KEY`. */
   readonly apiKey: Redacted.Redacted<string> | undefined
@@ -106,10 +116,20 @@ export interface Options {
   readonly limits: RateLimit.Options
 }
 
-/** Options as given: any may be left out (or `undefined`) to take its default. */
+/**
+ * Options as given: any may be left out (or `undefined`) to take its default.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export type Overrides = { readonly [K in keyof Options]?: Options[K] | undefined }
 
-/** The defaults of every option. */
+/**
+ * The defaults of every option.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const defaults: Options = {
   apiKey: undefined,
   baseUrl: DEFAULT_BASE_URL,
@@ -146,17 +166,32 @@ export interface Metadata {
   readonly headers: Readonly<Record<string, string>>
 }
 
-/** A completion with what the transport saw. */
+/**
+ * A completion with what the transport saw.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ChatResult extends Metadata {
   readonly completion: ChatSchema.ChatCompletion
 }
 
-/** Embeddings with what the transport saw. */
+/**
+ * Embeddings with what the transport saw.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface EmbeddingResult extends Metadata {
   readonly embeddings: ChatSchema.EmbeddingResponse
 }
 
-/** The client service. */
+/**
+ * The client service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Service {
   /** Sends one chat-completion request (`stream` is forced off) and decodes the answer. */
   readonly create: (request: ChatSchema.ChatCompletionRequest) => Effect.Effect<ChatSchema.ChatCompletion, ChatError.ChatError>
@@ -187,6 +222,9 @@ export interface Service {
 /**
  * Per-call retry options, set by {@link withRetry}; they win over the client's. The same FiberRef as
  * `RetryPolicy.currentRetry`.
+ *
+ * @since 0.1.0
+ * @category overrides
  */
 export const currentRetry: FiberRef.FiberRef<Partial<RetryPolicy.Options> | undefined> = RetryPolicy.currentRetry
 
@@ -194,12 +232,18 @@ export const currentRetry: FiberRef.FiberRef<Partial<RetryPolicy.Options> | unde
  * Runs an effect with other retry options for the chat calls it makes (they win over the client's),
  * data-first or data-last: `ChatClient.withRetry({ maxRetries: 0 })(chat.create(request))`. The same
  * function as `RetryPolicy.withRetry`, which says what an invalid option does.
+ *
+ * @since 0.1.0
+ * @category overrides
  */
 export const withRetry: typeof RetryPolicy.withRetry = RetryPolicy.withRetry
 
 /**
  * The `ChatClient` service: sends chat and embeddings calls through the pipeline of
  * docs/architecture.md (observe, budget, retry, limit, exchange, classify, stream decoding).
+ *
+ * @since 0.1.0
+ * @category tags
  */
 export class ChatClient extends Context.Tag("effect-shepherd/ChatClient")<ChatClient, Service>() {}
 
@@ -208,6 +252,9 @@ export class ChatClient extends Context.Tag("effect-shepherd/ChatClient")<ChatCl
  * path (`["timeout"]`, `["retry", "factor"]`, `["limits", "rpm"]`, `["headers", "x-team"]`). An API key
  * that an HTTP header cannot carry (a pasted line break, whitespace, a character beyond ASCII) fails
  * with `["apiKey"]`, and its message never contains the key.
+ *
+ * @since 0.1.0
+ * @category validation
  */
 export const resolveOptions: (options: Overrides) => Effect.Effect<Options, ConfigError.ConfigError> = (options) =>
   ClientOptions.resolve(options, defaults)
@@ -302,6 +349,9 @@ const makeWith = (
  * Builds the service over whatever `HttpClient` the context has: a stub in tests, or your own client
  * with middleware. The client must honour the request's `AbortSignal` (the platform's clients do):
  * deadlines and interruption abort through it.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = (
   options: Overrides
@@ -309,7 +359,12 @@ export const make = (
   Effect.flatMap(Effect.zip(resolveOptions(options), HttpClient.HttpClient), ([resolved, http]) =>
     makeWith(resolved, (settings) => TransportPlatform.viaHttpClient(http, settings), (settings) => TransportPlatform.openViaHttpClient(http, settings)))
 
-/** The service over an `HttpClient` you provide (your own middleware, proxy or test stub). */
+/**
+ * The service over an `HttpClient` you provide (your own middleware, proxy or test stub).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerWithoutHttpClient = (
   options: Overrides = {}
 ): Layer.Layer<ChatClient, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.scoped(ChatClient, make(options))
@@ -319,6 +374,9 @@ export const layerWithoutHttpClient = (
  * timeout), destroyed when the layer's scope closes: open sockets close and requests in flight are
  * aborted. With `transport: "platform"` the Agent is used through `@effect/platform-node`'s
  * `NodeHttpClient.layerUndiciWithoutDispatcher` instead of directly.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
   Layer.scoped(
@@ -348,10 +406,20 @@ export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigEr
     })
   )
 
-/** Reads the options from the environment (see {@link Options}); `overrides` win over the environment. */
+/**
+ * Reads the options from the environment (see {@link Options}); `overrides` win over the environment.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const optionsConfig: Config.Config<Overrides> = ClientOptions.fromEnv
 
-/** The client configured from `OPENAI_API_KEY`, `OPENAI_BASE_URL` and `SHEPHERD_*`, over its own pool. */
+/**
+ * The client configured from `OPENAI_API_KEY`, `OPENAI_BASE_URL` and `SHEPHERD_*`, over its own pool.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerConfig = (overrides: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
   Layer.unwrapEffect(
     Effect.map(optionsConfig, (env) =>

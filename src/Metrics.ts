@@ -18,54 +18,104 @@ import type * as MetricKeyType from "effect/MetricKeyType"
 import * as MetricLabel from "effect/MetricLabel"
 import * as MetricState from "effect/MetricState"
 
-/** Calls ended (after their retries), by `model`, `endpoint` and `outcome`. */
+/**
+ * Calls ended (after their retries), by `model`, `endpoint` and `outcome`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const requests: Metric.Metric.Counter<number> = Metric.counter("shepherd_requests_total", {
   description: "calls ended, after their retries, by model, endpoint and outcome",
   incremental: true
 })
 
-/** HTTP attempts that ended (answered, failed or timed out), retries included. */
+/**
+ * HTTP attempts that ended (answered, failed or timed out), retries included.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const attempts: Metric.Metric.Counter<number> = Metric.counter("shepherd_attempts_total", {
   description: "HTTP attempts made, retries included",
   incremental: true
 })
 
-/** Attempts after the first, over all calls. */
+/**
+ * Attempts after the first, over all calls.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const retries: Metric.Metric.Counter<number> = Metric.counter("shepherd_retries_total", {
   description: "attempts after the first",
   incremental: true
 })
 
-/** 429 answers received (each also paused the client's rate limiter for the delay asked). */
+/**
+ * 429 answers received (each also paused the client's rate limiter for the delay asked).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const rateLimited: Metric.Metric.Counter<number> = Metric.counter("shepherd_rate_limited_total", {
   description: "429 (rate limited) answers received",
   incremental: true
 })
 
-/** A histogram of milliseconds. */
+/**
+ * A histogram of milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Histogram = Metric.Metric<MetricKeyType.MetricKeyType.Histogram, number, MetricState.MetricState.Histogram>
 
 const millis = MetricBoundaries.exponential({ start: 5, factor: 1.6, count: 24 })
 
-/** Duration of a call, from its first attempt to its end (waits and retries included), in ms, by `endpoint`. */
+/**
+ * Duration of a call, from its first attempt to its end (waits and retries included), in ms, by `endpoint`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const latency: Histogram = Metric.histogram("shepherd_request_duration_ms", millis, "call duration, retries and waits included, in milliseconds")
 
-/** Time from a stream's first attempt to its first chunk, in ms. */
+/**
+ * Time from a stream's first attempt to its first chunk, in ms.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const timeToFirstToken: Histogram = Metric.histogram("shepherd_time_to_first_token_ms", millis, "time to a stream's first chunk, in milliseconds")
 
-/** Tokens reported by the provider, by `model` and `kind` (`prompt` or `completion`). */
+/**
+ * Tokens reported by the provider, by `model` and `kind` (`prompt` or `completion`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const tokens: Metric.Metric.Counter<number> = Metric.counter("shepherd_tokens_total", {
   description: "tokens reported in usage, by model and kind",
   incremental: true
 })
 
-/** Cost of answered calls in micro-dollars, by `model` (models without a known price are not counted). */
+/**
+ * Cost of answered calls in micro-dollars, by `model` (models without a known price are not counted).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const costMicroUsd: Metric.Metric.Counter<number> = Metric.counter("shepherd_cost_micro_usd_total", {
   description: "cost of answered calls in micro-dollars, by model",
   incremental: true
 })
 
-/** One metric's value in a snapshot. */
+/**
+ * One metric's value in a snapshot.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SnapshotEntry {
   readonly name: string
   readonly labels: Readonly<Record<string, string>>
@@ -82,7 +132,12 @@ export interface SnapshotEntry {
     }
 }
 
-/** Every `shepherd_*` metric of the process with its labels and value, sorted by name (for `shepherd run --metrics FILE`). */
+/**
+ * Every `shepherd_*` metric of the process with its labels and value, sorted by name (for `shepherd run --metrics FILE`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const snapshot: Effect.Effect<Array<SnapshotEntry>> = Effect.map(Metric.snapshot, (pairs) => {
   const out: Array<SnapshotEntry> = []
   for (const pair of pairs) {

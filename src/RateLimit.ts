@@ -22,10 +22,10 @@ import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import type { LimiterUnavailableError, RateLimitError, TimeoutError } from "./ChatError.js"
 import * as Limiter from "./internal/limiter.js"
 import * as RedisStore from "./internal/rateLimitRedis.js"
-import type * as Shared from "./internal/redis.js"
 import * as ServerPace from "./internal/serverPace.js"
 import * as SlidingWindow from "./internal/slidingWindow.js"
 import * as Validate from "./internal/validate.js"
@@ -206,12 +206,34 @@ export const layerStoreMemory: Layer.Layer<RateLimitStore> = Layer.succeed(
 
 /**
  * Options of the Redis store: where Redis is, whose limits these are (base URL, API key, namespace)
- * and what to do without it (`onUnavailable`, `workers`, `commandTimeout`, `retryInterval`).
+ * and what to do without it (`onUnavailable`, `workers`, `commandTimeout`, `retryInterval`). A budget
+ * kept in Redis takes the same ones (`Budget.RedisOptions`).
  *
  * @since 0.2.0
  * @category options
  */
-export interface StoreRedisOptions extends Shared.RedisOptions {}
+export interface StoreRedisOptions {
+  /** `redis://[[user]:password@]host[:port][/db]` (or `rediss://` for TLS). */
+  readonly url: string
+  /** Separates jobs that share one key but not their limits or budget. @default "default" */
+  readonly namespace?: string | undefined
+  /** The API the limits (or the budget) belong to (part of the key prefix), as the client reads it. @default OPENAI_BASE_URL, else https://api.openai.com/v1 */
+  readonly baseUrl?: string | undefined
+  /** The API key the limits (or the budget) belong to: only a hash of it is used. @default OPENAI_API_KEY */
+  readonly apiKey?: Redacted.Redacted<string> | undefined
+  /**
+   * When Redis cannot be reached: `failClosed` fails each request with `LimiterUnavailableError`
+   * without sending it; `fallbackLocal` goes on with local state (limits divided by `workers`), with
+   * a warning, and returns to Redis when it answers again. @default "failClosed"
+   */
+  readonly onUnavailable?: "failClosed" | "fallbackLocal" | undefined
+  /** How many processes share the limits: `fallbackLocal` gives each 1/workers of them. @default 1 */
+  readonly workers?: number | undefined
+  /** How long one Redis command may take before Redis counts as unreachable. @default 2 seconds */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** While on local state, how often Redis is tried again. @default 5 seconds */
+  readonly retryInterval?: Duration.DurationInput | undefined
+}
 
 /**
  * The Redis store: the windows and the pause in Redis, shared by every process with the same base

@@ -26,7 +26,12 @@ import type * as ChatError from "./ChatError.js"
 import * as Retryable from "./internal/retryable.js"
 import * as Validate from "./internal/validate.js"
 
-/** Retry behaviour. Defaults follow the official OpenAI SDK where it has one. */
+/**
+ * Retry behaviour. Defaults follow the official OpenAI SDK where it has one.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** Attempts after the first; 0 disables retries. @default 4 Env `SHEPHERD_MAX_RETRIES`. */
   readonly maxRetries: number
@@ -42,7 +47,12 @@ export interface Options {
   readonly totalTimeout: Duration.DurationInput
 }
 
-/** The defaults of every option. */
+/**
+ * The defaults of every option.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const defaults: Options = {
   maxRetries: 4,
   initialDelay: "500 millis",
@@ -52,7 +62,12 @@ export const defaults: Options = {
   totalTimeout: "10 minutes"
 }
 
-/** Options in milliseconds, as the retry loop uses them. */
+/**
+ * Options in milliseconds, as the retry loop uses them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Resolved {
   readonly maxRetries: number
   readonly initialDelayMillis: number
@@ -96,7 +111,12 @@ export const validateOptions = (options: Partial<Options> = {}, path: ReadonlyAr
 const withoutUndefined = (options: Partial<Options>): Partial<Options> =>
   Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<Options>
 
-/** Fills in defaults and converts to milliseconds, without checking (see {@link check}). */
+/**
+ * Fills in defaults and converts to milliseconds, without checking (see {@link check}).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
 export const resolve = (options: Partial<Options> = {}): Resolved => {
   const o = { ...defaults, ...options }
   return {
@@ -122,7 +142,12 @@ const configMessage = (error: ConfigError.ConfigError): string => ("message" in 
  */
 export const isRetryableStatus: (status: number) => boolean = Retryable.isRetryableStatus
 
-/** Whether an error is worth another attempt (before counting attempts or time). */
+/**
+ * Whether an error is worth another attempt (before counting attempts or time).
+ *
+ * @since 0.1.0
+ * @category decisions
+ */
 export const isRetryable = (error: ChatError.ChatError): boolean => {
   switch (error._tag) {
     case "RateLimitError":
@@ -142,13 +167,21 @@ export const isRetryable = (error: ChatError.ChatError): boolean => {
   }
 }
 
-/** The delay a server asked for, when the error carries one. */
+/**
+ * The delay a server asked for, when the error carries one.
+ *
+ * @since 0.1.0
+ * @category decisions
+ */
 export const serverDelay = (error: ChatError.ChatError): number | undefined =>
   error._tag === "RateLimitError" || error._tag === "ApiError" ? error.retryAfterMillis : undefined
 
 /**
  * The backoff before attempt `retry + 1` (retry 1 is the first retry), in whole milliseconds: uniform
  * in [0, min(maxDelay, initialDelay x factor^(retry-1))]. `random` is uniform in [0, 1).
+ *
+ * @since 0.1.0
+ * @category decisions
  */
 export const backoffMillis = (policy: Resolved, retry: number, random: number): number =>
   Math.floor(random * Math.min(policy.maxDelayMillis, policy.initialDelayMillis * Math.pow(policy.factor, retry - 1)))
@@ -157,6 +190,9 @@ export const backoffMillis = (policy: Resolved, retry: number, random: number): 
  * What to do after a failed attempt: try again after `delayMillis`; stop with the error; or stop
  * because the call's total deadline would pass first (the client's loop then fails with
  * `TimeoutError{phase: "total"}`).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type Decision =
   | { readonly _tag: "Retry"; readonly delayMillis: number }
@@ -180,6 +216,9 @@ export interface Timing {
  * `maxRetryAfter`), else after the jittered backoff; stop when the error is final or the retries are
  * used up. With `timing` (the client's loop): `Deadline` when an attempt cut to the time left timed
  * out at the deadline, or when the wait would end at or past it.
+ *
+ * @since 0.1.0
+ * @category decisions
  */
 export const decide = (policy: Resolved, error: ChatError.ChatError, retry: number, random: number, timing?: Timing): Decision => {
   if (timing !== undefined && error._tag === "TimeoutError" && error.phase === "attempt" && timing.nowMillis >= timing.deadlineMillis) return deadline
@@ -206,6 +245,9 @@ const deadline: Decision = { _tag: "Deadline" }
  * ```ts
  * Effect.retry(chat.create(request), RetryPolicy.schedule({ maxRetries: 2 }))
  * ```
+ *
+ * @since 0.1.0
+ * @category schedules
  */
 export const schedule = (options: Partial<Options> = {}): Schedule.Schedule<number, ChatError.ChatError> => {
   const checked = check(options)

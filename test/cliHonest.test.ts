@@ -15,6 +15,7 @@ import * as Path from "node:path"
 import { Batch, ChatClient, ChatError } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 import * as ExitStatus from "../src/cli/exitStatus.js"
+import * as ErrorRules from "../src/internal/errorRules.js"
 import { cli, inputLines, KEY, readOut, runToEnd, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
 import { completion } from "./helpers.js"
 import * as Hostile from "./hostile/server.js"
@@ -269,15 +270,15 @@ describe("14.3 Batch.run stops when nothing can work", () => {
 
   it("14.3 key refusals: every 401, and a 403 that is about the key or the region; not a 403 about one model", () => {
     const api = (status: number, detail: string, code?: string) => new ChatError.ApiError({ status, detail, code, attempts: 1 })
-    expect(ChatError.isKeyRefusal(api(401, "Incorrect API key provided", "invalid_api_key"))).toBe(true)
-    expect(ChatError.isKeyRefusal(api(403, "Country, region, or territory not supported", "unsupported_country_region_territory"))).toBe(true)
-    expect(ChatError.isKeyRefusal(api(403, "Your API key does not have permission to use the specified resource."))).toBe(true)
-    expect(ChatError.isKeyRefusal(api(403, "You have insufficient permissions for this operation. Missing scopes: model.request", "model_not_allowed"))).toBe(false)
-    expect(ChatError.isKeyRefusal(api(404, "The model does not exist", "model_not_found"))).toBe(false)
-    expect(ChatError.isUnreachable(new ChatError.TransportError({ code: "ECONNRESET", detail: "socket hang up", attempts: 1 }))).toBe(false)
-    expect(ChatError.isUnreachable(new ChatError.TransportError({ code: "ERR_SSL_WRONG_VERSION_NUMBER", detail: "wrong version number", attempts: 1 }))).toBe(true)
-    expect(ChatError.isUnreachable(new ChatError.TimeoutError({ phase: "connect", timeoutMillis: 10_000, attempts: 1 }))).toBe(true)
-    expect(ChatError.isUnreachable(new ChatError.TimeoutError({ phase: "attempt", timeoutMillis: 10_000, attempts: 1 }))).toBe(false)
+    expect(ErrorRules.isKeyRefusal(api(401, "Incorrect API key provided", "invalid_api_key"))).toBe(true)
+    expect(ErrorRules.isKeyRefusal(api(403, "Country, region, or territory not supported", "unsupported_country_region_territory"))).toBe(true)
+    expect(ErrorRules.isKeyRefusal(api(403, "Your API key does not have permission to use the specified resource."))).toBe(true)
+    expect(ErrorRules.isKeyRefusal(api(403, "You have insufficient permissions for this operation. Missing scopes: model.request", "model_not_allowed"))).toBe(false)
+    expect(ErrorRules.isKeyRefusal(api(404, "The model does not exist", "model_not_found"))).toBe(false)
+    expect(ErrorRules.isUnreachable(new ChatError.TransportError({ code: "ECONNRESET", detail: "socket hang up", attempts: 1 }))).toBe(false)
+    expect(ErrorRules.isUnreachable(new ChatError.TransportError({ code: "ERR_SSL_WRONG_VERSION_NUMBER", detail: "wrong version number", attempts: 1 }))).toBe(true)
+    expect(ErrorRules.isUnreachable(new ChatError.TimeoutError({ phase: "connect", timeoutMillis: 10_000, attempts: 1 }))).toBe(true)
+    expect(ErrorRules.isUnreachable(new ChatError.TimeoutError({ phase: "attempt", timeoutMillis: 10_000, attempts: 1 }))).toBe(false)
   })
 })
 

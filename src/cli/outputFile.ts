@@ -15,7 +15,8 @@ import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type * as Batch from "../Batch.js"
-import * as ChatError from "../ChatError.js"
+import type * as ChatError from "../ChatError.js"
+import * as ErrorRules from "../internal/errorRules.js"
 import * as BatchFile from "./batchFile.js"
 import { CliError } from "./error.js"
 import * as OutputLock from "./outputLock.js"
@@ -230,7 +231,7 @@ export const writeOutcomes = (
     let text = ""
     const pending: Array<readonly [Batch.BatchOutcome, BatchFile.OutputLine]> = []
     for (const outcome of chunk) {
-      if (outcome._tag === "Failure" && (ChatError.stopsSending(outcome.error) || ChatError.isUnreachable(outcome.error))) {
+      if (outcome._tag === "Failure" && (ErrorRules.stopsSending(outcome.error) || ErrorRules.isUnreachable(outcome.error))) {
         // Refused for a reason every later request meets too (budget spent, shared limits or the
         // server unreachable, the key refused): no line, so that a rerun sends it.
         onRefused(outcome.error, outcome.attempts === 0)

@@ -22,6 +22,7 @@ import * as Stream from "effect/Stream"
 import * as Batch from "../Batch.js"
 import type * as ChatClient from "../ChatClient.js"
 import * as ChatError from "../ChatError.js"
+import * as ErrorRules from "../internal/errorRules.js"
 import * as Metrics from "../Metrics.js"
 import * as BatchFile from "./batchFile.js"
 import { CliError } from "./error.js"
@@ -81,11 +82,11 @@ const onRefused = (control: Control, apiUrl: string) => (error: ChatError.ChatEr
     stats.limiterRefused++
     failures.limiter ??= error
     stop(control, "limiter", limiterProblem(error))
-  } else if (ChatError.isKeyRefusal(error)) {
+  } else if (ErrorRules.isKeyRefusal(error)) {
     stats.keyRefused++
     failures.key ??= error
     stop(control, "key", keyProblem(error, apiUrl))
-  } else if (ChatError.isUnreachable(error)) {
+  } else if (ErrorRules.isUnreachable(error)) {
     stats.unreachable++
     failures.unreachable ??= error
     // One that used its retries is not yet a stop: the batch stops after a short run of them,

@@ -10,6 +10,7 @@ import * as Option from "effect/Option"
 import type { Reservation, Service } from "../Budget.js"
 import * as ChatError from "../ChatError.js"
 import * as Pricing from "../Pricing.js"
+import * as ErrorRules from "./errorRules.js"
 import type * as Pipeline from "./pipeline.js"
 
 /** The cost of a call from the usage it reported; none without usage or without a price for `model`. */
@@ -84,7 +85,7 @@ export const charge = <A, R>(
   if (end.received !== undefined || Exit.isSuccess(end.exit)) return Option.some(reservation.amount)
   if (!sent) return Option.none()
   const error = Cause.failureOption(end.exit.cause)
-  return Option.isSome(error) && ChatError.isRefusal(error.value) ? Option.none() : Option.some(reservation.amount)
+  return Option.isSome(error) && ErrorRules.isRefusal(error.value) ? Option.none() : Option.some(reservation.amount)
 }
 
 /**

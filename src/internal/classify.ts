@@ -76,6 +76,7 @@ export const scrubHeaders = (headers: Record<string, string>, scrub: Scrub): Rec
   return out ?? headers
 }
 
+/** A body as an error message may quote it: scrubbed of the key, cut at `MAX_BODY_EXCERPT` characters. */
 export const excerpt = (text: string, scrub: Scrub): string => {
   const clean = scrub(text)
   return clean.length <= MAX_BODY_EXCERPT ? clean : clean.slice(0, MAX_BODY_EXCERPT) + "…"

@@ -30,6 +30,7 @@ class Node implements Deadline {
   constructor(readonly at: number, readonly onExpire: () => void) {}
 }
 
+/** A client's deadlines: one manager fiber sleeping on the `Clock` until the earliest; attempts register and cancel theirs. */
 export interface Deadlines {
   /** Calls `onExpire` once `millis` have passed (on the client's `Clock`), unless `cancel`led first. */
   readonly register: (millis: number, onExpire: () => void) => Deadline

@@ -10,7 +10,7 @@ import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { LimiterUnavailableError } from "../ChatError.js"
-import type { Admission, RateLimitStore, StoreLimits, Window } from "../RateLimit.js"
+import type { Admission, RateLimitStore, StoreLimits, StoreRedisOptions, Window } from "../RateLimit.js"
 import * as Lua from "./rateLimitLua.js"
 import * as Shared from "./redis.js"
 import { script } from "./redisScript.js"
@@ -32,7 +32,7 @@ const bound = (millis: number | undefined) => (millis === undefined ? -1 : Math.
  */
 export const openWindow = (
   connection: Shared.Connection,
-  options: Shared.RedisOptions,
+  options: StoreRedisOptions,
   prefix: string,
   workers: number,
   limits: StoreLimits
@@ -82,7 +82,7 @@ export const openWindow = (
  * @since 0.2.0
  * @category constructors
  */
-export const make = (options: Shared.RedisOptions): Effect.Effect<Context.Tag.Service<RateLimitStore>, LimiterUnavailableError | ConfigError.ConfigError, Scope.Scope> =>
+export const make = (options: StoreRedisOptions): Effect.Effect<Context.Tag.Service<RateLimitStore>, LimiterUnavailableError | ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
     const { prefix, workers } = yield* Shared.resolve(options)
     const connection = yield* Shared.connect(options, "rate-limit")

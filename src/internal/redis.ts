@@ -14,38 +14,10 @@ import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { createHash } from "node:crypto"
 import { LimiterUnavailableError } from "../ChatError.js"
+import type { StoreRedisOptions } from "../RateLimit.js"
 import * as Classify from "./classify.js"
 import * as Env from "./env.js"
 import * as Validate from "./validate.js"
-
-/**
- * Where the shared state lives and what to do without it.
- *
- * @since 0.1.0
- * @category options
- */
-export interface RedisOptions {
-  /** `redis://[[user]:password@]host[:port][/db]` (or `rediss://` for TLS). */
-  readonly url: string
-  /** Separates jobs that share one key but not their limits or budget. @default "default" */
-  readonly namespace?: string | undefined
-  /** The API the limits belong to (part of the key prefix), as the client reads it. @default OPENAI_BASE_URL, else https://api.openai.com/v1 */
-  readonly baseUrl?: string | undefined
-  /** The API key the limits belong to: only a hash of it is used. @default OPENAI_API_KEY */
-  readonly apiKey?: Redacted.Redacted<string> | undefined
-  /**
-   * When Redis cannot be reached: `failClosed` fails each request with `LimiterUnavailableError`
-   * without sending it; `fallbackLocal` goes on with local state (limits divided by `workers`), with
-   * a warning, and returns to Redis when it answers again. @default "failClosed"
-   */
-  readonly onUnavailable?: "failClosed" | "fallbackLocal" | undefined
-  /** How many processes share the limits: `fallbackLocal` gives each 1/workers of them. @default 1 */
-  readonly workers?: number | undefined
-  /** How long one Redis command may take before Redis counts as unreachable. @default 2 seconds */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  /** While on local state, how often Redis is tried again. @default 5 seconds */
-  readonly retryInterval?: Duration.DurationInput | undefined
-}
 
 const NAMESPACE = /^[A-Za-z0-9._:-]{1,100}$/
 
@@ -96,7 +68,7 @@ export const keyPrefix = (namespace: string, baseUrl: string, apiKey: string | u
  * @since 0.1.0
  * @category constructors
  */
-export const resolve = (options: RedisOptions): Effect.Effect<{ readonly prefix: string; readonly workers: number }, ConfigError.ConfigError> =>
+export const resolve = (options: StoreRedisOptions): Effect.Effect<{ readonly prefix: string; readonly workers: number }, ConfigError.ConfigError> =>
   Effect.gen(function* () {
     yield* Validate.url(["url"], options.url, ["redis:", "rediss:"], "redis://127.0.0.1:6379")
     const namespace = options.namespace ?? "default"
@@ -159,7 +131,7 @@ export interface Connection {
  * @since 0.1.0
  * @category constructors
  */
-export const connect = (options: RedisOptions, store: LimiterUnavailableError["store"]): Effect.Effect<Connection, LimiterUnavailableError, Scope.Scope> =>
+export const connect = (options: StoreRedisOptions, store: LimiterUnavailableError["store"]): Effect.Effect<Connection, LimiterUnavailableError, Scope.Scope> =>
   Effect.gen(function* () {
     const where = location(options.url)
     const scrub = scrubberFor(options.url)
@@ -229,7 +201,7 @@ export interface Guard {
  */
 export const makeGuard = (
   connection: Connection,
-  options: RedisOptions,
+  options: StoreRedisOptions,
   store: LimiterUnavailableError["store"],
   onReturn: Effect.Effect<void, LimiterUnavailableError> = Effect.void
 ): Effect.Effect<Guard> =>
@@ -274,6 +246,8 @@ export const makeGuard = (
  */
 export { INIT_BUDGET, REBUILD_BUDGET, RESERVE, SETTLE_BUDGET } from "./budgetLua.js"
 /**
+ * The script runner (internal/redisScript.ts), for Budget.ts.
+ *
  * @since 0.1.0
  * @category scripts
  */

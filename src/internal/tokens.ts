@@ -49,10 +49,6 @@ export const DEFAULT_COMPLETION_RESERVE = 256
 export const completionAllowance = (request: ChatSchema.ChatCompletionRequest): number =>
   (request.max_completion_tokens ?? request.max_tokens ?? DEFAULT_COMPLETION_RESERVE) * (request.n ?? 1)
 
-/** The tokens a request may use: its prompt plus its completion allowance. */
-export const requestTokens = (request: ChatSchema.ChatCompletionRequest): number =>
-  promptTokens(request.messages) + completionAllowance(request)
-
 /** Tokens of an embeddings input: text is counted, token arrays are their length. */
 export const embeddingInputTokens = (input: ChatSchema.EmbeddingRequest["input"]): number => {
   if (typeof input === "string") return countTokens(input)

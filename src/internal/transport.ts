@@ -49,6 +49,7 @@ export interface Settings {
   readonly scrub: Classify.Scrub
 }
 
+/** The error of an attempt that outlived `timeout`. */
 export const attemptTimeout = (timeoutMillis: number, attempts: number) =>
   new ChatError.TimeoutError({ phase: "attempt", timeoutMillis, attempts })
 
@@ -92,6 +93,7 @@ export const announcedLength = (headers: Readonly<Record<string, string | Array<
   return Number.isSafeInteger(length) && length >= 0 ? length : undefined
 }
 
+/** Does nothing: a listener for errors already reported another way (a body stream's late `error`). */
 export const ignore = () => {}
 
 /** UTF-8 text of `chunks` (`size` bytes in all), a leading BOM dropped as undici's `text()` does. */

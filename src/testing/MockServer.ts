@@ -25,13 +25,23 @@ import * as Faults from "./internal/faults.js"
 import { handle } from "./internal/routing.js"
 import { State } from "./internal/state.js"
 
-/** Response delay before each answer. A duration is fixed; the others draw from the seeded generator. */
+/**
+ * Response delay before each answer. A duration is fixed; the others draw from the seeded generator.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export type Latency =
   | Duration.DurationInput
   | { readonly uniform: readonly [Duration.DurationInput, Duration.DurationInput] }
   | { readonly logNormal: { readonly median: Duration.DurationInput; readonly sigma: number } }
 
-/** A fault the server can answer with instead of a completion. */
+/**
+ * A fault the server can answer with instead of a completion.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export type Fault =
   /** 429 with `retry-after` (seconds) and/or `retry-after-ms`, and an OpenAI `rate_limit_exceeded` body. */
   | { readonly type: "rate_limit"; readonly retryAfterSeconds?: number; readonly retryAfterMillis?: number }
@@ -54,7 +64,12 @@ export type Fault =
   /** Streaming requests: `afterChunks` chunks are sent, then an `{"error": ...}` event, then the end. */
   | { readonly type: "stream_error"; readonly afterChunks?: number }
 
-/** How streamed answers (`stream: true`) are sent. The time to the first chunk is `latency`. */
+/**
+ * How streamed answers (`stream: true`) are sent. The time to the first chunk is `latency`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface StreamingOptions {
   /** Characters of content per chunk. @default 8 */
   readonly chunkChars?: number
@@ -66,7 +81,12 @@ export interface StreamingOptions {
   readonly multiLineData?: boolean
 }
 
-/** How the assistant content is written when JSON content is on (the defects models produce). */
+/**
+ * How the assistant content is written when JSON content is on (the defects models produce).
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface JsonContentOptions {
   /** Wrap in a ```json fence. @default false */
   readonly fence?: boolean
@@ -80,7 +100,12 @@ export interface JsonContentOptions {
   readonly onlyWhenAsked?: boolean
 }
 
-/** Server options. Every default is in {@link defaults}. */
+/**
+ * Server options. Every default is in {@link defaults}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** TCP port; 0 picks a free one. @default 0 */
   readonly port: number
@@ -118,7 +143,12 @@ export interface Options {
   readonly streaming: StreamingOptions
 }
 
-/** The defaults of every option. */
+/**
+ * The defaults of every option.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const defaults: Options = {
   port: 0,
   host: "127.0.0.1",
@@ -137,7 +167,12 @@ export const defaults: Options = {
   streaming: {}
 }
 
-/** What the server received, one entry per request. */
+/**
+ * What the server received, one entry per request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface JournalEntry {
   /** 1, 2, 3, ... in order of arrival. */
   readonly seq: number
@@ -157,7 +192,12 @@ export interface JournalEntry {
   hungUp: boolean
 }
 
-/** Counters since start (or the last `reset`). */
+/**
+ * Counters since start (or the last `reset`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Stats {
   readonly requests: number
   readonly byStatus: Readonly<Record<string, number>>
@@ -167,7 +207,12 @@ export interface Stats {
   readonly rateLimited: number
 }
 
-/** A running server. */
+/**
+ * A running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Service {
   /** The base URL clients use, ending in `/v1`. */
   readonly url: string
@@ -182,10 +227,20 @@ export interface Service {
   readonly reset: Effect.Effect<void>
 }
 
-/** The running mock server, as a service: provided by {@link layer}. */
+/**
+ * The running mock server, as a service: provided by {@link layer}.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class MockServer extends Context.Tag("effect-shepherd/testing/MockServer")<MockServer, Service>() {}
 
-/** The server could not start (port taken, bad host). */
+/**
+ * The server could not start (port taken, bad host).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class MockServerError extends Schema.TaggedError<MockServerError>()("MockServerError", {
   detail: Schema.String
 }) {
@@ -249,6 +304,9 @@ export const validateOptions = (options: Partial<Options>): Effect.Effect<void, 
 /**
  * Starts the server; it closes (and drops open connections) when the scope closes. Fails with a
  * `ConfigError` naming an invalid option (see {@link validateOptions}).
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = (options: Partial<Options> = {}): Effect.Effect<Service, MockServerError | ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
@@ -291,6 +349,11 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
     })
   })
 
-/** The server as a layer: started when the layer is built, closed with its scope. */
+/**
+ * The server as a layer: started when the layer is built, closed with its scope.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: Partial<Options> = {}): Layer.Layer<MockServer, MockServerError | ConfigError.ConfigError> =>
   Layer.scoped(MockServer, make(options))

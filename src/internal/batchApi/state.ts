@@ -18,6 +18,7 @@ import { StoreError } from "../../BatchApiError.js"
  * `created`, `ended`: the provider's ids); `delivered` once every outcome of the range was emitted.
  */
 export const Step = Schema.Literal("uploading", "uploaded", "creating", "created", "ended", "delivered")
+/** The type of {@link Step}. */
 export type Step = typeof Step.Type
 
 /** One input range: the requests of one batch file. */
@@ -50,6 +51,7 @@ export const RangeState = Schema.Struct({
   /** When each step was written, epoch milliseconds. */
   updatedAtMillis: Schema.Number
 })
+/** The type of {@link RangeState}. */
 export type RangeState = typeof RangeState.Type
 
 /** The whole state: every range of every run kept in one store, by key. */
@@ -58,6 +60,7 @@ export const SubmissionState = Schema.Struct({
   runId: Schema.String,
   ranges: Schema.Record({ key: Schema.String, value: RangeState })
 })
+/** The type of {@link SubmissionState}. */
 export type SubmissionState = typeof SubmissionState.Type
 
 /** A store's operations (the `BatchApiStore` service). */

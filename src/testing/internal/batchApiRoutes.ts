@@ -10,15 +10,18 @@ import * as Lines from "./batchApiLines.js"
 
 const SUPPORTED_ENDPOINTS = new Set(["/v1/chat/completions", "/v1/embeddings"])
 
+/** A JSON answer with `status`. */
 export const json = (status: number, value: unknown, headers: Record<string, string> = {}): Response => ({
   status,
   headers: { "content-type": "application/json", ...headers },
   body: JSON.stringify(value)
 })
 
+/** An OpenAI error body with `status`, as the Batch API refuses. */
 export const refusal = (status: number, message: string, code: string | null, param: string | null = null, type = "invalid_request_error") =>
   json(status, { error: { message, type, param, code } })
 
+/** An uploaded file, as the mock keeps it. */
 export interface StoredFile {
   readonly object: BatchApiSchema.FileObject
   readonly data: Buffer
@@ -30,6 +33,7 @@ export type Result =
   | { readonly ok: true; readonly body: ChatSchema.ChatCompletion | ChatSchema.EmbeddingResponse }
   | { readonly ok: false; readonly failure: RequestFailure }
 
+/** A batch, as the mock keeps it: its input lines, the results decided at creation, its files once materialized. */
 export interface StoredBatch {
   readonly id: string
   readonly order: number
@@ -46,6 +50,7 @@ export interface StoredBatch {
   materialized: boolean
 }
 
+/** What the routes read and change of the mock's state. */
 export interface RouteContext {
   readonly options: Options
   readonly now: () => number
@@ -57,6 +62,7 @@ export interface RouteContext {
   readonly resultOf: (line: Lines.InputLine, seq: number) => Result
 }
 
+/** A route's answer and what the journal records of it. */
 export interface Routed {
   readonly response: Response
   readonly details: Omit<JournalEntry, "seq" | "method" | "path" | "status">
@@ -71,6 +77,7 @@ const page = <A extends { readonly id: string }>(items: ReadonlyArray<A>, query:
   return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null, has_more: start + limit < items.length }
 }
 
+/** The `/v1/files` and `/v1/batches` routes over `c`: a method and path to an answer. */
 export const makeRoutes = (c: RouteContext) => (method: string, path: string, query: URLSearchParams, request: Request): Routed => {
   const now = c.now()
   const parts = path.split("/").slice(2) // ["files", id?, "content"?] or ["batches", id?, "cancel"?]

@@ -23,6 +23,7 @@ export const formatReset = (millis: number): string => {
   return `${minutes}m${Number(((ms - minutes * 60_000) / 1000).toFixed(3))}s`
 }
 
+/** What the limits decided of one request. */
 export interface Verdict {
   /** Which limit refused the request, if one did. */
   readonly limited: "requests" | "tokens" | undefined
@@ -32,11 +33,13 @@ export interface Verdict {
   readonly body: string | undefined
 }
 
+/** The mock server's own rate limits: token buckets of requests and tokens, refilled over the window. */
 export interface Limits {
   /** Takes one request of `tokens` tokens at `now` if both buckets allow it. */
   readonly take: (now: number, tokens: number) => Verdict
 }
 
+/** Limits of `rpm` requests and `tpm` tokens per `windowMillis` (either left out: no limit of that kind). */
 export const make = (rpm: number | undefined, tpm: number | undefined, windowMillis = 60_000): Limits => {
   const start = Date.now()
   const requests: Bucket | undefined = rpm === undefined ? undefined : { limit: rpm, level: rpm, last: start }
