@@ -107,7 +107,8 @@ const progress = (config: RunConfig) => {
   const last = new Map<string, string>()
   const say = (text: string) => Effect.sync(() => { process.stderr.write(tty ? `\r\x1b[2K${text}\n` : `${text}\n`) })
   return (event: BatchApi.Event): Effect.Effect<void> => {
-    if (config.noProgress) return Effect.void
+    // A batch that ended without completing is reported even without progress.
+    if (config.noProgress && !(event._tag === "Ended" && event.status !== "completed")) return Effect.void
     switch (event._tag) {
       case "Uploaded":
         return say(`shepherd run: batch file ${event.range} ${event.reused ? "found uploaded" : "uploaded"} (${event.fileId})`)
@@ -150,9 +151,8 @@ const onSignal = (stop: Deferred.Deferred<void>) => {
 }
 
 /** Submits, writes each outcome, and counts; ends when every range ended or a stop was asked. */
-const submitAndWrite = (config: RunConfig, flags: BatchApiFlags, plan: Plan, stats: RunStats.RunStats, live: { micro: number }) =>
+const submitAndWrite = (config: RunConfig, flags: BatchApiFlags, plan: Plan, apiKey: Redacted.Redacted<string>, stats: RunStats.RunStats, live: { micro: number }) =>
   Effect.gen(function* () {
-    const apiKey = yield* requireKey(config)
     const requests = yield* readRequests(config, plan)
     const pending = requests.filter((r) => !plan.previous.ids.has(r.custom_id))
     if (Option.isSome(config.budgetUsd)) {
@@ -202,6 +202,7 @@ export const run = (config: RunConfig, flags: BatchApiFlags, plan: Plan): Effect
   Effect.gen(function* () {
     if (Option.isSome(config.shard)) return yield* new CliError({ detail: "--shard is for live runs: the Batch API takes the whole file", exitCode: ExitStatus.USAGE })
     if (Option.isSome(config.redis)) return yield* new CliError({ detail: "--redis is for live runs: the Batch API has no shared limits", exitCode: ExitStatus.USAGE })
+    const apiKey = yield* requireKey(config)
     const stats = new RunStats.RunStats(yield* Clock.currentTimeMillis)
     stats.total = plan.checked.valid
     stats.alreadyDone = plan.checked.done
@@ -211,7 +212,7 @@ export const run = (config: RunConfig, flags: BatchApiFlags, plan: Plan): Effect
     yield* onSignal(stop)
     const finished = yield* Deferred.make<Exit.Exit<void, unknown>>()
     yield* Effect.forkDaemon(
-      Effect.raceFirst(Effect.exit(submitAndWrite(config, flags, plan, stats, live)), Effect.as(Deferred.await(stop), Exit.interrupt(undefined as never))).pipe(
+      Effect.raceFirst(Effect.exit(submitAndWrite(config, flags, plan, apiKey, stats, live)), Effect.as(Deferred.await(stop), Exit.interrupt(undefined as never))).pipe(
         Effect.flatMap((exit) => Deferred.succeed(finished, exit))
       )
     )
