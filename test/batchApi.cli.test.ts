@@ -160,4 +160,62 @@ describe("shepherd run --via batch-api", () => {
       expect(via.code).toBe(2)
       expect(yield* mock.batchApi.journal).toEqual([])
     }))
+
+  it.scopedLive("Ctrl-C while polling stops (exit 130) and leaves the batch running; the summary says how to resume or cancel; the rerun collects it", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "300 millis", finalizing: "50 millis" } })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(8))
+      const out = Path.join(dir, "out.jsonl")
+      const first = start(flags(input, out, mock.url, ["--max-requests-per-file", "100", "--no-progress"]), env)
+      const firstEnded = yield* Effect.fork(first.ended)
+      yield* waitFor(Effect.map(mock.batchApi.journal, (j) => (j.some((e) => e.action === "retrieve") ? true : undefined)), "a poll")
+      first.child.kill("SIGINT")
+      const ended = yield* Fiber.join(firstEnded)
+      expect(ended.code, ended.stderr).toBe(130)
+      expect(ended.stderr).toContain(`shepherd batches cancel ${out}`)
+      expect((yield* mock.batchApi.batches).map((b) => b.status)).not.toContain("cancelling")
+      const rerun = yield* runToEnd(flags(input, out, mock.url, ["--max-requests-per-file", "100"]), env)
+      expect(rerun.code, rerun.stderr).toBe(0)
+      expectComplete(out, 8)
+      const journal = yield* mock.batchApi.journal
+      expect([okCount(journal, "upload"), okCount(journal, "create")]).toEqual([1, 1])
+    }))
+})
+
+describe("shepherd run --via auto", () => {
+  it.scopedLive("below --auto-threshold: live, no batch", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: fast })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(5))
+      const out = Path.join(dir, "out.jsonl")
+      const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--via", "auto", "--auto-threshold", "6", "--no-progress"], env)
+      expect(ended.code, ended.stderr).toBe(0)
+      expectComplete(out, 5)
+      expect(yield* mock.batchApi.journal).toEqual([])
+      expect((yield* mock.journal).length).toBe(5)
+    }))
+
+  it.scopedLive("above it with --deadline: at the deadline the batch is cancelled, its answers collected, the rest sent live; every id once", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "400 millis", finalizing: "50 millis" } })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(12))
+      const out = Path.join(dir, "out.jsonl")
+      const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--via", "auto", "--auto-threshold", "10", "--deadline", "1500ms",
+        "--poll-interval", "100ms", "--max-requests-per-file", "100", "--no-progress"], env)
+      expect(ended.code, ended.stderr).toBe(0)
+      expect(ended.stderr).toContain("deadline reached")
+      expectComplete(out, 12)
+      const journal = yield* mock.batchApi.journal
+      expect(okCount(journal, "cancel")).toBeGreaterThanOrEqual(1)
+      const batches = yield* mock.batchApi.batches
+      expect(batches.some((b) => b.status === "cancelled")).toBe(true)
+      const answered = batches.reduce((n, b) => n + b.request_counts!.completed + b.request_counts!.failed, 0)
+      const live = (yield* mock.journal).filter((e) => e.path === "/v1/chat/completions" || e.path === "/v1/embeddings")
+      // What the batches answered was not sent again: the live requests are the rest.
+      expect(live.length).toBe(12 - answered)
+      expect(live.length).toBeGreaterThan(0)
+    }))
 })

@@ -16,6 +16,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -150,41 +151,69 @@ const onSignal = (stop: Deferred.Deferred<void>) => {
   )
 }
 
-/** Submits, writes each outcome, and counts; ends when every range ended or a stop was asked. */
-const submitAndWrite = (config: RunConfig, flags: BatchApiFlags, plan: Plan, apiKey: Redacted.Redacted<string>, stats: RunStats.RunStats, live: { micro: number }) =>
+/** The options of `submit` and `cancel` for this run. */
+const submitOptions = (config: RunConfig, flags: BatchApiFlags, apiKey: Redacted.Redacted<string>): BatchApi.Options => ({
+  apiKey,
+  baseUrl: config.client.baseUrl,
+  runId: runIdOf(config.out),
+  maxRequestsPerFile: flags.maxRequestsPerFile,
+  maxBytesPerFile: flags.maxBytesPerFile,
+  initialPollInterval: Duration.min(Duration.seconds(5), flags.pollInterval),
+  pollInterval: flags.pollInterval,
+  ...(config.client.retry?.maxRetries === undefined ? {} : { maxRetries: config.client.retry.maxRetries }),
+  prices: config.prices,
+  onEvent: progress(config)
+})
+
+const provideStore = (config: RunConfig) => Effect.provide([BatchApi.layerFile(statePath(config.out)), FetchHttpClient.layer])
+
+/** What one batch-api run shares between its phases and its summary. */
+interface Shared {
+  readonly config: RunConfig
+  readonly plan: Plan
+  readonly options: BatchApi.Options
+  readonly stats: RunStats.RunStats
+  liveMicro: number
+}
+
+/** The budget against the worst case of what is to be submitted; false (and the stop recorded) when it is above. */
+const withinBudget = (s: Shared, pending: ReadonlyArray<Batch.BatchRequest>): boolean => {
+  if (Option.isNone(s.config.budgetUsd)) return true
+  const limit = Math.round(s.config.budgetUsd.value * 1e6)
+  const worst = worstCase(pending, s.config.prices)
+  if (Option.isSome(worst) && worst.value <= limit) return true
+  s.stats.stoppedBy = "budget"
+  s.stats.stopDetail = Option.isNone(worst)
+    ? "a model has no known price, so the worst case of the batch files cannot be held within --budget-usd"
+    : `the worst case of the batch files at the batch price (${Pricing.format(worst.value)}) is above the budget`
+  return false
+}
+
+/**
+ * Submits (or, `collectOnly`, only collects what the state holds), writes each outcome not yet final
+ * in OUT, and counts; ids written final join `plan.previous.ids` (for a live phase after it).
+ */
+const submitAndWrite = (s: Shared, collectOnly: boolean) =>
   Effect.gen(function* () {
+    const { config, plan } = s
     const requests = yield* readRequests(config, plan)
-    const pending = requests.filter((r) => !plan.previous.ids.has(r.custom_id))
-    if (Option.isSome(config.budgetUsd)) {
-      const limit = Math.round(config.budgetUsd.value * 1e6)
-      const worst = worstCase(pending, config.prices)
-      if (Option.isNone(worst) || worst.value > limit) {
-        stats.stoppedBy = "budget"
-        stats.stopDetail = Option.isNone(worst)
-          ? "a model has no known price, so the worst case of the batch files cannot be held within --budget-usd"
-          : `the worst case of the batch files at the batch price (${Pricing.format(worst.value)}) is above the budget`
-        return
-      }
-    }
+    if (!collectOnly && !withinBudget(s, requests.filter((r) => !plan.previous.ids.has(r.custom_id)))) return
     const writer = yield* OutputFile.open(config.out)
     const runId = runIdOf(config.out)
-    const outcomes = BatchApi.submit(requests, {
-      apiKey,
-      baseUrl: config.client.baseUrl,
-      runId,
-      maxRequestsPerFile: flags.maxRequestsPerFile,
-      maxBytesPerFile: flags.maxBytesPerFile,
-      initialPollInterval: Duration.min(Duration.seconds(5), flags.pollInterval),
-      pollInterval: flags.pollInterval,
-      ...(config.client.retry?.maxRetries === undefined ? {} : { maxRetries: config.client.retry.maxRetries }),
-      prices: config.prices,
-      onEvent: progress(config)
-    })
-    yield* outcomes.pipe(
+    yield* BatchApi.submit(requests, { ...s.options, collectOnly }).pipe(
       Stream.filter((o) => !plan.previous.ids.has(o.custom_id)),
-      Stream.tap((o) => Effect.sync(() => { live.micro += liveCost(o, config.prices) })),
-      Stream.runForEachChunk((chunk) => OutputFile.writeOutcomes(writer, chunk, (o) => `batch_req_${runId}_${o.index.toString(36)}`, stats, () => {})),
-      Effect.provide([BatchApi.layerFile(statePath(config.out)), FetchHttpClient.layer])
+      Stream.runForEachChunk((chunk) =>
+        Effect.zipRight(
+          OutputFile.writeOutcomes(writer, chunk, (o) => `batch_req_${runId}_${o.index.toString(36)}`, s.stats, () => {}),
+          Effect.sync(() => {
+            for (const o of chunk) {
+              s.liveMicro += liveCost(o, config.prices)
+              if (BatchFile.isFinal(BatchFile.outputLine(o, ""))) plan.previous.ids.add(o.custom_id, 0)
+            }
+          })
+        )
+      ),
+      provideStore(config)
     )
   }).pipe(Effect.scoped)
 
@@ -197,8 +226,47 @@ const batchLines = (config: RunConfig, stats: RunStats.RunStats, liveMicro: numb
   return lines.join("\n")
 }
 
-/** The whole batch-api run: submission, summary, exit status. */
-export const run = (config: RunConfig, flags: BatchApiFlags, plan: Plan): Effect.Effect<void, CliError, Scope.Scope> =>
+/** `--via auto --deadline`: when to give up on the batches, and the live run of what they left. */
+export interface Deadline {
+  readonly after: Duration.Duration
+  readonly live: (plan: Plan) => Effect.Effect<void, unknown, Scope.Scope>
+}
+
+/**
+ * The submission to its end, a stop (signal) or the deadline; at the deadline, the batches are
+ * cancelled and what they answered is collected. Whether the deadline was reached.
+ */
+const phases = (s: Shared, stop: Deferred.Deferred<void>, deadline: Deadline | undefined) => {
+  const stopped = Effect.as(Deferred.await(stop), Exit.interrupt(FiberId.none))
+  return Effect.gen(function* () {
+    const timer = deadline === undefined ? Effect.never : Effect.as(Effect.sleep(deadline.after), "deadline" as const)
+    const first = yield* Effect.raceFirst(Effect.exit(submitAndWrite(s, false)), Effect.raceFirst(stopped, timer))
+    if (first !== "deadline") return { exit: first, late: false }
+    yield* Console.error(`shepherd run: deadline reached: cancelling the batches, collecting what they answered, then sending the rest live`)
+    const cancelled = yield* Effect.exit(provideStore(s.config)(BatchApi.cancel(s.options)))
+    if (Exit.isFailure(cancelled)) return { exit: Exit.asVoid(cancelled), late: true }
+    return { exit: yield* Effect.raceFirst(Effect.exit(submitAndWrite(s, true)), stopped), late: true }
+  })
+}
+
+/** The summary on stderr (and `--summary`). */
+const report = (s: Shared, result: { readonly exit: Exit.Exit<void, unknown>; readonly late: boolean }) =>
+  Effect.gen(function* () {
+    const { config, stats } = s
+    const interrupted = Exit.isInterrupted(result.exit)
+    if (interrupted) stats.stoppedBy = "interrupted"
+    const summary = RunStats.summary(stats, config.input, config.out, yield* Clock.currentTimeMillis, 0)
+    yield* Console.error(`${RunStats.summaryText(summary)}\n${batchLines(config, stats, s.liveMicro, interrupted)}`)
+    if (Option.isSome(config.summary)) {
+      yield* OutputFile.writeReport(config.summary.value, JSON.stringify({ ...summary, via: "batch-api", liveCostUsd: Pricing.format(s.liveMicro) }, null, 2) + "\n").pipe(
+        Effect.mapError((e) => new CliError({ detail: e.message }))
+      )
+    }
+    return { ...result, summary }
+  })
+
+/** The whole batch-api run: submission, summary, exit status (with a deadline: then the live run of the rest). */
+export const run = (config: RunConfig, flags: BatchApiFlags, plan: Plan, deadline?: Deadline): Effect.Effect<void, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     if (Option.isSome(config.shard)) return yield* new CliError({ detail: "--shard is for live runs: the Batch API takes the whole file", exitCode: ExitStatus.USAGE })
     if (Option.isSome(config.redis)) return yield* new CliError({ detail: "--redis is for live runs: the Batch API has no shared limits", exitCode: ExitStatus.USAGE })
@@ -207,29 +275,18 @@ export const run = (config: RunConfig, flags: BatchApiFlags, plan: Plan): Effect
     stats.total = plan.checked.valid
     stats.alreadyDone = plan.checked.done
     stats.invalid = plan.checked.problems.length
-    const live = { micro: 0 }
+    const s: Shared = { config, plan, options: submitOptions(config, flags, apiKey), stats, liveMicro: 0 }
     const stop = yield* Deferred.make<void>()
     yield* onSignal(stop)
-    const finished = yield* Deferred.make<Exit.Exit<void, unknown>>()
-    yield* Effect.forkDaemon(
-      Effect.raceFirst(Effect.exit(submitAndWrite(config, flags, plan, apiKey, stats, live)), Effect.as(Deferred.await(stop), Exit.interrupt(undefined as never))).pipe(
-        Effect.flatMap((exit) => Deferred.succeed(finished, exit))
-      )
-    )
-    // The runtime interrupts this fiber on the first signal: it still waits for the summary.
-    const exit = yield* Deferred.await(finished).pipe(Effect.onInterrupt(() => Effect.ignore(Deferred.await(finished))))
+    const finished = yield* Deferred.make<{ readonly exit: Exit.Exit<void, unknown>; readonly late: boolean; readonly summary: RunStats.Summary }, CliError>()
+    // On a daemon fiber, summary included: the runtime interrupts this one on the first signal.
+    yield* Effect.forkDaemon(Effect.flatMap(Effect.exit(Effect.flatMap(phases(s, stop, deadline), (result) => report(s, result))), (exit) => Deferred.done(finished, exit)))
+    const { exit, late, summary } = yield* Deferred.await(finished).pipe(Effect.onInterrupt(() => Effect.ignore(Deferred.await(finished))))
     const interrupted = Exit.isInterrupted(exit)
-    if (interrupted) stats.stoppedBy = "interrupted"
-    const now = yield* Clock.currentTimeMillis
-    const summary = RunStats.summary(stats, config.input, config.out, now, 0)
-    yield* Console.error(`${RunStats.summaryText(summary)}\n${batchLines(config, stats, live.micro, interrupted)}`)
-    if (Option.isSome(config.summary)) {
-      yield* OutputFile.writeReport(config.summary.value, JSON.stringify({ ...summary, via: "batch-api", liveCostUsd: Pricing.format(live.micro) }, null, 2) + "\n").pipe(
-        Effect.mapError((e) => new CliError({ detail: e.message }))
-      )
-    }
     if (interrupted) return yield* Effect.interrupt
     if (Exit.isFailure(exit)) return yield* failure(Cause.squash(exit.cause))
+    if (late && deadline !== undefined && summary.remaining > 0) {
+      return yield* deadline.live({ previous: plan.previous, checked: { ...plan.checked, done: plan.checked.done + stats.finalWritten } })
+    }
     if (summary.remaining > 0) return yield* new CliError({ detail: "", exitCode: ExitStatus.UNFINISHED })
   })
-
