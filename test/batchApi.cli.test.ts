@@ -5,36 +5,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { MockServer } from "../src/testing/index.js"
-import { inputLines, KEY, readOut, runToEnd, start, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
-import { batchValidatorFor } from "./helpers.js"
-
-const validOutput = batchValidatorFor("BatchRequestOutput")
-
-const fast = { validating: "150 millis", perRequest: "10 millis", finalizing: "100 millis" } as const
-
-const flags = (input: string, out: string, url: string, extra: ReadonlyArray<string> = []) =>
-  [input, "--out", out, "--base-url", url, "--via", "batch-api", "--poll-interval", "100ms", ...(extra.includes("--max-requests-per-file") ? [] : ["--max-requests-per-file", "5"]), ...extra]
-
-const env = { OPENAI_API_KEY: KEY }
-
-interface StateFile {
-  readonly runId: string
-  readonly ranges: Record<string, { readonly step: string; readonly retryOf?: string; readonly unfinished?: ReadonlyArray<string> }>
-}
-const readState = (out: string) => JSON.parse(Fs.readFileSync(`${out}.batches.json`, "utf8")) as StateFile
-
-const okCount = (journal: ReadonlyArray<MockServer.BatchApiJournalEntry>, action: string) => journal.filter((e) => e.action === action && e.status === 200).length
-
-/** Every input id exactly once in OUT, each line in OpenAI's batch output format. */
-const expectComplete = (out: string, n: number) => {
-  const lines = readOut(out)
-  expect(lines.map((l) => l.custom_id).sort()).toEqual(Array.from({ length: n }, (_, i) => `r${i}`).sort())
-  for (const line of lines) expect(validOutput(line)).toBeUndefined()
-}
+import { env, expectComplete, fast, flags, okCount, readState } from "./batchApiCliHelpers.js"
+import { inputLines, KEY, readOut, runToEnd, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
 
 describe("shepherd run --via batch-api", () => {
   it.scopedLive("a whole run: split per endpoint and size, one upload and one batch per range, every id once in OUT; a rerun sends nothing", () =>
@@ -63,31 +38,40 @@ describe("shepherd run --via batch-api", () => {
       expectComplete(out, 23)
     }))
 
-  it.scopedLive("kill -9 after an upload, after a create, while polling: the rerun uploads and creates nothing twice, every id once", () =>
+  it.scopedLive("requests a batch failed are written as failures in OpenAI's format (a 400 is final: exit 0)", () =>
     Effect.gen(function* () {
-      const moments = [
-        ["upload", 1 + Math.floor(Math.random() * 6)],
-        ["create", 1 + Math.floor(Math.random() * 6)],
-        ["retrieve", 1 + Math.floor(Math.random() * 10)]
-      ] as const
-      for (const [action, count] of moments) {
-        const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { ...fast, validating: "300 millis" } })
-        const dir = tmp()
-        const input = writeInput(dir, inputLines(23))
-        const out = Path.join(dir, "out.jsonl")
-        const first = start(flags(input, out, mock.url, ["--no-progress"]), env)
-        yield* waitFor(Effect.map(mock.batchApi.journal, (j) => (j.filter((e) => e.action === action).length >= count ? true : undefined)), `${count} ${action}`)
-        first.child.kill("SIGKILL")
-        yield* first.ended
-        const rerun = yield* runToEnd(flags(input, out, mock.url, ["--no-progress"]), env)
-        expect(rerun.code, `${action} ${count}: ${rerun.stderr}`).toBe(0)
-        expectComplete(out, 23)
-        const ranges = Object.keys(readState(out).ranges).length
-        const journal = yield* mock.batchApi.journal
-        expect(okCount(journal, "upload"), `${action} ${count}`).toBe(ranges)
-        expect(okCount(journal, "create"), `${action} ${count}`).toBe(ranges)
-      }
-    }), 60_000)
+      const mock = yield* MockServer.make({
+        apiKey: KEY,
+        batchApi: { ...fast, failRequest: (line) => (line.custom_id === "r3" ? { status: 400, code: "invalid_value", message: "bad value (mock)" } : undefined) }
+      })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(6))
+      const out = Path.join(dir, "out.jsonl")
+      const ended = yield* runToEnd(flags(input, out, mock.url, ["--no-progress"]), env)
+      expect(ended.code, ended.stderr).toBe(0)
+      expectComplete(out, 6)
+      const failed = readOut(out).find((l) => l.custom_id === "r3")!
+      expect(failed.response?.status_code).toBe(400)
+      expect(ended.stderr).toContain("http_400 1")
+    }))
+
+  it.scopedLive("against `shepherd mock` in its own process: its --batch-* flags set the time scale and the file endpoints' faults, which the run retries", () =>
+    Effect.gen(function* () {
+      const server = startCommand("mock", ["--batch-validating", "50ms", "--batch-per-request", "5ms", "--batch-finalizing", "50ms", "--batch-file-faults", "server_error,rate_limit", "--retry-after", "0"])
+      let printed = ""
+      server.child.stdout.on("data", (chunk: string) => { printed += chunk })
+      const base = yield* waitFor(Effect.sync(() => /^(http:\S+)$/m.exec(printed)?.[1]), "the mock's URL")
+      yield* Effect.addFinalizer(() => Effect.sync(() => server.child.kill("SIGTERM")))
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(4))
+      const out = Path.join(dir, "out.jsonl")
+      const ended = yield* runToEnd(flags(input, out, base, ["--no-progress"]), env)
+      expect(ended.code, ended.stderr).toBe(0)
+      expectComplete(out, 4)
+      const remote = yield* Effect.promise(() => fetch(base.replace(/\/v1$/, "/_mock/batch-api")).then((r) => r.json() as Promise<{ journal: Array<MockServer.BatchApiJournalEntry> }>))
+      expect(remote.journal.filter((e) => e.action === "fault").length).toBe(2)
+      expect(okCount(remote.journal, "upload")).toBe(okCount(remote.journal, "create"))
+    }))
 
   it.scopedLive("an expired batch leaves its unfinished ids without a line (exit 1); the rerun submits only those", () =>
     Effect.gen(function* () {
@@ -115,36 +99,6 @@ describe("shepherd run --via batch-api", () => {
       expect((yield* normal.batchApi.batches)[0]!.request_counts?.total).toBe(unfinished.length)
     }))
 
-  it.scopedLive("batches status shows each batch; batches cancel stops them; the run collects what they answered and the rerun completes the rest", () =>
-    Effect.gen(function* () {
-      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "600 millis", finalizing: "50 millis" } })
-      const dir = tmp()
-      const input = writeInput(dir, inputLines(8))
-      const out = Path.join(dir, "out.jsonl")
-      const missing = yield* startCommand("batches", ["status", out], env).ended
-      expect(missing.code).toBe(2)
-      const first = start(flags(input, out, mock.url, ["--max-requests-per-file", "100", "--no-progress"]), env)
-      // Listening from now on: the run may end before it is awaited.
-      const firstEnded = yield* Effect.fork(first.ended)
-      yield* waitFor(Effect.map(mock.batchApi.batches, (b) => ((b[0]?.request_counts?.completed ?? 0) >= 1 ? true : undefined)), "a request done")
-      const status = yield* startCommand("batches", ["status", out, "--base-url", mock.url], env).ended
-      expect(status.code).toBe(0)
-      expect(status.stdout).toMatch(/batch_mock\d+ in_progress/)
-      const cancel = yield* startCommand("batches", ["cancel", out, "--base-url", mock.url], env).ended
-      expect(cancel.code, cancel.stderr).toBe(0)
-      expect(cancel.stdout).toContain("cancelling")
-      const ended = yield* Fiber.join(firstEnded)
-      expect(ended.code).toBe(1)
-      expect(ended.stderr).toContain("cancelled")
-      const done = readOut(out).length
-      expect(done).toBeGreaterThan(0)
-      expect(done).toBeLessThan(8)
-      const rerun = yield* runToEnd(flags(input, out, mock.url, ["--max-requests-per-file", "100"]), env)
-      expect(rerun.code, rerun.stderr).toBe(0)
-      expectComplete(out, 8)
-      expect(okCount(yield* mock.batchApi.journal, "create")).toBe(2)
-    }), 60_000)
-
   it.scopedLive("usage errors: no key, --shard; exit 2 and nothing sent", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ batchApi: fast })
@@ -161,26 +115,6 @@ describe("shepherd run --via batch-api", () => {
       expect(yield* mock.batchApi.journal).toEqual([])
     }))
 
-  it.scopedLive("Ctrl-C while polling stops (exit 130) and leaves the batch running; the summary says how to resume or cancel; the rerun collects it", () =>
-    Effect.gen(function* () {
-      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "300 millis", finalizing: "50 millis" } })
-      const dir = tmp()
-      const input = writeInput(dir, inputLines(8))
-      const out = Path.join(dir, "out.jsonl")
-      const first = start(flags(input, out, mock.url, ["--max-requests-per-file", "100", "--no-progress"]), env)
-      const firstEnded = yield* Effect.fork(first.ended)
-      yield* waitFor(Effect.map(mock.batchApi.journal, (j) => (j.some((e) => e.action === "retrieve") ? true : undefined)), "a poll")
-      first.child.kill("SIGINT")
-      const ended = yield* Fiber.join(firstEnded)
-      expect(ended.code, ended.stderr).toBe(130)
-      expect(ended.stderr).toContain(`shepherd batches cancel ${out}`)
-      expect((yield* mock.batchApi.batches).map((b) => b.status)).not.toContain("cancelling")
-      const rerun = yield* runToEnd(flags(input, out, mock.url, ["--max-requests-per-file", "100"]), env)
-      expect(rerun.code, rerun.stderr).toBe(0)
-      expectComplete(out, 8)
-      const journal = yield* mock.batchApi.journal
-      expect([okCount(journal, "upload"), okCount(journal, "create")]).toEqual([1, 1])
-    }))
 })
 
 describe("shepherd run --via auto", () => {
