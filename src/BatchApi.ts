@@ -130,6 +130,11 @@ export interface Options {
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** Metadata added to every batch (up to 14 pairs: Shepherd adds `shepherd_run` and `shepherd_range`). @default {} */
   readonly metadata?: BatchApiSchema.Metadata | undefined
+  /**
+   * Only collect: poll and download the batches the store already holds, upload and create nothing
+   * (what `shepherd run --via auto` does after cancelling at its deadline). @default false
+   */
+  readonly collectOnly?: boolean | undefined
   /** Called with each event, in order. @default none */
   readonly onEvent?: ((event: Event) => Effect.Effect<void>) | undefined
 }
@@ -247,7 +252,13 @@ export const submit = <E = never, Q = never>(
       metadata: r.metadata,
       emit: options.onEvent ?? (() => Effect.void)
     }
-    const ranges = groups.flatMap((group) => pending(ledger, Plan.planned(group, ledger.runId)))
+    const planned = groups.flatMap((group) => pending(ledger, Plan.planned(group, ledger.runId)))
+    const ranges = options.collectOnly === true
+      ? planned.filter((range) => {
+        const step = ledger.get(range.key)?.step
+        return step === "created" || step === "ended"
+      })
+      : planned
     let firstError: BatchApiError.BatchApiError | undefined
     const perRange = (range: Plan.Planned): Stream.Stream<Batch.BatchOutcome | Run.Result> =>
       Stream.unwrap(Effect.match(Run.runRange(context, range), {

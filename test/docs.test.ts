@@ -43,7 +43,7 @@ const needsRedis = (example: Example) => example.source.includes("REDIS_URL")
 const withRedis = examples.some(needsRedis) && redisAvailable("documentation examples with Redis")
 
 beforeAll(async () => {
-  const server = await Effect.runPromise(Scope.extend(MockServer.make({ latency: "2 millis" }), scope))
+  const server = await Effect.runPromise(Scope.extend(MockServer.make({ latency: "2 millis", batchApi: { validating: "200 millis", perRequest: "5 millis", finalizing: "200 millis" } }), scope))
   url = server.url
   if (withRedis) redisUrl = (await Effect.runPromise(Scope.extend(startRedis, scope))).url
   rmSync(outDir, { recursive: true, force: true })
@@ -114,7 +114,9 @@ const runExamples = async (list: ReadonlyArray<Example>): Promise<Map<string, Ra
         encoding: "utf8",
         timeout: 60_000 + 10_000 * pending.length,
         maxBuffer: 64 * 1024 * 1024,
-        env: exampleEnv()
+        env: exampleEnv(),
+        // Files an example writes (a Batch API state file) land in the scratch directory.
+        cwd: outDir
       }, (_error, stdout, stderr) => resolve({ status: child.exitCode, signal: child.signalCode, stdout, stderr }))
     })
     const out = sections(run.stdout)

@@ -37,6 +37,12 @@ const options = (overrides: Partial<RunOptions> = {}): RunOptions => ({
   redisUrlEnv: Option.none(),
   namespace: "default",
   redisFallback: false,
+  via: Option.none(),
+  deadline: Option.none(),
+  pollInterval: Duration.seconds(30),
+  maxRequestsPerFile: 50_000,
+  maxBytesPerFile: 200 * 1024 * 1024,
+  autoThreshold: 1000,
   ...overrides
 })
 

@@ -9,6 +9,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import type * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import { VERSION } from "../internal/version.js"
+import { batchesCommand } from "./batches.js"
 import { demoCommand } from "./demo.js"
 import { CliError } from "./error.js"
 import { jsonCommand } from "./json.js"
@@ -22,7 +23,7 @@ const runCommand = Command.make("run").pipe(
 
 const shepherd = Command.make("shepherd").pipe(
   Command.withDescription("Send many concurrent requests to OpenAI-compatible chat APIs"),
-  Command.withSubcommands([runCommand, mergeCommand, mockCommand, demoCommand, jsonCommand])
+  Command.withSubcommands([runCommand, batchesCommand, mergeCommand, mockCommand, demoCommand, jsonCommand])
 )
 
 const cli = Command.run(shepherd, { name: "shepherd", version: VERSION })

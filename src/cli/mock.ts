@@ -56,6 +56,25 @@ export const parseJsonContent = (text: string): MockServer.JsonContentOptions =>
   return { fence: flags.has("fence"), prose: flags.has("prose"), trailingComma: flags.has("trailing-comma"), truncate: flags.has("truncate") }
 }
 
+/** `ok,server_error,rate_limit,quota`: the answers of the next file (or batch) endpoint requests, in order. */
+export const parseBatchFaults = (text: string, retryAfterSeconds: number): Array<MockServer.BatchApiFault | "ok"> =>
+  text.split(",").map((name) => name.trim()).filter((name) => name !== "").map((name): MockServer.BatchApiFault | "ok" => {
+    switch (name) {
+      case "ok":
+        return "ok"
+      case "rate_limit":
+        return { type: "rate_limit", retryAfterSeconds }
+      case "server_error":
+      case "quota":
+        return { type: name }
+      default:
+        throw new Error(`unknown Batch API fault ${JSON.stringify(name)}; choose from ok, server_error, rate_limit, quota`)
+    }
+  })
+
+const durationFlag = (name: string, fallback: string, description: string) =>
+  Options.text(name).pipe(Options.withDefault(fallback), Options.withDescription(description), Options.mapTryCatch(parseDuration, invalid))
+
 const options = {
   port: Options.integer("port").pipe(Options.withDefault(0), Options.withDescription("TCP port; 0 picks a free one")),
   host: Options.text("host").pipe(Options.withDefault("127.0.0.1")),
@@ -86,6 +105,20 @@ const options = {
     Options.withDefault("0ms"),
     Options.withDescription("delay between streamed chunks"),
     Options.mapTryCatch(parseDuration, invalid)
+  ),
+  batchValidating: durationFlag("batch-validating", "1s", "Batch API: time a batch stays validating"),
+  batchPerRequest: durationFlag("batch-per-request", "10ms", "Batch API: time each request of a batch takes, one after another"),
+  batchFinalizing: durationFlag("batch-finalizing", "1s", "Batch API: time finalizing (and cancelling) lasts"),
+  batchWindow: durationFlag("batch-window", "24h", "Batch API: completion window; past it, unfinished requests expire"),
+  batchFileFaults: Options.text("batch-file-faults").pipe(
+    Options.withDefault(""),
+    Options.withDescription("Batch API: answers of the next /v1/files requests, comma-separated: ok, server_error, rate_limit, quota"),
+    Options.mapTryCatch((text) => { parseBatchFaults(text, 1); return text }, invalid)
+  ),
+  batchFaults: Options.text("batch-faults").pipe(
+    Options.withDefault(""),
+    Options.withDescription("Batch API: answers of the next /v1/batches requests, as --batch-file-faults"),
+    Options.mapTryCatch((text) => { parseBatchFaults(text, 1); return text }, invalid)
   )
 }
 
@@ -100,7 +133,11 @@ const mockFlags: ReadonlyMap<string, string> = new Map([
   ["rpm", "--rpm"],
   ["tpm", "--tpm"],
   ["streaming.chunkChars", "--stream-chunk-chars"],
-  ["streaming.interval", "--stream-interval"]
+  ["streaming.interval", "--stream-interval"],
+  ["batchApi.validating", "--batch-validating"],
+  ["batchApi.perRequest", "--batch-per-request"],
+  ["batchApi.finalizing", "--batch-finalizing"],
+  ["batchApi.completionWindow", "--batch-window"]
 ])
 
 export const mockCommand = Command.make("mock", options, (o) =>
@@ -122,7 +159,15 @@ export const mockCommand = Command.make("mock", options, (o) =>
       validate: !o.noValidate,
       rpm: Option.getOrUndefined(o.rpm),
       tpm: Option.getOrUndefined(o.tpm),
-      streaming: { chunkChars: o.streamChunkChars, interval: o.streamInterval }
+      streaming: { chunkChars: o.streamChunkChars, interval: o.streamInterval },
+      batchApi: {
+        validating: o.batchValidating,
+        perRequest: o.batchPerRequest,
+        finalizing: o.batchFinalizing,
+        completionWindow: o.batchWindow,
+        fileFaults: parseBatchFaults(o.batchFileFaults, o.retryAfter),
+        batchFaults: parseBatchFaults(o.batchFaults, o.retryAfter)
+      }
     }).pipe(Effect.mapError(ConfigErrors.toCliError(mockFlags)))
     yield* Console.log(server.url)
     yield* Console.error(`shepherd mock: listening on ${server.url} (Ctrl-C to stop)`)

@@ -12,6 +12,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { CliError } from "./error.js"
 import * as ExitStatus from "./exitStatus.js"
 import * as Flags from "./flags.js"
@@ -19,6 +20,7 @@ import * as RunConfig from "./runConfig.js"
 import { flags, helpText, input, type RunOptions, USAGE } from "./runFlags.js"
 import * as RunInput from "./runInput.js"
 import * as RunLayers from "./runLayers.js"
+import * as RunBatchApi from "./runBatchApi.js"
 import * as RunOutcome from "./runOutcome.js"
 import * as RunSupervisor from "./runSupervisor.js"
 
@@ -26,10 +28,17 @@ import * as RunSupervisor from "./runSupervisor.js"
 const handler = (o: RunOptions) =>
   Effect.gen(function* () {
     const config = yield* RunConfig.read(o)
+    const via = Option.getOrElse(o.via, () => "live" as const)
+    if (Option.isSome(o.deadline) && via !== "auto") return yield* new CliError({ detail: "--deadline goes with --via auto", exitCode: ExitStatus.USAGE })
+    if (via === "batch-api") return yield* RunBatchApi.run(config, o, yield* RunInput.plan(config))
     const client = yield* RunLayers.build(config)
     const plan = yield* RunInput.plan(config)
-    const outcome = yield* RunSupervisor.run(config, client, plan)
-    return yield* RunOutcome.exit(config, outcome)
+    // --via auto: the Batch API from --auto-threshold requests left to send.
+    const live = (plan: RunInput.Plan) => Effect.flatMap(RunSupervisor.run(config, client, plan), (outcome) => RunOutcome.exit(config, outcome))
+    if (via === "auto" && plan.checked.valid - plan.checked.done >= o.autoThreshold) {
+      return yield* RunBatchApi.run(config, o, plan, Option.getOrUndefined(Option.map(o.deadline, (after) => ({ after, live }))))
+    }
+    return yield* live(plan)
   }).pipe(Effect.scoped)
 
 /** `shepherd run ARGS`: parses them from the flag table (help, or one line and exit 2), then runs. */

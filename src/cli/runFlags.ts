@@ -56,6 +56,21 @@ export const flags = {
     defaultText: "SHEPHERD_REDIS_URL"
   }),
   namespace: Flags.text("namespace", { default: "default", placeholder: "NAME", description: "with --redis: the name of the shared limits and budget (a new name, a new budget)" }),
+  via: Flags.custom("via", {
+    placeholder: "HOW",
+    description: "live: send each request now; batch-api: submit the file through the provider's Batch API (about half the price, " +
+      "answers within 24 hours; see docs/batch-api.md); auto: live below --auto-threshold requests, else the Batch API",
+    defaultText: "live",
+    parse: (text) => parseVia(text)
+  }),
+  deadline: Flags.duration("deadline", {
+    description: "with --via auto: at this time after the start, cancel the batches, collect what they answered and send the rest live",
+    defaultText: "none"
+  }),
+  pollInterval: Flags.duration("poll-interval", { default: "30s", description: "with the Batch API: longest wait between two looks at a batch" }),
+  maxRequestsPerFile: Flags.integer("max-requests-per-file", { min: 1, default: 50_000, description: "with the Batch API: requests per batch file at most" }),
+  maxBytesPerFile: Flags.integer("max-bytes-per-file", { min: 1, default: 200 * 1024 * 1024, description: "with the Batch API: bytes per batch file at most" }),
+  autoThreshold: Flags.integer("auto-threshold", { min: 1, default: 1000, description: "with --via auto: requests left to send from which the Batch API is used" }),
   redisFallback: Flags.boolean("redis-fallback", {
     description: "with --redis: when Redis cannot be reached, go on with local limits divided by the shard count (without it: stop sending; a rerun resumes)"
   })
@@ -79,6 +94,7 @@ export const helpText = (options: { readonly bold: boolean; readonly width?: num
         rows: [
           ["OPENAI_API_KEY", "the API key (never a flag; see --api-key-env)"],
           ["OPENAI_BASE_URL", "the base URL when --base-url is not given"],
+          ["OUT.batches.json", "with the Batch API: what was submitted for OUT (see shepherd batches status|cancel OUT)"],
           ["NO_COLOR", "plain help text even on a terminal"]
         ]
       },
@@ -86,6 +102,16 @@ export const helpText = (options: { readonly bold: boolean; readonly width?: num
       { heading: "Exit status", rows: ExitStatus.rows }
     ]
   }, options)
+
+/** How `shepherd run` sends: `--via`. */
+export type Via = "live" | "batch-api" | "auto"
+
+/** `live`, `batch-api` or `auto`. */
+export const parseVia = (text: string): Via => {
+  const via = text.trim()
+  if (via === "live" || via === "batch-api" || via === "auto") return via
+  throw new Error(`--via takes live, batch-api or auto, got ${JSON.stringify(text)}`)
+}
 
 /** `i/n` with 0 <= i < n. */
 export const parseShard = (text: string): { readonly index: number; readonly count: number } => {

@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import type * as BatchApiSchema from "../BatchApiSchema.js"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -21,6 +22,7 @@ import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Validate from "../internal/validate.js"
+import type * as BatchApiMock from "./internal/batchApi.js"
 import * as Faults from "./internal/faults.js"
 import { handle } from "./internal/routing.js"
 import { State } from "./internal/state.js"
@@ -101,6 +103,31 @@ export interface JsonContentOptions {
 }
 
 /**
+ * The Batch API's options (`/v1/files`, `/v1/batches`): its time scale (`validating`, `perRequest`,
+ * `finalizing`, `completionWindow`), its limits, failing requests and the faults of its endpoints.
+ * It runs on the wall clock.
+ * @since 0.2.0
+ * @category batch api
+ */
+export type BatchApiOptions = Partial<Omit<BatchApiMock.Options, "now">>
+
+/**
+ * A fault the file or batch endpoints answer with: `server_error` (5xx), `rate_limit` (429 with
+ * `retry-after`) or `quota` (429 `insufficient_quota`).
+ * @since 0.2.0
+ * @category batch api
+ */
+export type BatchApiFault = BatchApiMock.Fault
+
+/**
+ * What the Batch API received, one entry per request (`action`: upload, create, retrieve, list,
+ * content, delete, cancel, or fault).
+ * @since 0.2.0
+ * @category batch api
+ */
+export type BatchApiJournalEntry = BatchApiMock.JournalEntry
+
+/**
  * Server options. Every default is in {@link defaults}.
  *
  * @since 0.1.0
@@ -141,6 +168,8 @@ export interface Options {
   readonly window: Duration.DurationInput
   /** How streamed answers are sent. @default { chunkChars: 8, interval: 0 } */
   readonly streaming: StreamingOptions
+  /** The Batch API's time scale, limits and faults; its routes take no latency and no random fault. @default {} (1 s validating, 10 ms per request, 1 s finalizing, 24 h window) */
+  readonly batchApi: BatchApiOptions
 }
 
 /**
@@ -164,7 +193,8 @@ export const defaults: Options = {
   rpm: undefined,
   tpm: undefined,
   window: "60 seconds",
-  streaming: {}
+  streaming: {},
+  batchApi: {}
 }
 
 /**
@@ -223,8 +253,16 @@ export interface Service {
   readonly stats: Effect.Effect<Stats>
   /** Replace the script (the answers of the next POST requests). */
   readonly setScript: (script: ReadonlyArray<Fault | "ok">) => Effect.Effect<void>
-  /** Clear the journal and the counters, and refill the rate-limit buckets (also `POST /_mock/reset`). */
+  /** Clear the journal and the counters, refill the rate-limit buckets, forget the Batch API's files and batches (also `POST /_mock/reset`). */
   readonly reset: Effect.Effect<void>
+  /** The Batch API's state (also `GET /_mock/batch-api`: `{ journal, files, batches }`). */
+  readonly batchApi: {
+    readonly journal: Effect.Effect<ReadonlyArray<BatchApiJournalEntry>>
+    readonly files: Effect.Effect<ReadonlyArray<BatchApiSchema.FileObject>>
+    readonly batches: Effect.Effect<ReadonlyArray<BatchApiSchema.Batch>>
+    /** Replace the fault scripts of the file and batch endpoints. */
+    readonly setFaults: (faults: { readonly files?: ReadonlyArray<BatchApiFault | "ok">; readonly batches?: ReadonlyArray<BatchApiFault | "ok"> }) => Effect.Effect<void>
+  }
 }
 
 /**
@@ -299,6 +337,22 @@ export const validateOptions = (options: Partial<Options>): Effect.Effect<void, 
     if (typeof o.streaming !== "object" || o.streaming === null) return yield* Effect.fail(Validate.invalid(["streaming"], "must be an object"))
     if (o.streaming.chunkChars !== undefined) yield* Validate.positiveInt(["streaming", "chunkChars"], o.streaming.chunkChars)
     if (o.streaming.interval !== undefined) yield* Validate.nonNegativeDuration(["streaming", "interval"], o.streaming.interval)
+    yield* validateBatchApi(o.batchApi)
+  })
+
+const validateBatchApi = (b: BatchApiOptions) =>
+  Effect.gen(function* () {
+    if (typeof b !== "object" || b === null) return yield* Effect.fail(Validate.invalid(["batchApi"], "must be an object"))
+    for (const key of ["validating", "finalizing"] as const) if (b[key] !== undefined) yield* Validate.nonNegativeDuration(["batchApi", key], b[key])
+    for (const key of ["perRequest", "completionWindow"] as const) if (b[key] !== undefined) yield* Validate.positiveDuration(["batchApi", key], b[key])
+    for (const key of ["maxRequestsPerFile", "maxFileBytes"] as const) if (b[key] !== undefined) yield* Validate.positiveInt(["batchApi", key], b[key])
+    for (const key of ["fileFaults", "batchFaults"] as const) {
+      for (const [i, fault] of (b[key] ?? []).entries()) {
+        if (fault !== "ok" && !["server_error", "rate_limit", "quota"].includes((fault as { type?: unknown })?.type as string)) {
+          return yield* Effect.fail(Validate.invalid(["batchApi", key, String(i)], `must be "ok" or a fault of type server_error, rate_limit or quota`))
+        }
+      }
+    }
   })
 
 /**
@@ -316,7 +370,7 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
     const server = Http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
       const chunks: Array<Buffer> = []
       req.on("data", (chunk: Buffer) => chunks.push(chunk))
-      req.on("end", () => handle(state, req, res, chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")))
+      req.on("end", () => handle(state, req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
       req.on("error", () => req.socket.destroy())
     })
 
@@ -345,7 +399,13 @@ export const make = (options: Partial<Options> = {}): Effect.Effect<Service, Moc
       journal: Effect.sync(() => state.journal.slice(-config.journalLimit)),
       stats: Effect.sync(() => ({ ...state.stats, byStatus: { ...state.stats.byStatus }, faults: { ...state.stats.faults } })),
       setScript: (next) => Effect.sync(() => { state.script = [...next] }),
-      reset: Effect.sync(() => state.reset())
+      reset: Effect.sync(() => state.reset()),
+      batchApi: {
+        journal: Effect.sync(() => state.batchApi.journal()),
+        files: Effect.sync(() => state.batchApi.files()),
+        batches: Effect.sync(() => state.batchApi.batches()),
+        setFaults: (faults) => Effect.sync(() => state.batchApi.setFaults(faults))
+      }
     })
   })
 

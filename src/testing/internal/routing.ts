@@ -11,6 +11,7 @@ import type * as Http from "node:http"
 import * as ChatSchema from "../../ChatSchema.js"
 import { parseJson } from "../../internal/jsonText.js"
 import type { JournalEntry } from "../MockServer.js"
+import * as BatchApiMock from "./batchApi.js"
 import * as Content from "./content.js"
 import { answerFault, errorBody } from "./faults.js"
 import { send, type State } from "./state.js"
@@ -99,6 +100,12 @@ const control = (state: State, req: Http.IncomingMessage, res: Http.ServerRespon
     res.end(JSON.stringify(state.stats))
     return true
   }
+  if (req.url === "/_mock/batch-api" && req.method === "GET") {
+    const { batchApi } = state
+    res.writeHead(200, { "content-type": "application/json" })
+    res.end(JSON.stringify({ journal: batchApi.journal(), files: batchApi.files(), batches: batchApi.batches() }))
+    return true
+  }
   if (req.url === "/_mock/reset" && req.method === "POST") {
     state.reset()
     res.writeHead(204)
@@ -134,9 +141,20 @@ const record = (state: State, req: Http.IncomingMessage, res: Http.ServerRespons
   return entry
 }
 
-/** Answers one request whose body (`raw`) has arrived. */
-export const handle = (state: State, req: Http.IncomingMessage, res: Http.ServerResponse, raw: string): void => {
+/** `/v1/files` and `/v1/batches`: the raw body (uploads are multipart), no latency, no random fault. */
+const answerBatchApi = (state: State, entry: JournalEntry, req: Http.IncomingMessage, res: Http.ServerResponse, body: Buffer) => {
+  const answer = state.batchApi.handle({ method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers, body })
+  const text = typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")
+  send(state, entry, res, answer.status, text, answer.headers)
+}
+
+/** Answers one request whose body has arrived. */
+export const handle = (state: State, req: Http.IncomingMessage, res: Http.ServerResponse, body: Buffer): void => {
   if (control(state, req, res)) return
+  const path = (req.url ?? "/").split("?")[0] ?? "/"
+  const batchRoute = BatchApiMock.handles(path)
+  // Uploads are multipart (and up to 200 MB): journaled without their body.
+  const raw = batchRoute && !String(req.headers["content-type"] ?? "").includes("json") ? "" : body.toString("utf8")
   const parsed = raw === "" ? Either.right(undefined) : parseJson(raw)
   const entry = record(state, req, res, Either.getOrElse(parsed, () => raw))
   const x: Exchange = { state, entry, req, res }
@@ -144,6 +162,7 @@ export const handle = (state: State, req: Http.IncomingMessage, res: Http.Server
   if (config.apiKey !== undefined && req.headers.authorization !== `Bearer ${config.apiKey}`) {
     return send(state, entry, res, 401, errorBody("Incorrect API key provided. You can find your API key at your provider's dashboard.", "invalid_request_error", null, "invalid_api_key"))
   }
+  if (batchRoute) return answerBatchApi(state, entry, req, res, body)
   if (req.method === "GET" && entry.path === "/v1/models") return send(state, entry, res, 200, JSON.stringify(Content.models))
   if (req.method !== "POST") {
     return send(state, entry, res, 405, errorBody(`Method ${req.method} is not allowed for ${entry.path}.`, "invalid_request_error", null, null))

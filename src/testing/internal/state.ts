@@ -6,6 +6,7 @@
 import * as Duration from "effect/Duration"
 import type * as Http from "node:http"
 import type { Fault, JournalEntry, Options } from "../MockServer.js"
+import * as BatchApiMock from "./batchApi.js"
 import * as Content from "./content.js"
 import * as Limits from "./limits.js"
 
@@ -32,16 +33,20 @@ export class State {
   readonly timers = new Set<NodeJS.Timeout>()
   readonly random: () => number
   readonly sampleLatency: () => number
+  /** `/v1/files` and `/v1/batches`, on the wall clock. */
+  readonly batchApi: BatchApiMock.BatchApi
 
   constructor(readonly config: Options) {
+    this.batchApi = BatchApiMock.make(config.batchApi)
     this.script = [...config.script]
     this.random = Content.mulberry32(config.seed)
     this.sampleLatency = Content.latencySampler(config.latency, this.random)
     this.limits = Limits.make(config.rpm, config.tpm, Duration.toMillis(config.window))
   }
 
-  /** Clears the journal and the counters, and refills the rate-limit buckets. */
+  /** Clears the journal and the counters, refills the rate-limit buckets, forgets the Batch API's files and batches. */
   reset(): void {
+    this.batchApi.reset()
     this.journal = []
     this.stats = noCounters()
     this.limits = Limits.make(this.config.rpm, this.config.tpm, Duration.toMillis(this.config.window))

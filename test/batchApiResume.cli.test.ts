@@ -1,0 +1,98 @@
+/**
+ * `shepherd run --via batch-api` stopped and resumed: kill -9 at each step, Ctrl-C, and
+ * `shepherd batches status|cancel`, each followed by a rerun; the built CLI in child processes
+ * against a MockServer in this process.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Path from "node:path"
+import { MockServer } from "../src/testing/index.js"
+import { env, expectComplete, fast, flags, okCount, readState } from "./batchApiCliHelpers.js"
+import { inputLines, KEY, readOut, runToEnd, start, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
+
+describe("shepherd run --via batch-api, stopped and resumed", () => {
+  it.scopedLive("kill -9 after an upload, after a create, while polling: the rerun uploads and creates nothing twice, every id once", () =>
+    Effect.gen(function* () {
+      const moments = [
+        ["upload", 1 + Math.floor(Math.random() * 6)],
+        ["create", 1 + Math.floor(Math.random() * 6)],
+        ["retrieve", 1 + Math.floor(Math.random() * 10)],
+        ["content", 1 + Math.floor(Math.random() * 4)]
+      ] as const
+      for (const [action, count] of moments) {
+        const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { ...fast, validating: "300 millis" } })
+        const dir = tmp()
+        const input = writeInput(dir, inputLines(23))
+        const out = Path.join(dir, "out.jsonl")
+        const first = start(flags(input, out, mock.url, ["--no-progress"]), env)
+        yield* waitFor(Effect.map(mock.batchApi.journal, (j) => (j.filter((e) => e.action === action).length >= count ? true : undefined)), `${count} ${action}`)
+        first.child.kill("SIGKILL")
+        yield* first.ended
+        const rerun = yield* runToEnd(flags(input, out, mock.url, ["--no-progress"]), env)
+        expect(rerun.code, `${action} ${count}: ${rerun.stderr}`).toBe(0)
+        expectComplete(out, 23)
+        const ranges = Object.keys(readState(out).ranges).length
+        const journal = yield* mock.batchApi.journal
+        expect(okCount(journal, "upload"), `${action} ${count}`).toBe(ranges)
+        expect(okCount(journal, "create"), `${action} ${count}`).toBe(ranges)
+      }
+    }), 60_000)
+
+
+  it.scopedLive("batches status shows each batch; batches cancel stops them; the run collects what they answered and the rerun completes the rest", () =>
+    Effect.gen(function* () {
+      // Slow enough that the batch is still running while the two commands start.
+      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "1500 millis", finalizing: "50 millis" } })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(8))
+      const out = Path.join(dir, "out.jsonl")
+      const missing = yield* startCommand("batches", ["status", out], env).ended
+      expect(missing.code).toBe(2)
+      const first = start(flags(input, out, mock.url, ["--max-requests-per-file", "100", "--no-progress"]), env)
+      // Listening from now on: the run may end before it is awaited.
+      const firstEnded = yield* Effect.fork(first.ended)
+      yield* waitFor(Effect.map(mock.batchApi.batches, (b) => ((b[0]?.request_counts?.completed ?? 0) >= 1 ? true : undefined)), "a request done")
+      const status = yield* startCommand("batches", ["status", out, "--base-url", mock.url], env).ended
+      expect(status.code).toBe(0)
+      expect(status.stdout).toMatch(/batch_mock\d+ in_progress/)
+      const cancel = yield* startCommand("batches", ["cancel", out, "--base-url", mock.url], env).ended
+      expect(cancel.code, cancel.stderr).toBe(0)
+      expect(cancel.stdout).toContain("cancelling")
+      const ended = yield* Fiber.join(firstEnded)
+      expect(ended.code).toBe(1)
+      expect(ended.stderr).toContain("cancelled")
+      const done = readOut(out).length
+      expect(done).toBeGreaterThan(0)
+      expect(done).toBeLessThan(8)
+      // The cancelled batch was delivered: the rerun needs only a server for the new batch of the rest.
+      const fresh = yield* MockServer.make({ apiKey: KEY, batchApi: fast })
+      const rerun = yield* runToEnd(flags(input, out, fresh.url, ["--max-requests-per-file", "100"]), env)
+      expect(rerun.code, rerun.stderr).toBe(0)
+      expectComplete(out, 8)
+      expect(okCount(yield* mock.batchApi.journal, "create")).toBe(1)
+      expect((yield* fresh.batchApi.batches).map((b) => b.request_counts?.total)).toEqual([8 - done])
+    }), 60_000)
+
+
+  it.scopedLive("Ctrl-C while polling stops (exit 130) and leaves the batch running; the summary says how to resume or cancel; the rerun collects it", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "1500 millis", finalizing: "50 millis" } })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(4))
+      const out = Path.join(dir, "out.jsonl")
+      const first = start(flags(input, out, mock.url, ["--max-requests-per-file", "100", "--no-progress"]), env)
+      const firstEnded = yield* Effect.fork(first.ended)
+      yield* waitFor(Effect.map(mock.batchApi.journal, (j) => (j.some((e) => e.action === "retrieve") ? true : undefined)), "a poll")
+      first.child.kill("SIGINT")
+      const ended = yield* Fiber.join(firstEnded)
+      expect(ended.code, ended.stderr).toBe(130)
+      expect(ended.stderr).toContain(`shepherd batches cancel ${out}`)
+      expect((yield* mock.batchApi.batches).map((b) => b.status)).not.toContain("cancelling")
+      const rerun = yield* runToEnd(flags(input, out, mock.url, ["--max-requests-per-file", "100"]), env)
+      expect(rerun.code, rerun.stderr).toBe(0)
+      expectComplete(out, 4)
+      const journal = yield* mock.batchApi.journal
+      expect([okCount(journal, "upload"), okCount(journal, "create")]).toEqual([1, 1])
+    }))
+})
