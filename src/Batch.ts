@@ -165,6 +165,110 @@ const usageAndCost = (model: string, usage: Budget.Usage | undefined, prices: Pr
 
 const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => request.url === "/v1/embeddings"
 
+/** What every success carries, from the call's metadata. */
+const succeeded = (request: BatchRequest, index: number, result: ChatClient.Metadata) => ({
+  _tag: "Success" as const,
+  custom_id: request.custom_id,
+  index,
+  attempts: result.attempts,
+  latencyMillis: result.latencyMillis,
+  requestId: result.requestId,
+  status: result.status
+})
+
+/** Sends one request through the client; its success as an outcome. */
+const sender = (chat: ChatClient.Service, prices: Pricing.PriceTable) =>
+(request: BatchRequest, index: number): Effect.Effect<BatchOutcome, ChatError.ChatError> => {
+  if (isEmbedding(request)) {
+    return Effect.map(chat.embedWithMetadata(request.body), (result): EmbeddingSuccess => ({
+      ...succeeded(request, index, result),
+      url: "/v1/embeddings",
+      embeddings: result.embeddings,
+      ...usageAndCost(request.body.model, Usage.ofEmbeddings(result.embeddings), prices)
+    }))
+  }
+  return Effect.map(chat.createWithMetadata(request.body), (result): ChatSuccess => ({
+    ...succeeded(request, index, result),
+    url: "/v1/chat/completions",
+    completion: result.completion,
+    ...usageAndCost(request.body.model, Usage.ofCompletion(result.completion), prices)
+  }))
+}
+
+/**
+ * Every input's outcome, with the batch's stop rules (see {@link run}): after a refusal that every
+ * later request would meet, later inputs fail with it, unsent.
+ */
+const outcomes = (send: (request: BatchRequest, index: number) => Effect.Effect<BatchOutcome, ChatError.ChatError>) => {
+  let stoppedBy: ChatError.ChatError | undefined
+  // The unreachable rule: consecutive failures that never reached a server, while none has answered.
+  let answered = false
+  let unreachableRun = 0
+  const failed = (error: ChatError.ChatError) => {
+    if (ErrorRules.isUnreachable(error)) {
+      unreachableRun++
+      if (stoppedBy === undefined && !answered && unreachableRun >= UNREACHABLE_STOP_AFTER) stoppedBy = error
+    } else if (!ErrorRules.stopsSending(error) || ErrorRules.isKeyRefusal(error)) {
+      answered = true
+      unreachableRun = 0
+    }
+    if (stoppedBy === undefined && ErrorRules.stopsSending(error)) stoppedBy = error
+  }
+  return (request: BatchRequest, index: number): Effect.Effect<BatchOutcome> =>
+    stoppedBy !== undefined
+      ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
+      : Effect.flatMap(Clock.currentTimeMillis, (start) =>
+        Effect.catchAll(Effect.tap(send(request, index), () => { answered = true }), (error) => {
+          failed(error)
+          return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
+            _tag: "Failure",
+            custom_id: request.custom_id,
+            index,
+            attempts: "attempts" in error ? error.attempts : 0,
+            latencyMillis: end - start,
+            error
+          }))
+        }))
+}
+
+/**
+ * The inputs shared by the worker fibers: the next one with its index, `undefined` once the input
+ * has ended. One fiber pulls a chunk at a time; the others wait for it.
+ */
+const inputs = <R, E, Q>(pull: Effect.Effect<Chunk.Chunk<R>, Option.Option<E>, Q>) => {
+  let buffer: ReadonlyArray<R> = []
+  let position = 0
+  let index = 0
+  let ended = false
+  let pulling: Deferred.Deferred<void> | undefined
+  const next: Effect.Effect<readonly [R, number] | undefined, E, Q> = Effect.suspend(() => {
+    if (position < buffer.length) return Effect.succeed([buffer[position++]!, index++] as const)
+    if (ended) return Effect.succeed(undefined)
+    if (pulling !== undefined) return Effect.zipRight(Deferred.await(pulling), next)
+    const signal = Deferred.unsafeMake<void>(FiberId.none)
+    pulling = signal
+    const release = Effect.sync(() => {
+      pulling = undefined
+      Deferred.unsafeDone(signal, Exit.void)
+    })
+    return pull.pipe(
+      Effect.matchEffect({
+        onFailure: Option.match({
+          onNone: () => Effect.sync(() => { ended = true }),
+          onSome: (error) => Effect.zipRight(Effect.sync(() => { ended = true }), Effect.fail(error))
+        }),
+        onSuccess: (chunk) => Effect.sync(() => {
+          buffer = Chunk.toReadonlyArray(chunk)
+          position = 0
+        })
+      }),
+      Effect.ensuring(release),
+      Effect.zipRight(next)
+    )
+  })
+  return next
+}
+
 /**
  * Sends every request and emits one outcome per input, in completion order. Interrupting the stream
  * stops new sends and aborts the requests in flight.
@@ -187,66 +291,7 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
   options: Options = {}
 ): Stream.Stream<OutcomeOf<R>, E, ChatClient.ChatClient | Q> =>
   Stream.unwrap(Effect.map(ChatClient.ChatClient, (chat): Stream.Stream<OutcomeOf<R>, E, Q> => {
-    const prices = options.prices ?? Pricing.defaultTable
-    let stoppedBy: ChatError.ChatError | undefined
-    // The unreachable rule: consecutive failures that never reached a server, while none has answered.
-    let answered = false
-    let unreachableRun = 0
-
-    /** What every success carries, from the call's metadata. */
-    const succeeded = (
-      request: BatchRequest,
-      index: number,
-      result: ChatClient.Metadata
-    ) => ({
-      _tag: "Success" as const,
-      custom_id: request.custom_id,
-      index,
-      attempts: result.attempts,
-      latencyMillis: result.latencyMillis,
-      requestId: result.requestId,
-      status: result.status
-    })
-
-    const send = (request: BatchRequest, index: number): Effect.Effect<BatchOutcome, ChatError.ChatError> => {
-      if (isEmbedding(request)) {
-        return Effect.map(chat.embedWithMetadata(request.body), (result): EmbeddingSuccess => ({
-          ...succeeded(request, index, result),
-          url: "/v1/embeddings",
-          embeddings: result.embeddings,
-          ...usageAndCost(request.body.model, Usage.ofEmbeddings(result.embeddings), prices)
-        }))
-      }
-      return Effect.map(chat.createWithMetadata(request.body), (result): ChatSuccess => ({
-        ...succeeded(request, index, result),
-        url: "/v1/chat/completions",
-        completion: result.completion,
-        ...usageAndCost(request.body.model, Usage.ofCompletion(result.completion), prices)
-      }))
-    }
-
-    const outcomeOf = (request: BatchRequest, index: number): Effect.Effect<BatchOutcome> =>
-      stoppedBy !== undefined
-        ? Effect.succeed<BatchOutcome>({ _tag: "Failure", custom_id: request.custom_id, index, attempts: 0, latencyMillis: 0, error: stoppedBy })
-        : Effect.flatMap(Clock.currentTimeMillis, (start) =>
-          Effect.catchAll(Effect.tap(send(request, index), () => { answered = true }), (error) => {
-            if (ErrorRules.isUnreachable(error)) {
-              unreachableRun++
-              if (stoppedBy === undefined && !answered && unreachableRun >= UNREACHABLE_STOP_AFTER) stoppedBy = error
-            } else if (!ErrorRules.stopsSending(error) || ErrorRules.isKeyRefusal(error)) {
-              answered = true
-              unreachableRun = 0
-            }
-            if (stoppedBy === undefined && ErrorRules.stopsSending(error)) stoppedBy = error
-            return Effect.map(Clock.currentTimeMillis, (end): BatchOutcome => ({
-              _tag: "Failure",
-              custom_id: request.custom_id,
-              index,
-              attempts: "attempts" in error ? error.attempts : 0,
-              latencyMillis: end - start,
-              error
-            }))
-          }))
+    const outcomeOf = outcomes(sender(chat, options.prices ?? Pricing.defaultTable))
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16))
     const stopWhen = options.stopWhen
     return Stream.unwrapScoped(Effect.gen(function* () {
@@ -254,39 +299,8 @@ export const run = <R extends BatchRequest, E = never, Q = never>(
       // Mailbox the stream drains a chunk at a time. `Stream.mapEffect({ concurrency, unordered })`
       // cost about 230 us of CPU per element here against 10 us for this (bench/batch-memory).
       const mailbox = yield* Mailbox.make<BatchOutcome, E>({ capacity: concurrency * 4 })
-      const pull = yield* Stream.toPull(toStream(requests))
-      let buffer: ReadonlyArray<R> = []
-      let position = 0
-      let index = 0
-      let ended = false
+      const next = inputs(yield* Stream.toPull(toStream(requests)))
       let stopped = false
-      let pulling: Deferred.Deferred<void> | undefined
-      /** The next input with its index; `undefined` once the input has ended. */
-      const next: Effect.Effect<readonly [R, number] | undefined, E, Q> = Effect.suspend(() => {
-        if (position < buffer.length) return Effect.succeed([buffer[position++]!, index++] as const)
-        if (ended) return Effect.succeed(undefined)
-        if (pulling !== undefined) return Effect.zipRight(Deferred.await(pulling), next)
-        const signal = Deferred.unsafeMake<void>(FiberId.none)
-        pulling = signal
-        const release = Effect.sync(() => {
-          pulling = undefined
-          Deferred.unsafeDone(signal, Exit.void)
-        })
-        return pull.pipe(
-          Effect.matchEffect({
-            onFailure: Option.match({
-              onNone: () => Effect.sync(() => { ended = true }),
-              onSome: (error) => Effect.zipRight(Effect.sync(() => { ended = true }), Effect.fail(error))
-            }),
-            onSuccess: (chunk) => Effect.sync(() => {
-              buffer = Chunk.toReadonlyArray(chunk)
-              position = 0
-            })
-          }),
-          Effect.ensuring(release),
-          Effect.zipRight(next)
-        )
-      })
       const worker: Effect.Effect<void, E, Q> = Effect.gen(function* () {
         while (true) {
           if (stopWhen !== undefined && !stopped && (yield* stopWhen)) stopped = true

@@ -21,29 +21,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Agent } from "undici"
-import * as Budget from "./Budget.js"
 import type * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
-import * as CallContext from "./internal/callContext.js"
-import * as ChatStream from "./internal/chatStream.js"
-import * as Classify from "./internal/classify.js"
 import * as ClientOptions from "./internal/clientOptions.js"
-import * as Deadlines from "./internal/deadlines.js"
+import * as ClientService from "./internal/clientService.js"
 import * as Env from "./internal/env.js"
-import * as Exchange from "./internal/exchange.js"
-import { limit } from "./internal/limit.js"
-import * as Observe from "./internal/observe.js"
-import * as Pipeline from "./internal/pipeline.js"
-import { retry } from "./internal/retryPolicy.js"
-import * as Tokens from "./internal/tokens.js"
-import type * as Transport from "./internal/transport.js"
-import * as TransportPlatform from "./internal/transportPlatform.js"
-import * as TransportUndici from "./internal/transportUndici.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
@@ -260,92 +245,6 @@ export const resolveOptions: (options: Overrides) => Effect.Effect<Options, Conf
   ClientOptions.resolve(options, defaults)
 
 /**
- * Every call's pipeline, composed once per client (docs/architecture.md): the stages outside in,
- * each in its own module.
- */
-const pipeline = (tracing: boolean): Pipeline.Dispatch =>
-  Observe.observe({ tracing })(Budget.guard(retry(limit(Observe.countAttempt(Pipeline.exchange)))))
-
-const countPrompt = (messages: ReadonlyArray<ChatSchema.ChatMessage>) => Tokens.promptTokens(messages)
-const countInput = (input: ChatSchema.EmbeddingRequest["input"]) => Tokens.embeddingInputTokens(input)
-const toChatResult = ({ value, ...metadata }: Pipeline.Received<ChatSchema.ChatCompletion>): ChatResult => ({ completion: value, ...metadata })
-const valueOf = <A>(received: Pipeline.Received<A>): A => received.value
-const toEmbeddingResult = ({ value, ...metadata }: Pipeline.Received<ChatSchema.EmbeddingResponse>): EmbeddingResult => ({ embeddings: value, ...metadata })
-
-/** Builds the service from resolved options and a way to send. */
-const makeWith = (
-  resolved: Options,
-  transport: (settings: Transport.Settings) => Transport.Send,
-  openStream: (settings: Transport.Settings) => Transport.Open
-): Effect.Effect<Service, ConfigError.ConfigError, Scope.Scope> =>
-  Effect.gen(function* () {
-    const deadlines = yield* Deadlines.make
-    const budget = yield* Effect.serviceOption(Budget.Budget)
-    const shared = yield* Effect.serviceOption(RateLimit.RateLimit)
-    const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
-    const scrub = Classify.makeScrub(secret)
-    const client = { ...resolved, apiKey: secret }
-    const chatSettings = Exchange.settingsFor(client, "/chat/completions", deadlines, scrub)
-    const chat = Exchange.chat(transport(chatSettings), scrub)
-    const embeddings = Exchange.embeddings(transport(Exchange.settingsFor(client, "/embeddings", deadlines, scrub)), scrub)
-    const streamSettings: ChatStream.Settings = {
-      open: openStream(chatSettings),
-      scrub,
-      maxEventBytes: resolved.maxEventBytes,
-      idleMillis: Duration.toMillis(resolved.idleTimeout)
-    }
-    const streaming = ChatStream.endpoint(streamSettings)
-    const start = CallContext.starter({
-      dispatch: pipeline(resolved.tracing),
-      clock: yield* Effect.clock,
-      timeoutMillis: Duration.toMillis(resolved.timeout),
-      retry: resolved.retry,
-      limiter: Option.getOrUndefined(shared),
-      ownLimiter: Option.isSome(shared) ? shared.value : yield* RateLimit.make(resolved.limits),
-      budget: Option.getOrUndefined(budget)
-    })
-
-    const startChat = (request: ChatSchema.ChatCompletionRequest) =>
-      start(
-        chat,
-        request.model,
-        JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request),
-        Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
-      )
-    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
-      Effect.map(startChat(request), toChatResult)
-
-    const startEmbed = (request: ChatSchema.EmbeddingRequest) =>
-      start(embeddings, request.model, JSON.stringify(request), Pipeline.Tokens.of(0, request.input, countInput))
-    const embedWithMetadata = (request: ChatSchema.EmbeddingRequest): Effect.Effect<EmbeddingResult, ChatError.ChatError> =>
-      Effect.map(startEmbed(request), toEmbeddingResult)
-
-    const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
-      Observe.streamSpan(
-        Stream.unwrapScoped(Effect.map(
-          start(
-            streaming,
-            request.model,
-            JSON.stringify({ ...request, stream: true }),
-            Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
-          ),
-          (opened) => ChatStream.chunks(opened, streamSettings)
-        )),
-        request.model,
-        resolved.tracing
-      )
-
-    return ChatClient.of({
-      create: (request) => Effect.map(startChat(request), valueOf),
-      createWithMetadata,
-      stream,
-      embed: (request) => Effect.map(startEmbed(request), valueOf),
-      embedWithMetadata,
-      options: resolved
-    })
-  })
-
-/**
  * Builds the service over whatever `HttpClient` the context has: a stub in tests, or your own client
  * with middleware. The client must honour the request's `AbortSignal` (the platform's clients do):
  * deadlines and interruption abort through it.
@@ -357,7 +256,7 @@ export const make = (
   options: Overrides
 ): Effect.Effect<Service, ConfigError.ConfigError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.flatMap(Effect.zip(resolveOptions(options), HttpClient.HttpClient), ([resolved, http]) =>
-    makeWith(resolved, (settings) => TransportPlatform.viaHttpClient(http, settings), (settings) => TransportPlatform.openViaHttpClient(http, settings)))
+    ClientService.overHttpClient(resolved, http))
 
 /**
  * The service over an `HttpClient` you provide (your own middleware, proxy or test stub).
@@ -381,29 +280,7 @@ export const layerWithoutHttpClient = (
 export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigError.ConfigError> =>
   Layer.scoped(
     ChatClient,
-    Effect.gen(function* () {
-      const resolved = yield* resolveOptions(options)
-      const agent = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          new Agent({
-            connections: resolved.connections,
-            keepAliveTimeout: Duration.toMillis(resolved.keepAliveTimeout),
-            connect: { timeout: Duration.toMillis(resolved.connectTimeout) }
-          })
-        ),
-        (agent) => Effect.promise(() => agent.destroy())
-      )
-      if (resolved.transport === "undici") {
-        return yield* makeWith(resolved, (settings) => TransportUndici.viaUndici(agent, settings), (settings) => TransportUndici.openViaUndici(agent, settings))
-      }
-      // Loaded only for this transport: it brings @effect/platform-node's HTTP stack (~0.4 s to load).
-      const NodeHttpClient = yield* Effect.promise(() => import("@effect/platform-node/NodeHttpClient"))
-      const platform = yield* Layer.build(
-        NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Layer.succeed(NodeHttpClient.Dispatcher, agent)))
-      )
-      const http = Context.get(platform, HttpClient.HttpClient)
-      return yield* makeWith(resolved, (settings) => TransportPlatform.viaHttpClient(http, settings), (settings) => TransportPlatform.openViaHttpClient(http, settings))
-    })
+    Effect.flatMap(resolveOptions(options), ClientService.makeOwnPool)
   )
 
 /**

@@ -15,8 +15,7 @@ import * as Queue from "effect/Queue"
 import { existsSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
-import { Piscina } from "piscina"
-import type { Reply, Task } from "../workers/jsonWorker.js"
+import * as JsonPool from "./internal/jsonPool.js"
 import * as Validate from "./internal/validate.js"
 import * as Json from "./Json.js"
 
@@ -141,16 +140,6 @@ export const workerPath = (): string => {
   throw new Error("the JSON worker is not built: run `npm run build` (it compiles workers/ into dist/workers/)")
 }
 
-const fromReply = (reply: Reply): Effect.Effect<Json.JsonResult, Json.JsonParseError> =>
-  reply._tag === "ok"
-    ? Effect.sync(() => ({ value: JSON.parse(reply.json) as unknown, recovery: reply.recovery }))
-    : Effect.fail(new Json.JsonParseError({
-      reason: reply.reason,
-      detail: reply.detail,
-      excerpt: reply.excerpt,
-      ...(reply.position === undefined ? {} : { position: reply.position })
-    }))
-
 /**
  * The pool as a layer: started when built, destroyed (its workers terminated) with its scope. Fails
  * to build with a `ConfigError` naming an invalid option (see {@link validateOptions}).
@@ -165,69 +154,7 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser, C
       yield* validateOptions(options)
       const o: Options = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) }
       const limits = { maxBytes: o.maxBytes, maxDepth: o.maxDepth }
-      const workerFailed = (cause: unknown, text: string) =>
-        new Json.JsonParseError({
-          reason: "worker_failed",
-          detail: `the parsing worker failed: ${cause instanceof Error ? cause.message : String(cause)}`,
-          excerpt: text.slice(0, 200)
-        })
-
-      /**
-       * A pool and the tasks running on it. Piscina 5 reports a worker that dies of its resourceLimits
-       * on the pool, but then leaves some tasks (and every later one) pending forever (seen here with
-       * ERR_WORKER_OUT_OF_MEMORY): so on any pool error, its tasks fail with `worker_failed` and a
-       * fresh pool takes its place.
-       */
-      interface Generation {
-        readonly pool: Piscina<Task, Reply>
-        readonly running: Set<(cause: unknown) => void>
-      }
-      const start = (): Generation => {
-        const pool = new Piscina<Task, Reply>({
-          filename: workerPath(),
-          maxThreads: o.maxThreads,
-          minThreads: 0,
-          idleTimeout: Duration.toMillis(o.idleTimeout),
-          resourceLimits: { maxOldGenerationSizeMb: o.maxWorkerHeapMb }
-        })
-        const generation: Generation = { pool, running: new Set() }
-        pool.on("error", (cause: unknown) => retire(generation, cause))
-        return generation
-      }
-      /** Replaces a pool whose worker died: its tasks fail with `worker_failed`, new ones go to a fresh pool. */
-      const retire = (generation: Generation, cause: unknown) => {
-        if (current === generation) current = start()
-        for (const fail of generation.running) fail(cause)
-        generation.running.clear()
-        generation.pool.destroy().catch(() => undefined)
-      }
-      const workerDied = (cause: unknown) =>
-        typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "string" &&
-        (cause as { code: string }).code.startsWith("ERR_WORKER")
-      let current = start()
-      yield* Effect.addFinalizer(() => Effect.promise(() => current.pool.destroy().catch(() => undefined)))
-
-      const inPool = (text: string) =>
-        Effect.flatMap(
-          Effect.async<Reply, Json.JsonParseError>((resume, signal) => {
-            const generation = current
-            const fail = (cause: unknown) => resume(Effect.fail(workerFailed(cause, text)))
-            generation.running.add(fail)
-            generation.pool.run({ text, ...limits }, { signal }).then(
-              (reply) => {
-                generation.running.delete(fail)
-                resume(Effect.succeed(reply))
-              },
-              (cause: unknown) => {
-                generation.running.delete(fail)
-                fail(cause)
-                // Do not wait for the pool's own error event: the next task must not go to this pool.
-                if (workerDied(cause)) retire(generation, cause)
-              }
-            )
-          }),
-          fromReply
-        )
+      const inPool = yield* JsonPool.make(o, workerPath())
       // One token per thread; a parse takes one to run in the pool. A queue serves waiters in order
       // (a semaphore let newcomers take a freed permit first, and one parse waited 1.5 s behind 38).
       const slots = yield* Queue.bounded<void>(o.maxThreads)

@@ -65,254 +65,313 @@ export interface RepairOptions {
   readonly dropCutKey?: boolean
 }
 
-/** Repairs `text`, or `undefined` when it holds something this pass does not fix. */
-export const quickRepair = (text: string, options: RepairOptions = {}): Repaired | undefined => {
+/** The output: the input with edits, in one buffer of UTF-16 code units decoded once at the end. */
+class Output {
+  // Building it from string pieces left millions of small live strings, and the garbage collector
+  // took 70% of the time on an 8 MB single-quoted document (bench/json-adversarial).
+  buffer: Uint16Array
+  length = 0
+  constructor(readonly text: string) {
+    this.buffer = new Uint16Array(text.length + (text.length >> 3) + 64)
+  }
+  room(extra: number) {
+    if (this.length + extra <= this.buffer.length) return
+    const larger = new Uint16Array(Math.max(this.buffer.length * 2, this.length + extra))
+    larger.set(this.buffer.subarray(0, this.length))
+    this.buffer = larger
+  }
+  copy(from: number, to: number) {
+    this.room(to - from)
+    const { buffer, text } = this
+    for (let k = from; k < to; k++) buffer[this.length++] = text.charCodeAt(k)
+  }
+  put(piece: string) {
+    this.room(piece.length)
+    const { buffer } = this
+    for (let k = 0; k < piece.length; k++) buffer[this.length++] = piece.charCodeAt(k)
+  }
+  decode(): string {
+    return utf16.decode(this.buffer.subarray(0, this.length))
+  }
+}
+
+/** Where a string whose opening quote is at `start` ends, and whether its content needs changes. */
+const scanString = (text: string, start: number, close: number, straight: boolean) => {
+  const n = text.length
+  // Where it ends: its closing quote, or (cut) the end of the text less trailing white space.
+  let end = start + 1
+  // Whether the content itself needs changes (most strings need none: one scan is enough).
+  let dirty = false
+  while (end < n) {
+    const c = text.charCodeAt(end)
+    if (c === close) break
+    if (c === BACKSLASH) {
+      if (!straight && end + 1 < n && text.charCodeAt(end + 1) === APOSTROPHE) dirty = true
+      end += 2
+      continue
+    }
+    if (c < 32 || (c === QUOTE && !straight)) dirty = true
+    end++
+  }
+  const closed = end < n
+  if (closed) return { end, closed, contentEnd: end, dirty }
+  return { end, closed, contentEnd: start + 1 + trimWhiteEnd(text.slice(start + 1, n)).length, dirty: true }
+}
+
+/**
+ * The content from `from` to `to` as JSON needs it (control characters and inner double quotes
+ * escaped, `\'` unescaped, a backslash cut at the end dropped); `undefined` when nothing changes.
+ */
+const rewriteContent = (text: string, from: number, to: number, straight: boolean): string | undefined => {
+  let rebuilt: string | undefined
+  let run = from
+  const change = (k: number, skip: number, replacement: string) => {
+    rebuilt = (rebuilt ?? "") + text.slice(run, k) + replacement
+    run = k + skip
+  }
+  for (let k = from; k < to; k++) {
+    const c = text.charCodeAt(k)
+    if (c === BACKSLASH) {
+      if (k + 1 >= to) {
+        // Cut inside an escape: the backslash goes.
+        change(k, 1, "")
+        break
+      }
+      if (!straight && text.charCodeAt(k + 1) === APOSTROPHE) change(k, 2, "'")
+      k++
+    } else if (c < 32) change(k, 1, controlEscape(c))
+    else if (c === QUOTE && !straight) change(k, 1, '\\"')
+  }
+  return rebuilt === undefined ? undefined : rebuilt + text.slice(run, to)
+}
+
+/** One pass over `text`: the grammar's state, the edits so far, and the position `i`. */
+class Repairer {
+  readonly out: Output
+  readonly n: number
+  i = 0
   // The output is the input with edits: unchanged runs are copied in one slice each, so a document
   // with few defects costs few string operations (bench/json-adversarial).
-  // The output goes into one buffer of UTF-16 code units, decoded once at the end: building it from
-  // string pieces left millions of small live strings, and the garbage collector took 70% of the
-  // time on an 8 MB single-quoted document (bench/json-adversarial).
-  let buffer = new Uint16Array(text.length + (text.length >> 3) + 64)
-  let length = 0
-  const room = (extra: number) => {
-    if (length + extra <= buffer.length) return
-    const larger = new Uint16Array(Math.max(buffer.length * 2, length + extra))
-    larger.set(buffer.subarray(0, length))
-    buffer = larger
-  }
-  const copy = (from: number, to: number) => {
-    room(to - from)
-    for (let k = from; k < to; k++) buffer[length++] = text.charCodeAt(k)
-  }
-  const put = (piece: string) => {
-    room(piece.length)
-    for (let k = 0; k < piece.length; k++) buffer[length++] = piece.charCodeAt(k)
-  }
-  let copyFrom = 0
-  // Containers open: true for an object, false for an array.
-  const stack: Array<boolean> = []
-  let state: State = "value"
-  // Read through a function: helpers change `state`, which the compiler's narrowing cannot see.
-  const now = (): State => state
+  copyFrom = 0
+  /** Containers open: true for an object, false for an array. */
+  readonly stack: Array<boolean> = []
+  state: State = "value"
   /** Where the comma waiting to learn whether it is trailing sits (-1: none). */
-  let commaAt = -1
+  commaAt = -1
   /** The waiting comma was left out of a run already copied: it must be written before the next item. */
-  let commaHeld = false
-  let truncated = false
+  commaHeld = false
+  truncated = false
   /** Where the output stood before the last key began (its comma not yet written). */
-  let beforeKey = 0
-  /** A key starts at `at`: the output up to it is written first, so that `beforeKey` is where it began. */
-  const keyStarts = (at: number) => {
-    flush(at)
-    beforeKey = length
-  }
-  const n = text.length
-  let i = 0
+  beforeKey = 0
 
+  constructor(readonly text: string) {
+    this.out = new Output(text)
+    this.n = text.length
+  }
+
+  /** A key starts at `at`: the output up to it is written first, so that `beforeKey` is where it began. */
+  keyStarts(at: number) {
+    this.flush(at)
+    this.beforeKey = this.out.length
+  }
   /** Copies the input up to `upTo`, leaving out a waiting comma. */
-  const flush = (upTo: number) => {
-    if (upTo <= copyFrom) return
-    if (commaAt >= copyFrom && commaAt < upTo) {
-      copy(copyFrom, commaAt)
-      copy(commaAt + 1, upTo)
-      commaHeld = true
-    } else copy(copyFrom, upTo)
-    copyFrom = upTo
+  flush(upTo: number) {
+    if (upTo <= this.copyFrom) return
+    if (this.commaAt >= this.copyFrom && this.commaAt < upTo) {
+      this.out.copy(this.copyFrom, this.commaAt)
+      this.out.copy(this.commaAt + 1, upTo)
+      this.commaHeld = true
+    } else this.out.copy(this.copyFrom, upTo)
+    this.copyFrom = upTo
   }
   /** Replaces the input from `from` to `to` with `replacement`. */
-  const edit = (from: number, to: number, replacement: string) => {
-    flush(from)
-    if (replacement !== "") put(replacement)
-    copyFrom = Math.max(copyFrom, to)
+  edit(from: number, to: number, replacement: string) {
+    this.flush(from)
+    if (replacement !== "") this.out.put(replacement)
+    this.copyFrom = Math.max(this.copyFrom, to)
   }
   /** A key or a value starts at `at`: the waiting comma, if any, belongs before it. */
-  const beforeItem = (at: number) => {
-    if (commaHeld) edit(at, at, ",")
-    commaAt = -1
-    commaHeld = false
+  beforeItem(at: number) {
+    if (this.commaHeld) this.edit(at, at, ",")
+    this.commaAt = -1
+    this.commaHeld = false
   }
   /** After a value: what the container expects next. */
-  const afterValue = () => {
-    state = stack.length === 0 ? "end" : "comma"
+  afterValue() {
+    this.state = this.stack.length === 0 ? "end" : "comma"
   }
 
   /** The string whose opening quote is at `i`, rewritten with double quotes. False when the text ends inside it. */
-  const readString = (open: number): boolean => {
+  readString(open: number): boolean {
     const close = open === QUOTE ? QUOTE : open === APOSTROPHE ? APOSTROPHE : open === LEFT_DOUBLE ? RIGHT_DOUBLE : RIGHT_SINGLE
     const straight = open === QUOTE
-    const start = i
-    // Where it ends: its closing quote, or (cut) the end of the text less trailing white space.
-    let end = start + 1
-    // Whether the content itself needs changes (most strings need none: one scan is enough).
-    let dirty = false
-    while (end < n) {
-      const c = text.charCodeAt(end)
-      if (c === close) break
-      if (c === BACKSLASH) {
-        if (!straight && end + 1 < n && text.charCodeAt(end + 1) === APOSTROPHE) dirty = true
-        end += 2
-        continue
-      }
-      if (c < 32 || (c === QUOTE && !straight)) dirty = true
-      end++
-    }
-    const closed = end < n
-    let contentEnd = closed ? end : n
-    if (!closed) {
-      contentEnd = start + 1 + trimWhiteEnd(text.slice(start + 1, n)).length
-      dirty = true
-    }
+    const start = this.i
+    const { closed, contentEnd, dirty, end } = scanString(this.text, start, close, straight)
     if (!dirty) {
       // Only the quotes change, if they are not straight.
       if (!straight) {
-        edit(start, start + 1, '"')
-        edit(end, end + 1, '"')
+        this.edit(start, start + 1, '"')
+        this.edit(end, end + 1, '"')
       }
-      i = end + 1
+      this.i = end + 1
       return true
     }
     // The content as JSON needs it: rebuilt (one edit for the whole string) only when something changes.
-    let rebuilt: string | undefined
-    let run = start + 1
-    const change = (k: number, skip: number, replacement: string) => {
-      rebuilt = (rebuilt ?? "") + text.slice(run, k) + replacement
-      run = k + skip
-    }
-    for (let k = start + 1; k < contentEnd; k++) {
-      const c = text.charCodeAt(k)
-      if (c === BACKSLASH) {
-        if (k + 1 >= contentEnd) {
-          // Cut inside an escape: the backslash goes.
-          change(k, 1, "")
-          break
-        }
-        if (!straight && text.charCodeAt(k + 1) === APOSTROPHE) change(k, 2, "'")
-        k++
-      } else if (c < 32) change(k, 1, controlEscape(c))
-      else if (c === QUOTE && !straight) change(k, 1, '\\"')
-    }
-    const stop = closed ? end + 1 : n
+    const rebuilt = rewriteContent(this.text, start + 1, contentEnd, straight)
+    const stop = closed ? end + 1 : this.n
     if (rebuilt !== undefined || !straight || !closed) {
-      const content = rebuilt === undefined ? text.slice(start + 1, contentEnd) : rebuilt + text.slice(run, contentEnd)
-      edit(start, stop, '"' + content + '"')
+      const content = rebuilt === undefined ? this.text.slice(start + 1, contentEnd) : rebuilt
+      this.edit(start, stop, '"' + content + '"')
     }
-    i = stop
+    this.i = stop
     return closed
   }
 
-  while (i < n) {
-    const c = text.charCodeAt(i)
-    if (isSpace(c)) {
-      i++
-      continue
-    }
-    if (c === SLASH && i + 1 < n && text.charCodeAt(i + 1) === SLASH) {
+  /** A comment at `i` (`//` or `/*`) is dropped; false when there is none. */
+  comment(c: number): boolean {
+    if (c !== SLASH || this.i + 1 >= this.n) return false
+    const { i, text, n } = this
+    const next = text.charCodeAt(i + 1)
+    if (next === SLASH) {
       const end = text.indexOf("\n", i)
-      edit(i, end === -1 ? n : end, "")
-      i = end === -1 ? n : end
-      continue
+      this.edit(i, end === -1 ? n : end, "")
+      this.i = end === -1 ? n : end
+      return true
     }
-    if (c === SLASH && i + 1 < n && text.charCodeAt(i + 1) === STAR) {
+    if (next === STAR) {
       const end = text.indexOf("*/", i + 2)
-      edit(i, end === -1 ? n : end + 2, "")
-      i = end === -1 ? n : end + 2
-      continue
+      this.edit(i, end === -1 ? n : end + 2, "")
+      this.i = end === -1 ? n : end + 2
+      return true
     }
-    if (c === QUOTE || c === APOSTROPHE || c === LEFT_DOUBLE || c === LEFT_SINGLE) {
-      const at = now()
-      if (at !== "key" && at !== "value") return undefined
-      if (at === "key") keyStarts(i)
-      beforeItem(i)
-      if (!readString(c)) truncated = true
-      if (at === "key") state = "colon"
-      else afterValue()
-      continue
-    }
-    if (c === 123 /* { */ || c === 91 /* [ */) {
-      if (now() !== "value") return undefined
-      beforeItem(i)
-      stack.push(c === 123)
-      state = c === 123 ? "key" : "value"
-      i++
-      continue
-    }
-    if (c === 125 /* } */ || c === 93 /* ] */) {
-      const isObject = c === 125
-      if (stack.length === 0 || stack[stack.length - 1] !== isObject) return undefined
-      // Allowed: right after the opening bracket, after a value, or after a trailing comma (dropped).
-      const at = now()
-      if (isObject ? at !== "key" && at !== "comma" : at !== "value" && at !== "comma") return undefined
-      if (commaAt >= 0 && !commaHeld) edit(commaAt, commaAt + 1, "")
-      commaAt = -1
-      commaHeld = false
-      stack.pop()
-      afterValue()
-      i++
-      continue
-    }
-    if (c === 44 /* , */) {
-      if (now() !== "comma") return undefined
-      commaAt = i
-      state = stack[stack.length - 1] === true ? "key" : "value"
-      i++
-      continue
-    }
-    if (c === 58 /* : */) {
-      if (now() !== "colon") return undefined
-      state = "value"
-      i++
-      continue
-    }
-    if (isIdentStart(c)) {
-      const start = i
-      while (i < n && isIdentPart(text.charCodeAt(i))) i++
-      const word = text.slice(start, i)
-      const at = now()
-      if (at === "key") {
-        keyStarts(start)
-        beforeItem(start)
-        edit(start, start, '"')
-        edit(i, i, '"')
-        state = "colon"
-        continue
-      }
-      const literal = LITERALS.get(word)
-      if (at !== "value" || literal === undefined) return undefined
-      beforeItem(start)
-      if (literal !== word) edit(start, i, literal)
-      afterValue()
-      continue
-    }
-    if ((c >= 48 && c <= 57) || c === 45) {
-      if (now() !== "value") return undefined
-      beforeItem(i)
-      while (i < n && isNumberPart(text.charCodeAt(i))) i++
-      afterValue()
-      continue
-    }
-    return undefined
+    return false
   }
 
-  // The end of the text: complete what is open (a trailing comma at the end goes).
-  if (commaAt >= 0 && !commaHeld) edit(commaAt, commaAt + 1, "")
-  flush(n)
-  const end = now()
-  if (end === "value" && stack.length === 0) return undefined
-  if (options.dropCutKey === true && (end === "colon" || (end === "value" && stack[stack.length - 1] === true))) {
-    // The key whose value has not begun goes, with the comma written before it.
-    length = beforeKey
-    truncated = true
-  } else if (end === "colon") {
-    put(":null")
-    truncated = true
-  } else if (end === "value" && stack[stack.length - 1] === true) {
-    // After "key": the value is missing.
-    put("null")
-    truncated = true
+  /** A string at `i`, as a key or a value; false when none may come here. */
+  quoted(c: number): boolean {
+    const at = this.state
+    if (at !== "key" && at !== "value") return false
+    if (at === "key") this.keyStarts(this.i)
+    this.beforeItem(this.i)
+    if (!this.readString(c)) this.truncated = true
+    if (at === "key") this.state = "colon"
+    else this.afterValue()
+    return true
   }
-  for (let k = stack.length - 1; k >= 0; k--) {
-    put(stack[k] ? "}" : "]")
-    truncated = true
+
+  /** A closing bracket at `i`; false when it does not close what is open. */
+  close(c: number): boolean {
+    const isObject = c === 125
+    const { stack } = this
+    if (stack.length === 0 || stack[stack.length - 1] !== isObject) return false
+    // Allowed: right after the opening bracket, after a value, or after a trailing comma (dropped).
+    const at = this.state
+    if (isObject ? at !== "key" && at !== "comma" : at !== "value" && at !== "comma") return false
+    if (this.commaAt >= 0 && !this.commaHeld) this.edit(this.commaAt, this.commaAt + 1, "")
+    this.commaAt = -1
+    this.commaHeld = false
+    stack.pop()
+    this.afterValue()
+    this.i++
+    return true
   }
-  return { text: utf16.decode(buffer.subarray(0, length)), truncated }
+
+  /** A bare word at `i`: an unquoted key, or a literal (`True`, `None`...); false otherwise. */
+  word(): boolean {
+    const { text, n } = this
+    const start = this.i
+    while (this.i < n && isIdentPart(text.charCodeAt(this.i))) this.i++
+    const end = this.i
+    const word = text.slice(start, end)
+    const at = this.state
+    if (at === "key") {
+      this.keyStarts(start)
+      this.beforeItem(start)
+      this.edit(start, start, '"')
+      this.edit(end, end, '"')
+      this.state = "colon"
+      return true
+    }
+    const literal = LITERALS.get(word)
+    if (at !== "value" || literal === undefined) return false
+    this.beforeItem(start)
+    if (literal !== word) this.edit(start, end, literal)
+    this.afterValue()
+    return true
+  }
+
+  /** The token at `i`; false when it is not one this pass fixes. */
+  step(c: number): boolean {
+    if (this.comment(c)) return true
+    if (c === QUOTE || c === APOSTROPHE || c === LEFT_DOUBLE || c === LEFT_SINGLE) return this.quoted(c)
+    if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (this.state !== "value") return false
+      this.beforeItem(this.i)
+      this.stack.push(c === 123)
+      this.state = c === 123 ? "key" : "value"
+      this.i++
+      return true
+    }
+    if (c === 125 /* } */ || c === 93 /* ] */) return this.close(c)
+    if (c === 44 /* , */) {
+      if (this.state !== "comma") return false
+      this.commaAt = this.i
+      this.state = this.stack[this.stack.length - 1] === true ? "key" : "value"
+      this.i++
+      return true
+    }
+    if (c === 58 /* : */) {
+      if (this.state !== "colon") return false
+      this.state = "value"
+      this.i++
+      return true
+    }
+    if (isIdentStart(c)) return this.word()
+    if ((c >= 48 && c <= 57) || c === 45) {
+      if (this.state !== "value") return false
+      this.beforeItem(this.i)
+      while (this.i < this.n && isNumberPart(this.text.charCodeAt(this.i))) this.i++
+      this.afterValue()
+      return true
+    }
+    return false
+  }
+
+  /** The end of the text: complete what is open (a trailing comma at the end goes). */
+  finish(options: RepairOptions): Repaired | undefined {
+    const { out, stack } = this
+    if (this.commaAt >= 0 && !this.commaHeld) this.edit(this.commaAt, this.commaAt + 1, "")
+    this.flush(this.n)
+    const end = this.state
+    if (end === "value" && stack.length === 0) return undefined
+    if (options.dropCutKey === true && (end === "colon" || (end === "value" && stack[stack.length - 1] === true))) {
+      // The key whose value has not begun goes, with the comma written before it.
+      out.length = this.beforeKey
+      this.truncated = true
+    } else if (end === "colon") {
+      out.put(":null")
+      this.truncated = true
+    } else if (end === "value" && stack[stack.length - 1] === true) {
+      // After "key": the value is missing.
+      out.put("null")
+      this.truncated = true
+    }
+    for (let k = stack.length - 1; k >= 0; k--) {
+      out.put(stack[k] ? "}" : "]")
+      this.truncated = true
+    }
+    return { text: out.decode(), truncated: this.truncated }
+  }
+}
+
+/** Repairs `text`, or `undefined` when it holds something this pass does not fix. */
+export const quickRepair = (text: string, options: RepairOptions = {}): Repaired | undefined => {
+  const r = new Repairer(text)
+  const n = text.length
+  while (r.i < n) {
+    const c = text.charCodeAt(r.i)
+    if (isSpace(c)) r.i++
+    else if (!r.step(c)) return undefined
+  }
+  return r.finish(options)
 }

@@ -1,0 +1,149 @@
+/**
+ * How `ChatClient` assembles its service: the pipeline composed once per client, the endpoints
+ * (chat, embeddings, streaming) over a transport, and the client's own undici pool.
+ * @internal
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { Agent } from "undici"
+import * as Budget from "../Budget.js"
+import type * as ChatError from "../ChatError.js"
+import type { ChatResult, EmbeddingResult, Options, Service } from "../ChatClient.js"
+import type * as ChatSchema from "../ChatSchema.js"
+import * as RateLimit from "../RateLimit.js"
+import * as CallContext from "./callContext.js"
+import * as ChatStream from "./chatStream.js"
+import * as Classify from "./classify.js"
+import * as Deadlines from "./deadlines.js"
+import * as Exchange from "./exchange.js"
+import { limit } from "./limit.js"
+import * as Observe from "./observe.js"
+import * as Pipeline from "./pipeline.js"
+import { retry } from "./retryPolicy.js"
+import * as Tokens from "./tokens.js"
+import type * as Transport from "./transport.js"
+import * as TransportPlatform from "./transportPlatform.js"
+import * as TransportUndici from "./transportUndici.js"
+
+/**
+ * Every call's pipeline, composed once per client (docs/architecture.md): the stages outside in,
+ * each in its own module.
+ */
+const pipeline = (tracing: boolean): Pipeline.Dispatch =>
+  Observe.observe({ tracing })(Budget.guard(retry(limit(Observe.countAttempt(Pipeline.exchange)))))
+
+const countPrompt = (messages: ReadonlyArray<ChatSchema.ChatMessage>) => Tokens.promptTokens(messages)
+const countInput = (input: ChatSchema.EmbeddingRequest["input"]) => Tokens.embeddingInputTokens(input)
+const toChatResult = ({ value, ...metadata }: Pipeline.Received<ChatSchema.ChatCompletion>): ChatResult => ({ completion: value, ...metadata })
+const valueOf = <A>(received: Pipeline.Received<A>): A => received.value
+const toEmbeddingResult = ({ value, ...metadata }: Pipeline.Received<ChatSchema.EmbeddingResponse>): EmbeddingResult => ({ embeddings: value, ...metadata })
+
+/** Builds the service from resolved options and a way to send. */
+const makeWith = (
+  resolved: Options,
+  transport: (settings: Transport.Settings) => Transport.Send,
+  openStream: (settings: Transport.Settings) => Transport.Open
+): Effect.Effect<Service, ConfigError.ConfigError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const deadlines = yield* Deadlines.make
+    const budget = yield* Effect.serviceOption(Budget.Budget)
+    const shared = yield* Effect.serviceOption(RateLimit.RateLimit)
+    const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
+    const scrub = Classify.makeScrub(secret)
+    const client = { ...resolved, apiKey: secret }
+    const chatSettings = Exchange.settingsFor(client, "/chat/completions", deadlines, scrub)
+    const chat = Exchange.chat(transport(chatSettings), scrub)
+    const embeddings = Exchange.embeddings(transport(Exchange.settingsFor(client, "/embeddings", deadlines, scrub)), scrub)
+    const streamSettings: ChatStream.Settings = {
+      open: openStream(chatSettings),
+      scrub,
+      maxEventBytes: resolved.maxEventBytes,
+      idleMillis: Duration.toMillis(resolved.idleTimeout)
+    }
+    const streaming = ChatStream.endpoint(streamSettings)
+    const start = CallContext.starter({
+      dispatch: pipeline(resolved.tracing),
+      clock: yield* Effect.clock,
+      timeoutMillis: Duration.toMillis(resolved.timeout),
+      retry: resolved.retry,
+      limiter: Option.getOrUndefined(shared),
+      ownLimiter: Option.isSome(shared) ? shared.value : yield* RateLimit.make(resolved.limits),
+      budget: Option.getOrUndefined(budget)
+    })
+
+    const startChat = (request: ChatSchema.ChatCompletionRequest) =>
+      start(
+        chat,
+        request.model,
+        JSON.stringify(request.stream === true ? { ...request, stream: undefined, stream_options: undefined } : request),
+        Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
+      )
+    const createWithMetadata = (request: ChatSchema.ChatCompletionRequest): Effect.Effect<ChatResult, ChatError.ChatError> =>
+      Effect.map(startChat(request), toChatResult)
+
+    const startEmbed = (request: ChatSchema.EmbeddingRequest) =>
+      start(embeddings, request.model, JSON.stringify(request), Pipeline.Tokens.of(0, request.input, countInput))
+    const embedWithMetadata = (request: ChatSchema.EmbeddingRequest): Effect.Effect<EmbeddingResult, ChatError.ChatError> =>
+      Effect.map(startEmbed(request), toEmbeddingResult)
+
+    const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
+      Observe.streamSpan(
+        Stream.unwrapScoped(Effect.map(
+          start(
+            streaming,
+            request.model,
+            JSON.stringify({ ...request, stream: true }),
+            Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
+          ),
+          (opened) => ChatStream.chunks(opened, streamSettings)
+        )),
+        request.model,
+        resolved.tracing
+      )
+
+    return {
+      create: (request) => Effect.map(startChat(request), valueOf),
+      createWithMetadata,
+      stream,
+      embed: (request) => Effect.map(startEmbed(request), valueOf),
+      embedWithMetadata,
+      options: resolved
+    }
+  })
+
+/** The service over an `HttpClient` (`ChatClient.make`). */
+export const overHttpClient = (resolved: Options, http: HttpClient.HttpClient): Effect.Effect<Service, ConfigError.ConfigError, Scope.Scope> =>
+  makeWith(resolved, (settings) => TransportPlatform.viaHttpClient(http, settings), (settings) => TransportPlatform.openViaHttpClient(http, settings))
+
+/** The service over its own undici `Agent`, destroyed when the scope closes (`ChatClient.layer`). */
+export const makeOwnPool = (resolved: Options): Effect.Effect<Service, ConfigError.ConfigError, Scope.Scope> =>
+  Effect.gen(function* () {
+  const agent = yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      new Agent({
+        connections: resolved.connections,
+        keepAliveTimeout: Duration.toMillis(resolved.keepAliveTimeout),
+        connect: { timeout: Duration.toMillis(resolved.connectTimeout) }
+      })
+    ),
+    (agent) => Effect.promise(() => agent.destroy())
+  )
+  if (resolved.transport === "undici") {
+    return yield* makeWith(resolved, (settings) => TransportUndici.viaUndici(agent, settings), (settings) => TransportUndici.openViaUndici(agent, settings))
+  }
+  // Loaded only for this transport: it brings @effect/platform-node's HTTP stack (~0.4 s to load).
+  const NodeHttpClient = yield* Effect.promise(() => import("@effect/platform-node/NodeHttpClient"))
+  const platform = yield* Layer.build(
+    NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Layer.succeed(NodeHttpClient.Dispatcher, agent)))
+  )
+  const http = Context.get(platform, HttpClient.HttpClient)
+  return yield* overHttpClient(resolved, http)
+})
