@@ -6,6 +6,7 @@
  * stream's scope closes. Nothing is written from a finalizer.
  * @internal
  */
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -158,42 +159,54 @@ class ChunkReader {
     return Either.right(Chunk.unsafeFromArray(out))
   }
 
-  private endOfBody(): Effect.Effect<never, Option.Option<ChatError.ChatError>> {
+  /** At the body's end: the stream is over when the answer was complete, else it ended early. */
+  private endOfBody(): Effect.Effect<undefined, ChatError.ChatError> {
     return this.done || this.finished
-      ? Effect.fail(Option.none())
-      : Effect.fail(Option.some(new ChatError.TransportError({ code: "STREAM_ENDED_EARLY", detail: "the stream ended before [DONE]", attempts: this.context.attempts })))
+      ? Effect.succeed(undefined)
+      : Effect.fail(new ChatError.TransportError({ code: "STREAM_ENDED_EARLY", detail: "the stream ended before [DONE]", attempts: this.context.attempts }))
   }
 
-  private emit(
-    events: ReadonlyArray<Sse.Event>,
-    next: () => Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, Option.Option<ChatError.ChatError>>
-  ): Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, Option.Option<ChatError.ChatError>> {
+  private emit(events: ReadonlyArray<Sse.Event>, next: () => Step): Step {
     const chunks = this.toChunks(events)
-    if (Either.isLeft(chunks)) return Effect.fail(Option.some(chunks.left))
-    return chunks.right.length > 0 || this.done ? Effect.succeed(chunks.right) : next()
+    if (Either.isLeft(chunks)) return Effect.fail(chunks.left)
+    return chunks.right.length > 0 ? Effect.succeed(chunks.right) : this.done ? Effect.succeed(undefined) : next()
   }
 
-  /** The next chunks: bytes are read until they complete an event that holds one. */
-  readonly next: Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, Option.Option<ChatError.ChatError>> = Effect.suspend(() => {
-    if (this.done) return Effect.fail(Option.none())
+  private readonly onEnd = (): Step => {
+    this.bodyEnded = true
+    return this.emit(this.opened.decoder.end(), () => this.endOfBody())
+  }
+
+  private readonly onBytes = (bytes: Uint8Array): Step => {
+    const events = this.opened.decoder.feed(bytes)
+    return this.opened.decoder.overflowed
+      ? Effect.fail(Classify.eventTooLarge(this.settings.maxEventBytes, this.context.attempts))
+      : this.emit(events, () => this.next)
+  }
+
+  /** The next chunks (`undefined` once the stream is over): bytes are read until they complete an event that holds one. */
+  readonly next: Step = Effect.suspend(() => {
+    if (this.done) return Effect.succeed(undefined)
     if (this.bodyEnded) return this.endOfBody()
-    const { decoder, pull } = this.opened
-    return Effect.matchEffect(pull, {
-      onFailure: Option.match({
-        onNone: () => {
-          this.bodyEnded = true
-          return this.emit(decoder.end(), () => this.endOfBody())
-        },
-        onSome: (error) => Effect.fail(Option.some<ChatError.ChatError>(error))
-      }),
-      onSuccess: (bytes) => {
-        const events = decoder.feed(bytes)
-        return decoder.overflowed
-          ? Effect.fail(Option.some(Classify.eventTooLarge(this.settings.maxEventBytes, this.context.attempts)))
-          : this.emit(events, () => this.next)
-      }
+    return Effect.matchEffect(this.opened.pull, {
+      onFailure: (error) => Option.isNone(error) ? this.onEnd() : Effect.fail(error.value),
+      onSuccess: this.onBytes
     })
   })
+}
+
+/** One read of a stream: its next chunks, `undefined` at its end. */
+type Step = Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk> | undefined, ChatError.ChatError>
+
+/**
+ * The reader's chunks as a channel, written as they are read: one `fromEffect` and one `write` per
+ * read, with none of the wrapping `Stream.repeatEffectChunkOption` adds (an `Option` per read, a
+ * `map` and a `catchAll`) nor the stream `concat` of the first events (bench/streaming).
+ */
+const channelOf = (reader: ChunkReader, first: Chunk.Chunk<ChatSchema.ChatCompletionChunk>) => {
+  const loop: Channel.Channel<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, unknown, ChatError.ChatError, unknown, void, unknown> =
+    Channel.flatMap(Channel.fromEffect(reader.next), (chunks) => chunks === undefined ? Channel.void : Channel.zipRight(Channel.write(chunks), loop))
+  return first.length > 0 ? Channel.zipRight(Channel.write(first), loop) : loop
 }
 
 /**
@@ -205,5 +218,25 @@ export const chunks = (received: Pipeline.Received<Opened>, settings: Settings):
   const reader = new ChunkReader(received.value, received, settings)
   const first = reader.toChunks(received.value.first)
   if (Either.isLeft(first)) return Stream.fail(first.left)
-  return Stream.concat(Stream.fromChunk(first.right), Stream.repeatEffectChunkOption(reader.next))
+  return Stream.fromChannel(channelOf(reader, first.right))
 }
+
+/**
+ * A stream opened by `open` (the pipeline up to the first event) and read to its end, in a scope
+ * of its own closed when the stream ends, fails or is interrupted: as `Stream.unwrapScoped` with
+ * `chunks`, without the stream `flatten` that carries every chunk through a second executor.
+ */
+export const stream = <R>(
+  open: Effect.Effect<Pipeline.Received<Opened>, ChatError.ChatError, Scope.Scope | R>,
+  settings: Settings
+): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError, Exclude<R, Scope.Scope>> =>
+  Stream.fromChannel(Channel.acquireUseRelease(
+    Scope.make(),
+    (scope) =>
+      Channel.flatMap(Channel.fromEffect(Scope.extend(open, scope)), (received) => {
+        const reader = new ChunkReader(received.value, received, settings)
+        const first = reader.toChunks(received.value.first)
+        return Either.isLeft(first) ? Channel.fail(first.left) : channelOf(reader, first.right)
+      }),
+    (scope, exit) => Scope.close(scope, exit)
+  ))

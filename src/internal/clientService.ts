@@ -96,15 +96,15 @@ const makeWith = (
 
     const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
       Observe.streamSpan(
-        Stream.unwrapScoped(Effect.map(
+        ChatStream.stream(
           start(
             streaming,
             request.model,
             JSON.stringify({ ...request, stream: true }),
             Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
           ),
-          (opened) => ChatStream.chunks(opened, streamSettings)
-        )),
+          streamSettings
+        ),
         request.model,
         resolved.tracing
       )

@@ -136,44 +136,44 @@ const pullFrom = (readable: Dispatcher.ResponseData["body"], settings: PullSetti
     for (let piece = readable.read() as Buffer | null; piece !== null; piece = readable.read() as Buffer | null) pieces.push(piece)
     return Buffer.concat(pieces)
   }
-  return Effect.async((resume) => {
-    const attempt = (): boolean => {
-      const bytes = take()
-      if (bytes !== undefined) {
-        received += bytes.length
-        if (received > maxResponseBytes) {
-          timers.cancel()
-          abort()
-          resume(Effect.fail(Option.some(Classify.responseTooLarge(maxResponseBytes, attempts))))
-          return true
-        }
-        timers.touch()
-        resume(Effect.succeed(bytes))
-        return true
-      }
-      if (failed !== undefined) {
-        const mapped = failure(failed)
+  type Result = Effect.Effect<Uint8Array, Option.Option<ChatError.TransportError | ChatError.TimeoutError>>
+  /** What a read gives now, if anything: the buffered bytes, the end, or the failure. */
+  const attempt = (): Result | undefined => {
+    const bytes = take()
+    if (bytes !== undefined) {
+      received += bytes.length
+      if (received > maxResponseBytes) {
         timers.cancel()
-        resume(Effect.fail(Option.some(mapped)))
-        return true
+        abort()
+        return Effect.fail(Option.some(Classify.responseTooLarge(maxResponseBytes, attempts)))
       }
-      if (ended || readable.readableEnded) {
-        timers.cancel()
-        resume(Effect.fail(Option.none()))
-        return true
-      }
-      if (readable.destroyed) {
-        // Closed without an end or an error: an abort (a deadline) or a dropped connection.
-        const mapped = failure(readable.errored ?? new Error("the response body closed before its end"))
-        timers.cancel()
-        resume(Effect.fail(Option.some(mapped)))
-        return true
-      }
-      return false
+      timers.touch()
+      return Effect.succeed(bytes)
     }
-    if (attempt()) return
+    if (failed !== undefined) {
+      const mapped = failure(failed)
+      timers.cancel()
+      return Effect.fail(Option.some(mapped))
+    }
+    if (ended || readable.readableEnded) {
+      timers.cancel()
+      return Effect.fail(Option.none())
+    }
+    if (readable.destroyed) {
+      // Closed without an end or an error: an abort (a deadline) or a dropped connection.
+      const mapped = failure(readable.errored ?? new Error("the response body closed before its end"))
+      timers.cancel()
+      return Effect.fail(Option.some(mapped))
+    }
+    return undefined
+  }
+  // Waits for the readable only when nothing is buffered: a read that finds bytes suspends nothing.
+  const wait: Result = Effect.async((resume) => {
     const onEvent = () => {
-      if (attempt()) stop()
+      const result = attempt()
+      if (result === undefined) return
+      stop()
+      resume(result)
     }
     const stop = () => {
       readable.off("readable", onEvent)
@@ -187,6 +187,7 @@ const pullFrom = (readable: Dispatcher.ResponseData["body"], settings: PullSetti
     readable.on("close", onEvent)
     return Effect.sync(stop)
   })
+  return Effect.suspend(() => attempt() ?? wait)
 }
 
 /** Streaming straight onto undici (the default transport). */
