@@ -1,6 +1,5 @@
 /** Test helpers for the Batch API: the mock served on loopback, a TestClock driver, the spec validator. */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import Ajv2020 from "ajv/dist/2020.js"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -14,6 +13,7 @@ import { fileURLToPath } from "node:url"
 import type * as Batch from "../src/Batch.js"
 import type * as BatchApi from "../src/BatchApi.js"
 import * as MockBatchApi from "../src/testing/internal/batchApi.js"
+import { specValidators } from "./helpers.js"
 
 export const API_KEY = "sk-test-batch-0123456789abcdef"
 
@@ -97,24 +97,7 @@ const spec = JSON.parse(readFileSync(fileURLToPath(new URL("./fixtures/openai-ba
 }
 
 /** An ajv validator for a schema of the Batch API excerpt (`OpenAIFile`, `Batch`, `ListBatchesResponse`, ...). */
-export const batchApiValidatorFor = (() => {
-  const ajv = new Ajv2020.default({ strict: false, allErrors: false, validateFormats: false })
-  const rewrite = (node: unknown): unknown => {
-    if (Array.isArray(node)) return node.map(rewrite)
-    if (node === null || typeof node !== "object") return node
-    const out: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(node)) {
-      out[key] = key === "$ref" && typeof value === "string" ? value.replace("#/components/schemas/", "batchspec#/$defs/") : rewrite(value)
-    }
-    return out
-  }
-  ajv.addSchema({ $id: "batchspec", $defs: rewrite(spec.components.schemas) })
-  return (name: string) => {
-    const validate = ajv.getSchema(`batchspec#/$defs/${name}`)
-    if (validate === undefined) throw new Error(`no schema ${name} in the excerpt`)
-    return (value: unknown): string | undefined => (validate(value) ? undefined : ajv.errorsText(validate.errors))
-  }
-})()
+export const batchApiValidatorFor = specValidators(spec.components.schemas, "batchspec")
 
 /** Successful journal entries of one action. */
 export const okEntries = (api: MockBatchApi.BatchApi, action: string) => api.journal().filter((e) => e.action === action && e.status === 200)

@@ -163,10 +163,11 @@ const specPath = fileURLToPath(new URL("./fixtures/openai-chat-schemas.json", im
 export const spec = JSON.parse(readFileSync(specPath, "utf8")) as { components: { schemas: Record<string, unknown> } }
 
 /**
- * An ajv validator for one component of the spec. OpenAPI 3.0's `nullable` is honoured; the
- * `discriminator` hint is dropped (the `oneOf` it annotates is still checked); formats are not.
+ * Validators for the components of an OpenAPI description (`schemas` under the id `id`). OpenAPI 3.0's
+ * `nullable` is honoured; the `discriminator` hint is dropped (the `oneOf` it annotates is still
+ * checked); formats are not.
  */
-export const validatorFor = (() => {
+export const specValidators = (schemas: Record<string, unknown>, id: string) => {
   const ajv = new Ajv2020.default({ strict: false, allErrors: false, validateFormats: false })
   const rewrite = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(rewrite)
@@ -174,7 +175,7 @@ export const validatorFor = (() => {
     const out: Record<string, unknown> = {}
     for (const [key, value] of Object.entries(node)) {
       if (key === "discriminator") continue
-      out[key] = key === "$ref" && typeof value === "string" ? value.replace("#/components/schemas/", "spec#/$defs/") : rewrite(value)
+      out[key] = key === "$ref" && typeof value === "string" ? value.replace("#/components/schemas/", `${id}#/$defs/`) : rewrite(value)
     }
     // OpenAPI 3.0 `nullable: true` means "or null".
     if (out["nullable"] === true) {
@@ -183,13 +184,16 @@ export const validatorFor = (() => {
     }
     return out
   }
-  ajv.addSchema({ $id: "spec", $defs: rewrite(spec.components.schemas) })
+  ajv.addSchema({ $id: id, $defs: rewrite(schemas) })
   return (name: string) => {
-    const validate = ajv.getSchema(`spec#/$defs/${name}`)
-    if (validate === undefined) throw new Error(`no schema ${name} in the spec`)
+    const validate = ajv.getSchema(`${id}#/$defs/${name}`)
+    if (validate === undefined) throw new Error(`no schema ${name} in ${id}`)
     return (value: unknown): string | undefined => (validate(value) ? undefined : ajv.errorsText(validate.errors))
   }
-})()
+}
+
+/** An ajv validator for one component of the chat spec excerpt. */
+export const validatorFor = specValidators(spec.components.schemas, "spec")
 
 const batchFormat = JSON.parse(
   readFileSync(fileURLToPath(new URL("./fixtures/openai-batch-format.json", import.meta.url)), "utf8")
