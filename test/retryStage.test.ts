@@ -74,13 +74,13 @@ describe("RetryPolicy.decide: one decision path for the loop and for schedule", 
     FastCheck.integer({ min: 0, max: 20_000 }).map(unavailable)
   )
 
-  it.prop("without a deadline in reach, the loop's decision is the schedule's", [errors, FastCheck.integer({ min: 1, max: 5 }), FastCheck.double({ min: 0, max: 0.999 })], ([error, retry, random]) => {
+  it.prop("without a deadline in reach, the loop's decision is the schedule's", [errors, FastCheck.integer({ min: 1, max: 5 }), FastCheck.double({ min: 0, max: 0.999, noNaN: true })], ([error, retry, random]) => {
     expect(RetryPolicy.decide(policy, error, retry, random, { nowMillis: 0, deadlineMillis: Number.MAX_SAFE_INTEGER })).toEqual(
       RetryPolicy.decide(policy, error, retry, random)
     )
   })
 
-  it.prop("with a deadline, a retry is never planned to end at or past it", [errors, FastCheck.integer({ min: 1, max: 5 }), FastCheck.double({ min: 0, max: 0.999 }), FastCheck.integer({ min: 0, max: 30_000 })], ([error, retry, random, left]) => {
+  it.prop("with a deadline, a retry is never planned to end at or past it", [errors, FastCheck.integer({ min: 1, max: 5 }), FastCheck.double({ min: 0, max: 0.999, noNaN: true }), FastCheck.integer({ min: 0, max: 30_000 })], ([error, retry, random, left]) => {
     const decision = RetryPolicy.decide(policy, error, retry, random, { nowMillis: 1000, deadlineMillis: 1000 + left })
     if (decision._tag === "Retry") expect(1000 + decision.delayMillis).toBeLessThan(1000 + left)
   })
