@@ -21,6 +21,7 @@ import type { ChatError } from "../ChatError.js"
 import type * as ChatSchema from "../ChatSchema.js"
 import type { Metadata } from "../ChatClient.js"
 import type * as RateLimit from "../RateLimit.js"
+import type * as ResponseCache from "../ResponseCache.js"
 import type * as RetryPolicy from "../RetryPolicy.js"
 
 /** What one call (or one attempt) produced, with what the transport saw. */
@@ -93,6 +94,8 @@ export interface Call<A, R = never> {
   readonly limiter: RateLimit.Service
   /** The budget the call is held against, if any. */
   readonly budget: Budget.Service | undefined
+  /** The response cache the call may be answered from, if any. */
+  readonly cache?: ResponseCache.Service | undefined
   /** Called as an attempt is sent: a call whose attempts were all refused unsent cost nothing. */
   readonly onSent: () => void
 }
