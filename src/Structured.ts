@@ -107,7 +107,8 @@ const instruction = (jsonSchema: unknown): ChatSchema.ChatMessage => ({
 /**
  * Asks for an answer matching `schema` and decodes it. Parsing uses the `JsonParser` service when the
  * context has one (large answers off the event loop), else `Json.parse` inline. A truncated answer
- * (closing brackets had to be added) counts as a failure and is asked again.
+ * (closing brackets had to be added) counts as a failure and is asked again. With a `ResponseCache`,
+ * an answer is written to it only once accepted, and an entry whose answer is refused is removed.
  *
  * @since 0.1.0
  * @category generation

@@ -3,9 +3,9 @@
  * dispatch and gives a dispatch, as undici's interceptors do (`dispatch => dispatch`); `ChatClient`
  * composes them once, when its layer is built:
  *
- *   call = observe(Budget.guard(retry(limit(countAttempt(exchange)))))
+ *   call = observe(cache(Budget.guard(retry(limit(countAttempt(exchange))))))
  *
- * Two shapes of dispatch: a call stage (`Stage`: observe, budget; a cache, a router or fallbacks
+ * Two shapes of dispatch: a call stage (`Stage`: observe, cache, budget; a router or fallbacks
  * later) sees the call once; an attempt stage (`AttemptStage`: limit, the attempt's metrics) sees
  * each attempt; `retry` turns attempts into a call. Everything a stage knows of the call is in
  * `Call`: a stage changes what the stages after it see by passing them another `Call` (a router picks
