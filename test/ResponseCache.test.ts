@@ -19,6 +19,7 @@ import * as Key from "../src/internal/cache/key.js"
 import * as MemoryStore from "../src/internal/cache/memory.js"
 import { MockServer } from "../src/testing/index.js"
 import { completion, completionReply, errorBody, type StubReply, stubClient } from "./helpers.js"
+import { admin, redisAvailable, startRedisWith } from "./redisServer.js"
 
 const KEY = "sk-cache-test-0f1e2d3c4b5a69788796a5b4"
 const request = (content = "hi", extra: Partial<ChatSchema.ChatCompletionRequest> = {}): ChatSchema.ChatCompletionRequest => ({
@@ -273,5 +274,24 @@ describe("ResponseCache single flight (MockServer)", () => {
         expect(answers).toHaveLength(2)
         expect((yield* mock.journal).length).toBe(2)
       }).pipe(Effect.provide(ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provideMerge(memory()))))
+    }).pipe(Effect.scoped))
+})
+
+describe.skipIf(!redisAvailable("response cache on Redis"))("ResponseCache on Redis", () => {
+  it.live("a password given Redacted beside the URL; entries expire in Redis with ttl; a wrong password fails the layer without showing it", () =>
+    Effect.gen(function* () {
+      const password = "cache-pw-7f3e9a"
+      const server = yield* startRedisWith({ password })
+      const url = `redis://127.0.0.1:${server.port}`
+      const stub = stubClient([completionReply()])
+      const cache = ResponseCache.layerRedis({ url, password: Redacted.make(password), ttl: "1 hour", namespace: "t" })
+      yield* Effect.flatMap(ChatClient.ChatClient, (chat) => Effect.all([chat.create(request()), chat.create(request())])).pipe(Effect.provide(clientWith(stub, cache)))
+      expect(stub.count()).toBe(1)
+      const ttls = yield* admin(`redis://:${password}@127.0.0.1:${server.port}`, async (redis) => Promise.all((await redis.keys("shepherd:cache:t:*")).map((k) => redis.pttl(k))))
+      expect(ttls).toHaveLength(1)
+      expect(ttls[0]).toBeGreaterThan(3_500_000)
+      const refused = yield* Effect.flip(Layer.build(ResponseCache.layerRedis({ url, password: Redacted.make("wrong-pw-1234") })).pipe(Effect.scoped))
+      expect(refused._tag).toBe("ResponseCacheError")
+      expect(refused.message).not.toContain("wrong-pw-1234")
     }).pipe(Effect.scoped))
 })
