@@ -103,6 +103,13 @@ export * as Rag from "./Rag.js"
 export * as RateLimit from "./RateLimit.js"
 
 /**
+ * A cache of answers as a pipeline stage: reruns answered without sending or paying (memory, files, Redis).
+ *
+ * @since 0.2.0
+ */
+export * as ResponseCache from "./ResponseCache.js"
+
+/**
  * When a failed chat call is tried again, and after how long.
  *
  * @since 0.1.0
