@@ -17,28 +17,12 @@ import * as BudgetLedger from "../src/internal/batchApi/budget.js"
 import * as Plan from "../src/internal/batchApi/plan.js"
 import * as Pricing from "../src/Pricing.js"
 import type * as MockBatchApi from "../src/testing/internal/batchApi.js"
-import { API_KEY, drive, httpLayer, type Intercept, mockOnClock, okEntries, options, requests, serve } from "./batchApiHelpers.js"
+import { drive, httpLayer, jsonLines, jsonlText, mockOnClock, okEntries, options, requests, rewrite, serve } from "./batchApiHelpers.js"
 
 type Outcomes = ReadonlyArray<Batch.BatchOutcome>
 const ids = (outcomes: Outcomes | undefined) => (outcomes ?? []).map((o) => o.custom_id).sort()
 const collect = (stream: Stream.Stream<Batch.BatchOutcome, unknown, BatchApi.BatchApiStore | import("@effect/platform/HttpClient").HttpClient>) =>
   Effect.map(Stream.runCollect(stream), Chunk.toArray)
-
-/** Answers through the mock, then lets `change` rewrite the answer (undefined: unchanged). */
-export const rewrite = (api: MockBatchApi.BatchApi, change: (request: MockBatchApi.Request, answer: MockBatchApi.Response) => MockBatchApi.Response | undefined): Intercept =>
-  (request, res) => {
-    if (request.headers.authorization !== `Bearer ${API_KEY}`) return false
-    const answer = api.handle(request)
-    const changed = change(request, answer) ?? answer
-    res.writeHead(changed.status, changed.headers)
-    res.end(changed.body)
-    return true
-  }
-
-/** The JSON lines of a file's content. */
-export const jsonLines = (body: string | Uint8Array): Array<Record<string, unknown>> =>
-  String(Buffer.from(body)).split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as Record<string, unknown>)
-export const jsonlText = (lines: ReadonlyArray<unknown>) => lines.map((l) => `${JSON.stringify(l)}\n`).join("")
 
 const uploadedIds = (api: MockBatchApi.BatchApi, n: number) =>
   api.content(api.files().filter((f) => f.purpose === "batch")[n]!.id)!.trim().split("\n").map((l) => (JSON.parse(l) as { custom_id: string }).custom_id).sort()
