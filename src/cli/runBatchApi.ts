@@ -46,6 +46,13 @@ export interface BatchApiFlags {
 /** The state file of OUT. */
 export const statePath = (out: string): string => `${out}.batches.json`
 
+/** Whether OUT's state file holds a batch that may exist (created, or its create begun); an unreadable one counts. */
+export const hasBatches = (out: string): Effect.Effect<boolean> =>
+  Effect.provide(BatchApi.state, BatchApi.layerFile(statePath(out))).pipe(
+    Effect.map((state) => Object.values(state?.ranges ?? {}).some((r) => r.step === "creating" || r.step === "created" || r.step === "ended")),
+    Effect.orElseSucceed(() => true)
+  )
+
 /** The run id of OUT: its name and a hash of its absolute path (the same OUT, the same id). */
 export const runIdOf = (out: string): string => {
   const name = Path.basename(out).replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 40)
@@ -215,7 +222,8 @@ const batchLines = (config: RunConfig, stats: RunStats.RunStats, liveMicro: numb
 /** `--via auto --deadline`: when to give up on the batches, and the live run of what they left. */
 export interface Deadline {
   readonly after: Duration.Duration
-  readonly live: (plan: Plan) => Effect.Effect<void, unknown, Scope.Scope>
+  /** The live run of `plan`, with what the batches spent (micro-dollars) taken from the budget. */
+  readonly live: (plan: Plan, spentMicroUsd: number) => Effect.Effect<void, unknown, Scope.Scope>
 }
 
 /**
@@ -274,7 +282,7 @@ export const run = (config: RunConfig, flags: BatchApiFlags, plan: Plan, deadlin
     if (interrupted) return yield* Effect.interrupt
     if (Exit.isFailure(exit)) return yield* failure(Cause.squash(exit.cause))
     if (late && deadline !== undefined && summary.remaining > 0) {
-      return yield* deadline.live({ previous: plan.previous, checked: { ...plan.checked, done: plan.checked.done + stats.finalWritten } })
+      return yield* deadline.live({ previous: plan.previous, checked: { ...plan.checked, done: plan.checked.done + stats.finalWritten } }, stats.costMicroUsd)
     }
     if (summary.remaining > 0) return yield* new CliError({ detail: "", exitCode: ExitStatus.UNFINISHED })
   })
