@@ -7,9 +7,10 @@
  * its output and error files and emits one `Batch.BatchOutcome` per request that has a final answer.
  * Every step is recorded in the `BatchApiStore` before and after it runs, so that a crash at any
  * moment and a rerun with the same store never upload a file twice nor create a second batch for
- * the same requests: the rerun finds what the crashed run made (files by name, batches by metadata)
- * and continues from there. Requests a batch did not finish (expired, cancelled) get no outcome; the
- * next `submit` of the same requests with the same store sends them again.
+ * the same requests: the rerun finds what the crashed run made (files by name, batches by their
+ * input file) and continues from there. Requests a batch did not finish (expired, cancelled, answered
+ * 429 or 5xx or with a resendable error code, or in neither file) get no outcome; the next `submit`
+ * of the same requests with the same store sends them again, in a new range.
  *
  * ```ts
  * const outcomes = BatchApi.submit(requests, { apiKey: Redacted.make(key), runId: "eval-2026-09" }).pipe(
@@ -45,7 +46,8 @@ import * as Pricing from "./Pricing.js"
 
 /**
  * What `submit` reports as it goes: a file uploaded (or found again), a batch created (or found
- * again), each poll's status and `request_counts`, and each batch's end with the ids it left unfinished.
+ * again), each poll's status and `request_counts`, each batch's end with the ids it left unfinished,
+ * and each file whose batch was not created (`NotSubmitted`: the budget, or the submission closed).
  * @since 0.2.0
  * @category events
  */
@@ -249,7 +251,10 @@ const pending = (ledger: Run.Ledger, range: Plan.Planned): Array<Plan.Planned> =
  * price; `attempts` is 1 and `latencyMillis` 0 (a batch's requests have no timing of their own).
  *
  * A rerun with the same store continues the run: what was already delivered is not emitted again,
- * batches still running are polled, and requests a batch left unfinished are sent in a new batch.
+ * batches still running are polled, and requests a batch left unfinished (expired, cancelled,
+ * answered 429 or 5xx, in neither file) are sent in a new batch. With `maxUsd`, a file the budget
+ * cannot hold is not created (its requests get `BudgetExceededError` outcomes); with `cancelWhen`,
+ * the submission winds down when it completes.
  * A batch the provider refused (`failed`) fails the stream with `InvalidLinesError` (line numbers and
  * `custom_id`s), `TooManyRequestsError` or `QuotaError` after the other batches' outcomes; so does
  * a call that failed after its retries (`ProviderError`). Interrupting the stream stops polling and
