@@ -1,7 +1,9 @@
 /**
  * A finished batch's output and error files as `Batch.BatchOutcome`s: one per `custom_id` that has
- * a final answer; the ones with none (in neither file, or `batch_expired` / `batch_cancelled`) are
- * listed as unfinished.
+ * a final answer; the ones with none are listed as unfinished: in neither file, answered with a
+ * status worth sending again (429, 5xx, 408, 409, 401: `isResendableStatus`, the rule that makes an
+ * output line final), or with an error code worth sending again (`batch_expired`, `batch_cancelled`,
+ * `server_error`, `rate_limit_exceeded`, ...: `isResendableCode`).
  * @internal
  */
 import * as Option from "effect/Option"
@@ -10,10 +12,8 @@ import type * as Batch from "../../Batch.js"
 import * as ChatError from "../../ChatError.js"
 import * as ChatSchema from "../../ChatSchema.js"
 import * as Pricing from "../../Pricing.js"
+import { isResendableCode, isResendableStatus } from "../retryable.js"
 import type { Item } from "./plan.js"
-
-/** Error codes of requests a batch did not run: no outcome, sent again by the next submit. */
-export const UNFINISHED_CODES: ReadonlySet<string> = new Set(["batch_expired", "batch_cancelled"])
 
 /** The outcomes of a range and the ids left without one. */
 export interface Mapped {
@@ -90,7 +90,8 @@ const answered = (
 
 /**
  * Maps the lines of both files (already scrubbed of the key) to outcomes of `items`. A `custom_id`
- * the range does not hold, or seen a second time, is ignored.
+ * the range does not hold is ignored; of two final lines for one `custom_id`, the first counts (a
+ * final line wins over one worth sending again, in whichever order they come).
  */
 export const map = (
   items: ReadonlyArray<Item>,
@@ -108,12 +109,14 @@ export const map = (
     if (it === undefined) continue
     const response = line.response
     if (response !== null && response !== undefined && typeof response.status_code === "number") {
+      // Not the request's answer, the provider's failure to give one: sent again by the next submit.
+      if (isResendableStatus(response.status_code)) continue
       done.add(line.custom_id)
       outcomes.push(answered(it, response, response.status_code, prices, latencyMillis))
       continue
     }
     const code = typeof line.error?.code === "string" ? line.error.code : undefined
-    if (code === undefined || UNFINISHED_CODES.has(code)) continue
+    if (code === undefined || isResendableCode(code)) continue
     // A failure with no HTTP answer (the provider's own error code): final, as OpenAI reports it.
     done.add(line.custom_id)
     const message = typeof line.error?.message === "string" ? line.error.message : code
