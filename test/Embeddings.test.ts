@@ -15,6 +15,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { Budget, ChatClient, Embeddings } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
+import * as Tokens from "../src/internal/tokens.js"
 import { MockServer } from "../src/testing/index.js"
 
 interface Sent {
@@ -135,6 +136,16 @@ describe("Embeddings.embedMany", () => {
       if (error._tag !== "EmbeddingsError") throw new Error(error._tag)
       expect(error.failures.map((f) => [f.index, f.error._tag])).toEqual([[0, "ResponseDecodeError"], [1, "ResponseDecodeError"]])
       expect(error.failures[0]!.error.message).toContain("1 vectors (indexes 0) for 2 inputs")
+    }))
+
+  it.effect("a text spelling a special token (<|endoftext|>) is counted as plain text and embedded", () =>
+    Effect.gen(function* () {
+      const s = stub()
+      const text = "t7 <|endoftext|> " + "plain words ".repeat(20)
+      expect(Tokens.countTokens("<|endoftext|>")).toBeGreaterThan(1)
+      expect(Tokens.embeddingTokensWithin(text, 8192)).toBeGreaterThan(20)
+      const vectors = yield* Embeddings.embedMany([text], { model }).pipe(Effect.provide(clientOver(s)))
+      expect(Array.from(vectors[0]!)).toEqual([7, 7.5])
     }))
 
   it.effect("no texts, no requests", () =>

@@ -7,7 +7,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Schema from "effect/Schema"
-import { ChatSchema } from "../src/index.js"
+import { ChatSchema, Pricing } from "../src/index.js"
+import * as BatchFile from "../src/cli/batchOutput.js"
+import * as Outcomes from "../src/internal/batchApi/outcomes.js"
 import * as Classify from "../src/internal/classify.js"
 import * as EmbeddingVectors from "../src/internal/embeddingVectors.js"
 
@@ -90,5 +92,26 @@ describe("base64 embedding vectors", () => {
     expect(EmbeddingVectors.toWire(decoded)).toEqual(wire)
     expect(Either.getOrThrow(EmbeddingVectors.fromWire(wire as ChatSchema.EmbeddingResponseEncoded))).toEqual(decoded)
     expect(Either.isLeft(Schema.decodeUnknownEither(ChatSchema.Float32ArrayFromBase64)("AAAAAAA="))).toBe(true)
+  })
+})
+
+describe("base64 embeddings in batch files", () => {
+  it("a Batch API output line with base64 vectors is a success with Float32Arrays, written back as the same base64", () => {
+    const body = { model: "text-embedding-3-small", input: ["a"], encoding_format: "base64" as const }
+    const item = { request: { custom_id: "e1", url: "/v1/embeddings" as const, body }, index: 0, line: "", bytes: 0 }
+    const answer = JSON.parse(response([base64Of([0.5, 2])])) as unknown
+    const output = JSON.stringify({ id: "b1", custom_id: "e1", response: { status_code: 200, request_id: "req_b", body: answer }, error: null })
+    const mapped = Outcomes.map([item], output, undefined, Pricing.defaultTable, 0)
+    const outcome = mapped.outcomes[0]!
+    if (outcome._tag !== "Success" || outcome.url !== "/v1/embeddings") throw new Error(JSON.stringify(outcome))
+    expect(outcome.embeddings.data[0]!.embedding).toEqual(new Float32Array([0.5, 2]))
+    expect(BatchFile.outputLine(outcome, "x").response!.body).toEqual(answer)
+  })
+
+  it("a Batch API output line whose base64 does not decode is a ResponseDecodeError", () => {
+    const item = { request: { custom_id: "e1", url: "/v1/embeddings" as const, body: { model: "m", input: "a" } }, index: 0, line: "", bytes: 0 }
+    const output = JSON.stringify({ custom_id: "e1", response: { status_code: 200, body: JSON.parse(response(["AAA"])) }, error: null })
+    const outcome = Outcomes.map([item], output, undefined, Pricing.defaultTable, 0).outcomes[0]!
+    expect(outcome._tag === "Failure" && outcome.error._tag).toBe("ResponseDecodeError")
   })
 })
