@@ -168,8 +168,13 @@ export const validateOptions = (options: Options): Effect.Effect<Internal.Resolv
 const withoutUndefined = <A extends object>(a: A): Partial<A> =>
   Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)) as Partial<A>
 
+/** The texts as a stream; a lone string is one text (a string is also an Iterable of its characters). */
 const toStream = <E, R>(texts: Stream.Stream<string, E, R> | Iterable<string>): Stream.Stream<string, E, R> =>
-  Stream.StreamTypeId in (texts as object) ? (texts as Stream.Stream<string, E, R>) : Stream.fromIterable(texts as Iterable<string>)
+  typeof texts === "string"
+    ? Stream.make(texts)
+    : Stream.StreamTypeId in (texts as object)
+    ? (texts as Stream.Stream<string, E, R>)
+    : Stream.fromIterable(texts as Iterable<string>)
 
 const refuse = (reason: "empty" | "too_long", limit?: number) => new EmbeddingInputError({ reason, limit })
 
@@ -201,7 +206,7 @@ export const stream = <E = never, R = never>(
 
 /**
  * One `Float32Array` per text, in input order, whether the answer came as base64 (the default) or as
- * JSON numbers. Texts are packed into as few requests as `limits` allow and sent `concurrency` at a
+ * JSON numbers. `texts` is an array or any `Iterable` (a lone string is one text). Texts are packed into as few requests as `limits` allow and sent `concurrency` at a
  * time through the `ChatClient` in the context. When some texts have no vector (refused before
  * sending, or their request failed after its retries) it fails with `EmbeddingsError`, which names
  * each of them and carries every vector obtained. Fails with a `ConfigError` for an invalid option.

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { Budget, ChatClient, Embeddings } from "../src/index.js"
@@ -147,6 +148,26 @@ describe("Embeddings.embedMany", () => {
       const vectors = yield* Embeddings.embedMany([text], { model }).pipe(Effect.provide(clientOver(s)))
       expect(Array.from(vectors[0]!)).toEqual([7, 7.5])
     }))
+
+  it.effect("a lone string is one text, not its characters", () =>
+    Effect.gen(function* () {
+      const s = stub()
+      expect(yield* Embeddings.embedMany("t42" as Iterable<string>, { model }).pipe(Effect.provide(clientOver(s)))).toHaveLength(1)
+      expect(s.sent.map((r) => r.input)).toEqual([["t42"]])
+    }))
+
+  it("EmbeddingsError is data: it encodes (vectors as base64) and decodes back", () => {
+    const error = new Embeddings.EmbeddingsError({
+      failures: [{ index: 1, error: new Embeddings.EmbeddingInputError({ reason: "too_long", limit: 8192 }) }],
+      embeddings: [new Float32Array([0.5, -2]), null]
+    })
+    const encoded = Schema.encodeSync(Embeddings.EmbeddingsError)(error)
+    expect(JSON.parse(JSON.stringify(encoded)).embeddings).toEqual(["AAAAPwAAAMA=", null])
+    const decoded = Schema.decodeUnknownSync(Embeddings.EmbeddingsError)(JSON.parse(JSON.stringify(encoded)))
+    expect(decoded.embeddings[0]).toEqual(new Float32Array([0.5, -2]))
+    expect(decoded.failures[0]!.error).toBeInstanceOf(Embeddings.EmbeddingInputError)
+    expect(decoded.message).toBe(error.message)
+  })
 
   it.effect("no texts, no requests", () =>
     Effect.gen(function* () {
