@@ -3,11 +3,11 @@
  * one outcome per text, in input order.
  * @internal
  */
+import type * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Channel from "effect/Channel"
-import type * as Cause from "effect/Cause"
 import type * as ChatClient from "../ChatClient.js"
 import * as ChatError from "../ChatError.js"
 import type * as ChatSchema from "../ChatSchema.js"
