@@ -1,8 +1,9 @@
 /**
  * Many texts to embedding vectors, in as few requests as the provider's limits allow: texts are
  * packed into requests of up to 2,048 inputs and 300,000 tokens (OpenAI's limits, configurable),
- * asked for as base64 (a quarter of the JSON to parse), and sent concurrently through the
- * `ChatClient` in the context, so its rate limits, budget, retries and cache apply.
+ * asked for as base64 (5.3 characters a value instead of 10 to 20, no numbers to parse), and sent
+ * concurrently through the `ChatClient` in the context, so its rate limits, budget, retries and
+ * cache apply.
  *
  * ```ts
  * const vectors = yield* Embeddings.embedMany(texts, { model: "text-embedding-3-small" })
