@@ -61,6 +61,14 @@ export * as ChatError from "./ChatError.js"
 export * as ChatSchema from "./ChatSchema.js"
 
 /**
+ * Many texts to embedding vectors: packed into requests under the provider's limits, sent
+ * concurrently through the ChatClient, one Float32Array per text in input order.
+ *
+ * @since 0.2.0
+ */
+export * as Embeddings from "./Embeddings.js"
+
+/**
  * Lenient JSON for model output: the intended value of "almost JSON", or a typed reason.
  *
  * @since 0.1.0

@@ -6,12 +6,14 @@
  * `server_error`, `rate_limit_exceeded`, ...: `isResendableCode`).
  * @internal
  */
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Batch from "../../Batch.js"
 import * as ChatError from "../../ChatError.js"
 import * as ChatSchema from "../../ChatSchema.js"
 import * as Pricing from "../../Pricing.js"
+import * as EmbeddingVectors from "../embeddingVectors.js"
 import { isResendableCode, isResendableStatus } from "../retryable.js"
 import type { Item } from "./plan.js"
 
@@ -28,7 +30,7 @@ interface OutputLine {
 }
 
 const isCompletion = Schema.is(ChatSchema.ChatCompletion)
-const isEmbeddings = Schema.is(ChatSchema.EmbeddingResponse)
+const isEmbeddings = Schema.is(Schema.encodedSchema(ChatSchema.EmbeddingResponse))
 const isErrorBody = Schema.is(ChatSchema.ErrorResponse)
 
 const parseLines = (text: string | undefined): Array<OutputLine> => {
@@ -59,7 +61,10 @@ const answered = (
   const body = response.body
   if (status >= 200 && status < 300) {
     const model = it.request.body.model
-    if (it.request.url === "/v1/embeddings" && isEmbeddings(body)) {
+    // A line asked for base64 carries its vectors as base64: decoded to Float32Arrays as `embed` does.
+    const embeddings = it.request.url === "/v1/embeddings" && isEmbeddings(body) ? EmbeddingVectors.fromWire(body) : undefined
+    if (embeddings !== undefined && Either.isRight(embeddings)) {
+      const body = embeddings.right
       const usage = { prompt_tokens: body.usage.prompt_tokens, completion_tokens: 0 }
       return { ...base, _tag: "Success", url: "/v1/embeddings", requestId, status, embeddings: body, usage: { promptTokens: usage.prompt_tokens, completionTokens: 0 }, costMicroUsd: Pricing.batchCost(model, usage, prices) }
     }
