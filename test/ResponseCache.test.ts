@@ -13,7 +13,7 @@ import * as TestClock from "effect/TestClock"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Batch, Budget, ChatClient, Metrics, ResponseCache, Structured } from "../src/index.js"
+import { Batch, Budget, ChatClient, Embeddings, Metrics, ResponseCache, Structured } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
 import * as Key from "../src/internal/cache/key.js"
 import * as MemoryStore from "../src/internal/cache/memory.js"
@@ -246,6 +246,18 @@ describe("ResponseCache stores and keys", () => {
 })
 
 describe("ResponseCache single flight (MockServer)", () => {
+  it.live("base64 embeddings are stored as the wire's base64 and read back as the same Float32Arrays: a second embedMany sends nothing", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make()
+      const texts = ["alpha", "beta", "gamma"]
+      const run = Embeddings.embedMany(texts, { model: "text-embedding-3-small" })
+      const client = ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provideMerge(memory()))
+      const [first, second] = yield* Effect.all([run, run]).pipe(Effect.provide(client))
+      expect((yield* mock.journal).filter((e) => e.path.endsWith("/embeddings"))).toHaveLength(1)
+      expect(second.every((vector) => vector instanceof Float32Array)).toBe(true)
+      expect(second.map((vector) => Array.from(vector))).toEqual(first.map((vector) => Array.from(vector)))
+    }).pipe(Effect.scoped))
+
   it.live("100 identical requests at once are sent once (the mock's journal) and shared as hits across a batch's fibers", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ latency: "50 millis" })

@@ -21,6 +21,7 @@ import * as Metrics from "../../Metrics.js"
 import * as Pricing from "../../Pricing.js"
 import type * as ResponseCache from "../../ResponseCache.js"
 import * as Classify from "../classify.js"
+import * as EmbeddingVectors from "../embeddingVectors.js"
 import { tagged } from "../observe.js"
 import type * as Pipeline from "../pipeline.js"
 import * as Entry from "./entry.js"
@@ -121,7 +122,10 @@ const lead = <A, R>(ctx: Context, call: Pipeline.Call<A, R>, next: Pipeline.Disp
       requestId: received.requestId ?? null,
       status: received.status
     }
-    const text = Entry.encode(meta, JSON.stringify(received.value))
+    // Embeddings as they came over the wire: a base64 answer's `Float32Array`s back to base64 (JSON
+    // would write them as objects, and every read would be a miss).
+    const wire = endpoint === "embeddings" ? EmbeddingVectors.toWire(received.value as ChatSchema.EmbeddingResponse) : received.value
+    const text = Entry.encode(meta, JSON.stringify(wire))
     // An answer that carries the API key (a server echoing it) is never written anywhere.
     if (ctx.scrub(text) !== text) return received
     const write = quietly(store, store.set(key, text, ttl), undefined)
