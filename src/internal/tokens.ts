@@ -15,9 +15,12 @@ let tokenizer: Tokenizer | undefined
  * tables add about 70 MB of resident memory, which a client without a TPM limit or a budget never
  * needs (bench/batch-memory).
  */
-export const countTokens = (text: string): number => {
+export const countTokens = (text: string): number => gptTokenizer().countTokens(text)
+
+/** gpt-tokenizer's default (o200k_base) encoding, loaded on first use as `countTokens` says. */
+export const gptTokenizer = (): Tokenizer => {
   tokenizer ??= createRequire(import.meta.url)("gpt-tokenizer") as Tokenizer
-  return tokenizer.countTokens(text)
+  return tokenizer
 }
 
 /** The text of a message's content, parts joined. */

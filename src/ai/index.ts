@@ -1,0 +1,28 @@
+/**
+ * Shepherd as an @effect/ai provider (`effect-shepherd/ai`): @effect/ai's `LanguageModel`,
+ * `EmbeddingModel` and `Tokenizer` over Shepherd's `ChatClient`. Needs `@effect/ai` (^0.37, the
+ * Effect 3.x line), an optional peer dependency that only this entry point imports.
+ *
+ * @since 0.2.0
+ */
+
+/**
+ * `ChatError`s as @effect/ai's `AiError`s (the `ChatError` kept as the cause), and back.
+ *
+ * @since 0.2.0
+ */
+export * as ShepherdAiError from "./ShepherdAiError.js"
+
+/**
+ * @effect/ai's `LanguageModel` over the `ChatClient` in the context (`layer`, `model`).
+ *
+ * @since 0.2.0
+ */
+export * as ShepherdLanguageModel from "./ShepherdLanguageModel.js"
+
+/**
+ * @effect/ai's `Tokenizer` with gpt-tokenizer.
+ *
+ * @since 0.2.0
+ */
+export * as ShepherdTokenizer from "./ShepherdTokenizer.js"
