@@ -4,6 +4,7 @@
  */
 import * as AiError from "@effect/ai/AiError"
 import * as Chat from "@effect/ai/Chat"
+import * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import * as LanguageModel from "@effect/ai/LanguageModel"
 import * as Prompt from "@effect/ai/Prompt"
 import * as Tokenizer from "@effect/ai/Tokenizer"
@@ -17,7 +18,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { ShepherdAiError, ShepherdLanguageModel, ShepherdTokenizer } from "../src/ai/index.js"
+import { ShepherdAiError, ShepherdEmbeddingModel, ShepherdLanguageModel, ShepherdTokenizer } from "../src/ai/index.js"
 import { Budget, ChatClient } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 
@@ -39,7 +40,8 @@ const ToolsLive = Tools.toLayer({
 
 const Client = Layer.unwrapEffect(Effect.map(MockServer.MockServer, (server) => ChatClient.layer({ baseUrl: server.url, tracing: false, retry: { maxRetries: 0 } })))
 const Model = ShepherdLanguageModel.layer({ model: "gpt-4.1-mini", config: { temperature: 0.2 } })
-const Env = Layer.mergeAll(Model.pipe(Layer.provideMerge(Client)), ToolsLive, ShepherdTokenizer.layer({ model: "gpt-4.1-mini" })).pipe(
+const Embeddings = ShepherdEmbeddingModel.layer({ model: "text-embedding-3-small", dimensions: 8 })
+const Env = Layer.mergeAll(Layer.merge(Model, Embeddings).pipe(Layer.provideMerge(Client)), ToolsLive, ShepherdTokenizer.layer({ model: "gpt-4.1-mini" })).pipe(
   Layer.provideMerge(MockServer.layer())
 )
 
@@ -48,7 +50,7 @@ const sent = Effect.map(Effect.flatMap(MockServer.MockServer, (s) => s.journal),
   journal.filter((e) => e.path === "/v1/chat/completions").map((e) => e.body as Record<string, any>))
 const reset = Effect.flatMap(MockServer.MockServer, (s) => s.reset)
 
-layer(Env)("effect-shepherd/ai against MockServer", (it) => {
+layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer", (it) => {
   it.effect("generateText with a Toolkit: function tools sent, the model's calls handled by the toolkit, then answered", () =>
     Effect.gen(function* () {
       yield* reset
@@ -203,6 +205,28 @@ layer(Env)("effect-shepherd/ai against MockServer", (it) => {
       expect(yield* sent).toEqual([])
     }))
 
+  it.effect("EmbeddingModel: embed, and embeds made together sent as one request of several inputs", () =>
+    Effect.gen(function* () {
+      yield* reset
+      const embeddings = yield* EmbeddingModel.EmbeddingModel
+      const one = yield* embeddings.embed("Where is my parcel?")
+      expect(one).toHaveLength(8)
+      const texts = ["Where is my parcel?", "Refund please", "Opening hours"]
+      const many = yield* Effect.forEach(texts, embeddings.embed, { batching: true })
+      expect(many[0]).toEqual(one)
+      expect(many[1]).not.toEqual(one)
+      const bodies = (yield* Effect.flatMap(MockServer.MockServer, (s) => s.journal)).filter((e) => e.path === "/v1/embeddings").map((e) => e.body)
+      expect(bodies).toEqual([
+        { model: "text-embedding-3-small", input: ["Where is my parcel?"], dimensions: 8 },
+        { model: "text-embedding-3-small", input: texts, dimensions: 8 }
+      ])
+      const server = yield* MockServer.MockServer
+      yield* server.setScript([{ type: "bad_request" }])
+      const error = yield* Effect.flip(embeddings.embed("x"))
+      expect(error._tag).toBe("HttpResponseError")
+      expect(Option.map(ShepherdAiError.chatErrorOf(error), (e) => e._tag)).toEqual(Option.some("ApiError"))
+    }))
+
   it.effect("Tokenizer: tokenize and truncate with gpt-tokenizer's chat template", () =>
     Effect.gen(function* () {
       const tokenizer = yield* Tokenizer.Tokenizer
@@ -216,7 +240,7 @@ layer(Env)("effect-shepherd/ai against MockServer", (it) => {
 })
 
 describe("effect-shepherd/ai JSON recovery", () => {
-  it.scoped("generateObject recovers fenced, prosy, trailing-comma JSON before @effect/ai decodes it, and says so", () =>
+  it.scopedLive("generateObject recovers fenced, prosy, trailing-comma JSON before @effect/ai decodes it, and says so", () =>
     Effect.gen(function* () {
       const Answer = Schema.Struct({ summary: Schema.String, score: Schema.Number })
       const response = yield* LanguageModel.generateObject({ prompt: "Rate the delivery.", schema: Answer })

@@ -1,5 +1,5 @@
 /**
- * @effect/ai's `Tokenizer` with gpt-tokenizer, the tokenizer Shepherd counts TPM limits and budgets
+ * The `Tokenizer` of @effect/ai with gpt-tokenizer, the tokenizer Shepherd counts TPM limits and budgets
  * with: `Tokenizer.tokenize(prompt)` gives the prompt's tokens as the model's chat template encodes
  * them, and `Tokenizer.truncate(prompt, n)` keeps the newest messages that fit in `n` tokens.
  *

@@ -14,14 +14,21 @@
 export * as ShepherdAiError from "./ShepherdAiError.js"
 
 /**
- * @effect/ai's `LanguageModel` over the `ChatClient` in the context (`layer`, `model`).
+ * The `EmbeddingModel` of @effect/ai over the `ChatClient` in the context, several texts per request.
+ *
+ * @since 0.2.0
+ */
+export * as ShepherdEmbeddingModel from "./ShepherdEmbeddingModel.js"
+
+/**
+ * The `LanguageModel` of @effect/ai over the `ChatClient` in the context (`layer`, `model`).
  *
  * @since 0.2.0
  */
 export * as ShepherdLanguageModel from "./ShepherdLanguageModel.js"
 
 /**
- * @effect/ai's `Tokenizer` with gpt-tokenizer.
+ * The `Tokenizer` of @effect/ai with gpt-tokenizer.
  *
  * @since 0.2.0
  */

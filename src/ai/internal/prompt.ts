@@ -1,5 +1,5 @@
 /**
- * @effect/ai's `Prompt` as chat-completions messages: system, user (text, images, audio, files),
+ * The `Prompt` of @effect/ai as chat-completions messages: system, user (text, images, audio, files),
  * assistant (text and tool calls) and tool results. What the chat-completions API cannot carry fails
  * with `MalformedInput` naming it, instead of being dropped silently.
  * @internal
