@@ -10,11 +10,12 @@ import * as Prompt from "@effect/ai/Prompt"
 import * as Tokenizer from "@effect/ai/Tokenizer"
 import * as Tool from "@effect/ai/Tool"
 import * as Toolkit from "@effect/ai/Toolkit"
-import { describe, expect, it, layer } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as ExecutionPlan from "effect/ExecutionPlan"
 import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -50,8 +51,16 @@ const sent = Effect.map(Effect.flatMap(MockServer.MockServer, (s) => s.journal),
   journal.filter((e) => e.path === "/v1/chat/completions").map((e) => e.body as Record<string, any>))
 const reset = Effect.flatMap(MockServer.MockServer, (s) => s.reset)
 
-layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer", (it) => {
-  it.effect("generateText with a Toolkit: function tools sent, the model's calls handled by the toolkit, then answered", () =>
+// One server and client for the file, on the live clock (a 429's pause is real time). Not
+// @effect/vitest's `layer`: it replaces the shared `it.effect` of every file run after this one in
+// the worker (vitest runs with isolate: false).
+const runtime = ManagedRuntime.make(Env)
+afterAll(() => runtime.dispose())
+type Services = ManagedRuntime.ManagedRuntime.Context<typeof runtime>
+const test = (name: string, body: () => Effect.Effect<void, unknown, Services>) => it(name, () => runtime.runPromise(body()))
+
+describe("effect-shepherd/ai against MockServer", () => {
+  test("generateText with a Toolkit: function tools sent, the model's calls handled by the toolkit, then answered", () =>
     Effect.gen(function* () {
       yield* reset
       const prompt = Prompt.make("What is the weather in Paris? Use get_weather.")
@@ -86,7 +95,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect(followUp!.messages[2].tool_call_id).toBe(first.toolCalls[0]!.id)
     }))
 
-  it.effect("toolChoice: a named tool, none, and oneOf with required", () =>
+  test("toolChoice: a named tool, none, and oneOf with required", () =>
     Effect.gen(function* () {
       yield* reset
       const named = yield* LanguageModel.generateText({ prompt: "Where is order 7?", toolkit: Tools, toolChoice: { tool: "track_order" } })
@@ -100,7 +109,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect(bodies[2]!.tools.map((t: { function: { name: string } }) => t.function.name)).toEqual(["track_order"])
     }))
 
-  it.effect("generateObject: json_schema (strict) asked for, the answer decoded with the Schema, metadata from Shepherd", () =>
+  test("generateObject: json_schema (strict) asked for, the answer decoded with the Schema, metadata from Shepherd", () =>
     Effect.gen(function* () {
       yield* reset
       const Answer = Schema.Struct({ summary: Schema.String, keywords: Schema.Array(Schema.String), score: Schema.Number })
@@ -115,7 +124,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect(response.usage.inputTokens).toBeGreaterThan(0)
     }))
 
-  it.effect("streamText: text deltas that join into the whole answer, a finish part with usage and cost", () =>
+  test("streamText: text deltas that join into the whole answer, a finish part with usage and cost", () =>
     Effect.gen(function* () {
       const prompt = "Tell me about shipping times."
       const whole = yield* LanguageModel.generateText({ prompt })
@@ -135,7 +144,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect(streamed).toMatchObject({ stream: true, stream_options: { include_usage: true } })
     }))
 
-  it.effect("streamText with a Toolkit: tool-call deltas, the call whole with its id, and the handler's result", () =>
+  test("streamText with a Toolkit: tool-call deltas, the call whole with its id, and the handler's result", () =>
     Effect.gen(function* () {
       const parts = Chunk.toArray(yield* Stream.runCollect(LanguageModel.streamText({ prompt: "Use track_order for order 12", toolkit: Tools })))
       const types = parts.map((p) => p.type)
@@ -152,7 +161,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect(finish.type === "finish" && finish.reason).toBe("tool-calls")
     }))
 
-  it.effect("a Chat session sends the history with each turn", () =>
+  test("a Chat session sends the history with each turn", () =>
     Effect.gen(function* () {
       yield* reset
       const chat = yield* Chat.fromPrompt([{ role: "system", content: "You are terse." }])
@@ -167,7 +176,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       ])
     }))
 
-  it.effect("an ExecutionPlan falls back from one model to the next when a call fails", () =>
+  test("an ExecutionPlan falls back from one model to the next when a call fails", () =>
     Effect.gen(function* () {
       yield* reset
       const server = yield* MockServer.MockServer
@@ -181,7 +190,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect((yield* sent).map((b) => b.model)).toEqual(["primary-model", "fallback-model"])
     }))
 
-  it.effect("a failure is an AiError whose cause is the ChatError (429: HttpResponseError, status 429)", () =>
+  test("a failure is an AiError whose cause is the ChatError (429: HttpResponseError, status 429)", () =>
     Effect.gen(function* () {
       const server = yield* MockServer.MockServer
       yield* server.setScript([{ type: "rate_limit", retryAfterMillis: 5 }])
@@ -194,7 +203,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect(error.request.url).toBe(`${server.url}/chat/completions`)
     }))
 
-  it.effect("a budget refusal is an UnknownError whose cause is the BudgetExceededError, and nothing is sent", () =>
+  test("a budget refusal is an UnknownError whose cause is the BudgetExceededError, and nothing is sent", () =>
     Effect.gen(function* () {
       yield* reset
       const error = yield* Effect.flip(LanguageModel.generateText({ prompt: "Hello" }).pipe(
@@ -205,7 +214,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect(yield* sent).toEqual([])
     }))
 
-  it.effect("EmbeddingModel: embed, and embeds made together sent as one request of several inputs", () =>
+  test("EmbeddingModel: embed, and embeds made together sent as one request of several inputs", () =>
     Effect.gen(function* () {
       yield* reset
       const embeddings = yield* EmbeddingModel.EmbeddingModel
@@ -227,7 +236,7 @@ layer(Env, { excludeTestServices: true })("effect-shepherd/ai against MockServer
       expect(Option.map(ShepherdAiError.chatErrorOf(error), (e) => e._tag)).toEqual(Option.some("ApiError"))
     }))
 
-  it.effect("Tokenizer: tokenize and truncate with gpt-tokenizer's chat template", () =>
+  test("Tokenizer: tokenize and truncate with gpt-tokenizer's chat template", () =>
     Effect.gen(function* () {
       const tokenizer = yield* Tokenizer.Tokenizer
       const short = yield* tokenizer.tokenize("hello there")
