@@ -6,7 +6,7 @@ checked, as the Node clients do. bench/throughput runs it as a child process (on
 
     python3 bench/aiohttp_peer.py --url http://127.0.0.1:PORT --concurrency 200 --requests 6000
 
-It first sends `concurrency` requests (warm-up: open the connections), then times `--requests` and
+It first sends max(--warmup, concurrency) requests (warm-up: open the connections), then times `--requests` and
 prints one JSON line: {"rps": ..., "cpuMicros": ..., "failed": ...}. CPU is this process's user and
 system time over the timed requests (time.process_time), in microseconds per request.
 
@@ -55,11 +55,12 @@ async def main() -> None:
     parser.add_argument("--url", required=True, help="the mock server's base URL")
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--warmup", type=int, default=0, help="requests before the timed ones (at least --concurrency)")
     args = parser.parse_args()
     url = args.url.rstrip("/") + "/chat/completions"
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await run(session, url, args.concurrency, args.concurrency)  # warm-up
+        await run(session, url, args.concurrency, max(args.concurrency, args.warmup))  # warm-up
         cpu0 = time.process_time()
         t0 = time.perf_counter()
         failed = await run(session, url, args.concurrency, args.requests)

@@ -23,7 +23,9 @@
  * bench/profileSummary (`node dist/bench/profileSummary.js DIR/shepherd@200.1.cpuprofile --per N`).
  *
  * Each cell sends min(--requests, concurrency x (1000 / latency) x --seconds) requests after a warm-up
- * of `concurrency` requests; rounds are interleaved (every client once per round, each round starting
+ * of max(--warmup, concurrency) requests (default 2,000: enough for V8 to optimise every client's
+ * hot path, as it is in a long batch; with only `concurrency` requests the first round of a deep
+ * call path still runs partly unoptimised and measured up to 1.5x its steady CPU); rounds are interleaved (every client once per round, each round starting
  * with the next client) and the table shows medians, with the largest distance of a round from its
  * median as the noise.
  */
@@ -46,6 +48,7 @@ import { flags, median, runPool, spreadPercent, startMockProcess } from "./lib.j
 
 const args = flags(process.argv.slice(2))
 const latency = Number(args.get("latency") ?? 50)
+const warmup = Number(args.get("warmup") ?? 2000)
 const levels = (args.get("concurrency") ?? "1,10,20,50,200").split(",").map(Number)
 const maxRequests = Number(args.get("requests") ?? 20_000)
 const seconds = Number(args.get("seconds") ?? 8)
@@ -152,6 +155,32 @@ const undici: Contender = {
   }
 }
 
+/**
+ * Raw undici under the same harness as Shepherd (`Effect.forEach({ concurrency })`, one
+ * `Effect.promise` per request): what the harness itself costs, apart from Shepherd's pipeline.
+ */
+const effectUndici: Contender = {
+  name: "effect-undici",
+  setup: async (url, concurrency) => {
+    const agent = new Agent({ connections: Math.max(concurrency, 1), keepAliveTimeout: 30_000 })
+    const target = `${url}/chat/completions`
+    const headers = { "content-type": "application/json", authorization: "Bearer sk-bench" }
+    const one = Effect.promise(async () => {
+      const res = await undiciRequest(target, { dispatcher: agent, method: "POST", headers, body: bodyText })
+      const json = (await res.body.json()) as { choices?: unknown }
+      return res.statusCode === 200 && json.choices !== undefined
+    })
+    const run = (n: number) =>
+      Effect.runPromise(
+        Effect.map(
+          Effect.forEach(Array.from({ length: n }, (_, i) => i), () => one, { concurrency }),
+          (oks) => oks.filter((ok) => !ok).length
+        )
+      )
+    return { run, close: () => agent.destroy() }
+  }
+}
+
 const openai: Contender = {
   name: "openai",
   setup: async (url, concurrency) => {
@@ -196,7 +225,7 @@ const aiohttp = (python: string): Contender => ({
   setup: async (url, concurrency) => ({
     run: (n) =>
       new Promise<Cell>((resolve, reject) => {
-        const child = spawn(python, [peerScript, "--url", url, "--concurrency", String(concurrency), "--requests", String(n)], { stdio: ["ignore", "pipe", "inherit"] })
+        const child = spawn(python, [peerScript, "--url", url, "--concurrency", String(concurrency), "--requests", String(n), "--warmup", String(warmup)], { stdio: ["ignore", "pipe", "inherit"] })
         let out = ""
         child.stdout.on("data", (data: Buffer) => { out += data.toString() })
         child.once("error", reject)
@@ -216,7 +245,7 @@ if (clients.includes("aiohttp") && python === undefined) {
 }
 const contenders = [
   ...(shepherdBase === undefined ? [] : [shepherdBase]),
-  ...[...Object.keys(variants).map((name) => shepherdVariant(name)), undici, openai, ...(python === undefined ? [] : [aiohttp(python)])].filter((c) =>
+  ...[...Object.keys(variants).map((name) => shepherdVariant(name)), undici, effectUndici, openai, ...(python === undefined ? [] : [aiohttp(python)])].filter((c) =>
     clients.includes(c.name)
   )
 ]
@@ -244,7 +273,7 @@ const profiled = async <A>(label: string, run: () => Promise<A>): Promise<A> => 
 const measure = async (contender: Contender, url: string, concurrency: number, n: number): Promise<Cell> => {
   const client = await contender.setup(url, concurrency)
   try {
-    const own = contender.selfMeasured === true ? await client.run(n) : await client.run(concurrency) // warm-up: open the connections, JIT the path
+    const own = contender.selfMeasured === true ? await client.run(n) : await client.run(Math.max(concurrency, warmup)) // warm-up: open the connections, JIT the path
     if (typeof own !== "number") return own
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()

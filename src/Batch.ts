@@ -74,8 +74,14 @@ interface SuccessBase extends OutcomeBase {
   readonly status: number
   /** Tokens as the provider reported them (zero when it reported none). */
   readonly usage: { readonly promptTokens: number; readonly completionTokens: number }
-  /** The call's cost in micro-dollars; none for a model without a known price. */
+  /** The call's cost in micro-dollars; none for a model without a known price; 0 when `cached`. */
   readonly costMicroUsd: Option.Option<Pricing.MicroUsd>
+  /**
+   * Set when the `ResponseCache` answered (nothing was sent or paid): what the answer cost when it
+   * was paid for, saved this time (none for a model without a known price).
+   * @since 0.2.0
+   */
+  readonly cached?: { readonly savedMicroUsd: Option.Option<Pricing.MicroUsd> } | undefined
 }
 
 /**
@@ -157,11 +163,14 @@ export const UNREACHABLE_STOP_AFTER = 3
 const toStream = <R, E, Q>(requests: Stream.Stream<R, E, Q> | Iterable<R>): Stream.Stream<R, E, Q> =>
   Stream.StreamTypeId in (requests as object) ? (requests as Stream.Stream<R, E, Q>) : Stream.fromIterable(requests as Iterable<R>)
 
-/** An outcome's usage and cost, with the client's cost rule (`Budget.costOf`). */
-const usageAndCost = (model: string, usage: Budget.Usage | undefined, prices: Pricing.PriceTable) => ({
-  usage: { promptTokens: usage?.prompt_tokens ?? 0, completionTokens: usage?.completion_tokens ?? 0 },
-  costMicroUsd: Budget.costOf(model, usage, prices)
-})
+/** An outcome's usage and cost, with the client's cost rule (`Budget.costOf`); a cache hit cost nothing. */
+const usageAndCost = (model: string, usage: Budget.Usage | undefined, prices: Pricing.PriceTable, cached: boolean | undefined) => {
+  const tokens = { promptTokens: usage?.prompt_tokens ?? 0, completionTokens: usage?.completion_tokens ?? 0 }
+  const cost = Budget.costOf(model, usage, prices)
+  return cached === true
+    ? { usage: tokens, costMicroUsd: Option.some(0), cached: { savedMicroUsd: cost } }
+    : { usage: tokens, costMicroUsd: cost }
+}
 
 const isEmbedding = (request: BatchRequest): request is EmbeddingRequest => request.url === "/v1/embeddings"
 
@@ -184,14 +193,14 @@ const sender = (chat: ChatClient.Service, prices: Pricing.PriceTable) =>
       ...succeeded(request, index, result),
       url: "/v1/embeddings",
       embeddings: result.embeddings,
-      ...usageAndCost(request.body.model, Usage.ofEmbeddings(result.embeddings), prices)
+      ...usageAndCost(request.body.model, Usage.ofEmbeddings(result.embeddings), prices, result.cached)
     }))
   }
   return Effect.map(chat.createWithMetadata(request.body), (result): ChatSuccess => ({
     ...succeeded(request, index, result),
     url: "/v1/chat/completions",
     completion: result.completion,
-    ...usageAndCost(request.body.model, Usage.ofCompletion(result.completion), prices)
+    ...usageAndCost(request.body.model, Usage.ofCompletion(result.completion), prices, result.cached)
   }))
 }
 

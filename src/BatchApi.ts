@@ -7,9 +7,10 @@
  * its output and error files and emits one `Batch.BatchOutcome` per request that has a final answer.
  * Every step is recorded in the `BatchApiStore` before and after it runs, so that a crash at any
  * moment and a rerun with the same store never upload a file twice nor create a second batch for
- * the same requests: the rerun finds what the crashed run made (files by name, batches by metadata)
- * and continues from there. Requests a batch did not finish (expired, cancelled) get no outcome; the
- * next `submit` of the same requests with the same store sends them again.
+ * the same requests: the rerun finds what the crashed run made (files by name, batches by their
+ * input file) and continues from there. Requests a batch did not finish (expired, cancelled, answered
+ * 429 or 5xx or with a resendable error code, or in neither file) get no outcome; the next `submit`
+ * of the same requests with the same store sends them again, in a new range.
  *
  * ```ts
  * const outcomes = BatchApi.submit(requests, { apiKey: Redacted.make(key), runId: "eval-2026-09" }).pipe(
@@ -23,6 +24,7 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -34,6 +36,7 @@ import * as Stream from "effect/Stream"
 import type * as Batch from "./Batch.js"
 import type * as BatchApiError from "./BatchApiError.js"
 import type * as BatchApiSchema from "./BatchApiSchema.js"
+import * as Budget from "./internal/batchApi/budget.js"
 import * as Http from "./internal/batchApi/http.js"
 import * as Plan from "./internal/batchApi/plan.js"
 import * as Run from "./internal/batchApi/run.js"
@@ -43,7 +46,8 @@ import * as Pricing from "./Pricing.js"
 
 /**
  * What `submit` reports as it goes: a file uploaded (or found again), a batch created (or found
- * again), each poll's status and `request_counts`, and each batch's end with the ids it left unfinished.
+ * again), each poll's status and `request_counts`, each batch's end with the ids it left unfinished,
+ * and each file whose batch was not created (`NotSubmitted`: the budget, or the submission closed).
  * @since 0.2.0
  * @category events
  */
@@ -131,10 +135,33 @@ export interface Options {
   /** Metadata added to every batch (up to 14 pairs: Shepherd adds `shepherd_run` and `shepherd_range`). @default {} */
   readonly metadata?: BatchApiSchema.Metadata | undefined
   /**
-   * Only collect: poll and download the batches the store already holds, upload and create nothing
-   * (what `shepherd run --via auto` does after cancelling at its deadline). @default false
+   * Only collect: poll and download the batches the store already holds, upload and create nothing.
+   * @default false
    */
   readonly collectOnly?: boolean | undefined
+  /**
+   * The most the submission may commit, in US dollars: each batch file's worst case at the batch
+   * price (`Pricing.batchWorstCase` of its prompts and completion allowances) is held just before
+   * its batch is created and replaced by what its answers cost when they arrive. A file that does
+   * not fit is not created: its requests get `Failure` outcomes with `BudgetExceededError` (and a
+   * `NotSubmitted` event); the other files go on. Batches an earlier run created count first.
+   * @default none (no limit)
+   */
+  readonly maxUsd?: number | undefined
+  /**
+   * Requests already answered elsewhere (e.g. the final lines of an output file): a range with no
+   * batch yet whose every request is answered is not submitted. Batches that exist are collected.
+   * @default none
+   */
+  readonly answered?: ((customId: string) => boolean) | undefined
+  /**
+   * When this effect completes, the submission winds down: no batch is created any more (ranges
+   * not created get a `NotSubmitted` event and no outcome), every batch not ended is cancelled (one
+   * whose create was in flight as soon as it returns), and the stream ends once they have ended and
+   * what they answered is emitted. What `shepherd run --via auto --deadline` does at its deadline.
+   * @default never
+   */
+  readonly cancelWhen?: Effect.Effect<void> | undefined
   /** Called with each event, in order. @default none */
   readonly onEvent?: ((event: Event) => Effect.Effect<void>) | undefined
 }
@@ -172,7 +199,9 @@ const resolve = (options: Options) =>
     }
     const metadata = options.metadata ?? {}
     if (Object.keys(metadata).length > 14) return yield* Effect.fail(Validate.invalid(["metadata"], "holds more than 14 pairs (a batch takes 16; Shepherd adds 2)"))
+    const maxUsd = options.maxUsd === undefined ? undefined : yield* Validate.positiveNumber(["maxUsd"], options.maxUsd)
     return {
+      maxMicroUsd: maxUsd === undefined ? undefined : Math.round(maxUsd * 1e6),
       baseUrl: baseUrl.href.replace(/\/+$/, ""),
       runId: Plan.safeRunId(runId),
       maxRequests: yield* Validate.positiveInt(["maxRequestsPerFile"], pick("maxRequestsPerFile")),
@@ -222,7 +251,10 @@ const pending = (ledger: Run.Ledger, range: Plan.Planned): Array<Plan.Planned> =
  * price; `attempts` is 1 and `latencyMillis` 0 (a batch's requests have no timing of their own).
  *
  * A rerun with the same store continues the run: what was already delivered is not emitted again,
- * batches still running are polled, and requests a batch left unfinished are sent in a new batch.
+ * batches still running are polled, and requests a batch left unfinished (expired, cancelled,
+ * answered 429 or 5xx, in neither file) are sent in a new batch. With `maxUsd`, a file the budget
+ * cannot hold is not created (its requests get `BudgetExceededError` outcomes); with `cancelWhen`,
+ * the submission winds down when it completes.
  * A batch the provider refused (`failed`) fails the stream with `InvalidLinesError` (line numbers and
  * `custom_id`s), `TooManyRequestsError` or `QuotaError` after the other batches' outcomes; so does
  * a call that failed after its retries (`ProviderError`). Interrupting the stream stops polling and
@@ -234,7 +266,7 @@ export const submit = <E = never, Q = never>(
   requests: Stream.Stream<Batch.BatchRequest, E, Q> | Iterable<Batch.BatchRequest>,
   options: Options
 ): Stream.Stream<Batch.BatchOutcome, BatchApiError.BatchApiError | ConfigError.ConfigError | E, BatchApiStore | HttpClient.HttpClient | Q> =>
-  Stream.unwrap(Effect.gen(function* () {
+  Stream.unwrapScoped(Effect.gen(function* () {
     const r = yield* resolve(options)
     const store = yield* BatchApiStore
     const provider = yield* makeProvider(options, r)
@@ -243,14 +275,20 @@ export const submit = <E = never, Q = never>(
     yield* Either.match(Plan.checkUnique(items), { onLeft: Effect.fail, onRight: () => Effect.void })
     const groups = yield* Either.match(Plan.split(items, { maxRequests: r.maxRequests, maxBytes: r.maxBytes }), { onLeft: Effect.fail, onRight: Effect.succeed })
     const ledger = yield* Run.ledger(store, r.runId)
+    const prices = options.prices ?? Pricing.defaultTable
+    const closing = yield* Deferred.make<void>()
+    if (options.cancelWhen !== undefined) yield* Effect.forkScoped(Effect.zipRight(options.cancelWhen, Deferred.succeed(closing, undefined)))
     const context: Run.Context = {
       provider,
       ledger,
-      prices: options.prices ?? Pricing.defaultTable,
+      prices,
       initialPollMillis: r.initialPollMillis,
       maxPollMillis: r.maxPollMillis,
       metadata: r.metadata,
-      emit: options.onEvent ?? (() => Effect.void)
+      emit: options.onEvent ?? (() => Effect.void),
+      answered: options.answered ?? (() => false),
+      budget: r.maxMicroUsd === undefined ? undefined : Budget.make(r.maxMicroUsd, prices),
+      closing
     }
     const planned = groups.flatMap((group) => pending(ledger, Plan.planned(group, ledger.runId)))
     const ranges = options.collectOnly === true

@@ -149,6 +149,11 @@ export interface Metadata {
   readonly latencyMillis: number
   /** Response headers, lower-cased. */
   readonly headers: Readonly<Record<string, string>>
+  /**
+   * The `ResponseCache` answered: nothing was sent or paid for (`attempts` is 0, `headers` empty).
+   * @since 0.2.0
+   */
+  readonly cached?: boolean | undefined
 }
 
 /**

@@ -167,7 +167,7 @@ export class ResponseDecodeError extends Schema.TaggedError<ResponseDecodeError>
   attempts: Schema.Number
 }) {
   override get message(): string {
-    return `the API answered ${this.status} with a body that is not a chat completion: ${clause(this.detail)}. ` +
+    return `the API answered ${this.status} with a body that is not the answer expected (a chat completion, or embeddings): ${clause(this.detail)}. ` +
       `Check that the base URL points at an OpenAI-compatible /v1 endpoint.`
   }
 }

@@ -2,7 +2,8 @@
  * Wire formats of the OpenAI-compatible chat-completions API, as `Schema`s.
  *
  * Requests and responses are plain JSON objects (the `Type` and the `Encoded` side of every schema
- * here are the same), so a request can be sent with `JSON.stringify` and a response decoded without
+ * here are the same, except for an embedding vector sent as base64, which decodes to a
+ * `Float32Array`), so a request can be sent with `JSON.stringify` and a response decoded without
  * transformation. Fields a provider adds that are not listed here are kept: requests carry an index
  * signature, and responses are decoded with `onExcessProperty: "preserve"`.
  *
@@ -11,7 +12,10 @@
  *
  * @since 0.1.0
  */
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as EmbeddingVectors from "./internal/embeddingVectors.js"
 
 const Finite = Schema.Number.pipe(Schema.finite())
 const nullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optional(Schema.NullOr(schema))
@@ -809,7 +813,56 @@ export const EmbeddingRequest = Schema.Struct({
 export type EmbeddingRequest = typeof EmbeddingRequest.Type
 
 /**
- * An embeddings response.
+ * A `Float32Array`, as a value (no transformation).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const Float32ArrayFromSelf: Schema.Schema<Float32Array> = Schema.declare(
+  (u: unknown): u is Float32Array => u instanceof Float32Array,
+  {
+    identifier: "Float32Array",
+    description: "a Float32Array",
+    arbitrary: () => (fc) => fc.float32Array({ maxLength: 64 }),
+    pretty: () => (vector) => `Float32Array(${vector.length})`,
+    equivalence: () => (a, b) => a.length === b.length && a.every((x, i) => Object.is(x, b[i]))
+  }
+)
+
+/**
+ * The base64 of little-endian float32 bytes (an embedding sent with `encoding_format: "base64"`) as
+ * a `Float32Array`. Decoding fails for text that is not padded standard base64 or whose byte count
+ * is not a multiple of 4; encoding gives the same base64 back.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const Float32ArrayFromBase64: Schema.Schema<Float32Array, string> = Schema.transformOrFail(Schema.String, Float32ArrayFromSelf, {
+  strict: true,
+  decode: (text, _, ast) =>
+    Either.match(EmbeddingVectors.decodeBase64(text), {
+      onLeft: (reason) => ParseResult.fail(new ParseResult.Type(ast, text, reason)),
+      onRight: ParseResult.succeed
+    }),
+  encode: (vector) => ParseResult.succeed(EmbeddingVectors.encodeBase64(vector))
+})
+
+/**
+ * One embedding vector: a number array when the request asked for `encoding_format: "float"` (or
+ * nothing), a `Float32Array` when it asked for `"base64"`. Both index and iterate the same way;
+ * `Float32Array.from(vector)` gives one type for both. Encodes back to what was sent.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const EmbeddingVector: Schema.Schema<ReadonlyArray<number> | Float32Array, ReadonlyArray<number> | string> = Schema.Union(
+  Schema.Array(Schema.Number),
+  Float32ArrayFromBase64
+)
+
+/**
+ * An embeddings response. A vector sent as base64 decodes to a `Float32Array` (see
+ * {@link EmbeddingVector}); `Schema.encode` gives the wire JSON back.
  *
  * @since 0.1.0
  * @category schemas
@@ -818,7 +871,7 @@ export const EmbeddingResponse = Schema.Struct({
   object: Schema.Literal("list"),
   model: Schema.String,
   data: Schema.Array(
-    Schema.Struct({ object: Schema.Literal("embedding"), index: Schema.Number, embedding: Schema.Array(Schema.Number) })
+    Schema.Struct({ object: Schema.Literal("embedding"), index: Schema.Number, embedding: EmbeddingVector })
   ),
   usage: Schema.Struct({ prompt_tokens: Schema.Number, total_tokens: Schema.Number })
 })
@@ -829,3 +882,10 @@ export const EmbeddingResponse = Schema.Struct({
  * @category models
  */
 export type EmbeddingResponse = typeof EmbeddingResponse.Type
+/**
+ * An embeddings response as JSON on the wire: each vector a number array or a base64 string.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type EmbeddingResponseEncoded = typeof EmbeddingResponse.Encoded

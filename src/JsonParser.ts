@@ -39,8 +39,9 @@ export interface Options extends Json.Options {
   /** Heap of each worker, in MB; a document that needs more fails with `worker_failed`. @default 512 */
   readonly maxWorkerHeapMb: number
   /**
-   * Longest a parse in the pool may take, plus `deadlinePerMb` for each MB of text; past it the task
-   * is aborted (piscina ends that worker and starts another) and the call fails with
+   * Longest a parse in the pool may take, plus `deadlinePerMb` for each MB of text, counted from
+   * the moment a worker starts it (a cold worker's start-up and a wait for a free worker do not
+   * count); past it the task is aborted (piscina ends that worker and starts another) and the call fails with
    * `JsonParseError{reason: "deadline"}`. bench/json-adversarial: the linear pass reads every defect
    * kind at 20 MB/s or more (8 MB in under 0.4 s), so only inputs left to jsonrepair come near it.
    * @default "2 seconds"
@@ -140,6 +141,22 @@ export const workerPath = (): string => {
   throw new Error("the JSON worker is not built: run `npm run build` (it compiles workers/ into dist/workers/)")
 }
 
+/** How often a waiting parse looks whether its worker has started it, and for how long at most. */
+const STARTED_POLL_MILLIS = 20
+const STARTUP_ALLOWANCE_MILLIS = 60_000
+
+/** Waits until a worker has started the task (`started[0]` set), or the start-up allowance ran out. */
+const untilStarted = (started: Int32Array): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    let waited = 0
+    const poll: Effect.Effect<void> = Effect.suspend(() => {
+      if (Atomics.load(started, 0) === 1 || waited >= STARTUP_ALLOWANCE_MILLIS) return Effect.void
+      waited += STARTED_POLL_MILLIS
+      return Effect.zipRight(Effect.sleep(STARTED_POLL_MILLIS), poll)
+    })
+    return poll
+  })
+
 /**
  * The pool as a layer: started when built, destroyed (its workers terminated) with its scope. Fails
  * to build with a `ConfigError` naming an invalid option (see {@link validateOptions}).
@@ -174,16 +191,15 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser, C
           : baseMillis + Math.ceil((perMbMillis * text.length) / (1024 * 1024))
         // At most one task per thread is handed to piscina, so that the deadline counts the parse,
         // not a wait in piscina's queue (where one task was seen starved behind 38 later ones).
-        // The timeout interrupts the task, whose abort signal makes piscina end that worker.
-        return inSlot(Effect.timeoutFail(inPool(text), {
-          duration: millis,
-          onTimeout: () =>
-            new Json.JsonParseError({
-              reason: "deadline",
-              detail: `parsing took longer than its deadline of ${millis} ms and was stopped; the text is not JSON that the linear repair pass reads`,
-              excerpt: text.slice(0, 200)
-            })
-        }))
+        // It starts when the worker starts the parse (a cold worker's start-up took over 2 s on a
+        // loaded machine). Past it the task is interrupted, whose abort signal ends that worker.
+        const started = new Int32Array(new SharedArrayBuffer(4))
+        const late = new Json.JsonParseError({
+          reason: "deadline",
+          detail: `parsing took longer than its deadline of ${millis} ms and was stopped; the text is not JSON that the linear repair pass reads`,
+          excerpt: text.slice(0, 200)
+        })
+        return inSlot(Effect.raceFirst(inPool(text, started), Effect.zipRight(untilStarted(started), Effect.fail(late).pipe(Effect.delay(millis)))))
       })
       return JsonParser.of({
         parse: (text, options) => (text.length < o.inlineBelowBytes ? Json.parse(text, limits) : withDeadline(text, options))

@@ -111,6 +111,39 @@ export const costMicroUsd: Metric.Metric.Counter<number> = Metric.counter("sheph
 })
 
 /**
+ * Calls answered by the `ResponseCache` (a stored entry, or an identical request in flight), by `endpoint`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const cacheHits: Metric.Metric.Counter<number> = Metric.counter("shepherd_cache_hits_total", {
+  description: "calls answered by the response cache (an entry, or an identical request in flight), by endpoint",
+  incremental: true
+})
+
+/**
+ * Cacheable calls the `ResponseCache` could not answer (sent, then stored if they may be replayed), by `endpoint`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const cacheMisses: Metric.Metric.Counter<number> = Metric.counter("shepherd_cache_misses_total", {
+  description: "cacheable calls the response cache could not answer, by endpoint",
+  incremental: true
+})
+
+/**
+ * What the answers of cache hits cost when they were paid for, in micro-dollars, by `model` (saved: nothing was sent).
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const cacheSavedMicroUsd: Metric.Metric.Counter<number> = Metric.counter("shepherd_cache_saved_micro_usd_total", {
+  description: "cost of the answers served by the response cache, in micro-dollars, by model",
+  incremental: true
+})
+
+/**
  * One metric's value in a snapshot.
  *
  * @since 0.1.0

@@ -21,6 +21,7 @@ import type * as ChatError from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
 import * as Json from "./Json.js"
 import * as JsonParser from "./JsonParser.js"
+import * as ResponseCache from "./ResponseCache.js"
 
 /**
  * How JSON is asked for.
@@ -106,7 +107,8 @@ const instruction = (jsonSchema: unknown): ChatSchema.ChatMessage => ({
 /**
  * Asks for an answer matching `schema` and decodes it. Parsing uses the `JsonParser` service when the
  * context has one (large answers off the event loop), else `Json.parse` inline. A truncated answer
- * (closing brackets had to be added) counts as a failure and is asked again.
+ * (closing brackets had to be added) counts as a failure and is asked again. With a `ResponseCache`,
+ * an answer is written to it only once accepted, and an entry whose answer is refused is removed.
  *
  * @since 0.1.0
  * @category generation
@@ -127,7 +129,8 @@ export const generate = <A, I>(
     const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
 
     for (let attempt = 1; ; attempt++) {
-      const completion = yield* chat.create({ ...asked, messages })
+      // Held: an answer refused below is never written to a ResponseCache (nor replayed from it).
+      const { accept, reject, value: completion } = yield* ResponseCache.hold(chat.create({ ...asked, messages }))
       usage.prompt_tokens += completion.usage?.prompt_tokens ?? 0
       usage.completion_tokens += completion.usage?.completion_tokens ?? 0
       usage.total_tokens += completion.usage?.total_tokens ?? 0
@@ -138,9 +141,13 @@ export const generate = <A, I>(
       else if (parsed.right.recovery === "truncated") problem = "the JSON is cut off before its end"
       else {
         const decoded = decode(parsed.right.value)
-        if (Either.isRight(decoded)) return { value: decoded.right, attempts: attempt, usage, recovery: parsed.right.recovery }
+        if (Either.isRight(decoded)) {
+          yield* accept
+          return { value: decoded.right, attempts: attempt, usage, recovery: parsed.right.recovery }
+        }
         problem = `it does not match the schema:\n${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
       }
+      yield* reject
       if (attempt > o.maxRepairs) return yield* new StructuredOutputError({ rawText: text, issues: problem, attempts: attempt, usage: { ...usage } })
       messages = [
         ...messages,

@@ -61,6 +61,14 @@ export * as ChatError from "./ChatError.js"
 export * as ChatSchema from "./ChatSchema.js"
 
 /**
+ * Many texts to embedding vectors: packed into requests under the provider's limits, sent
+ * concurrently through the ChatClient, one Float32Array per text in input order.
+ *
+ * @since 0.2.0
+ */
+export * as Embeddings from "./Embeddings.js"
+
+/**
  * Lenient JSON for model output: the intended value of "almost JSON", or a typed reason.
  *
  * @since 0.1.0
@@ -101,6 +109,13 @@ export * as Rag from "./Rag.js"
  * @since 0.1.0
  */
 export * as RateLimit from "./RateLimit.js"
+
+/**
+ * A cache of answers as a pipeline stage: reruns answered without sending or paying (memory, files, Redis).
+ *
+ * @since 0.2.0
+ */
+export * as ResponseCache from "./ResponseCache.js"
 
 /**
  * When a failed chat call is tried again, and after how long.

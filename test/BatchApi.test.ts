@@ -94,14 +94,18 @@ describe("BatchApi.submit", () => {
       assert.deepStrictEqual(ids(seen), ["r-0", "r-1", "r-2"])
     }).pipe(Effect.provide([BatchApi.layerMemory, httpLayer])))
 
-  it.scoped("partial failures: the error file's requests are Failures with the provider's status and code", () =>
+  it.scoped("partial failures: the error file's final requests are Failures with the provider's status and code; a 5xx is unfinished", () =>
     Effect.gen(function* () {
       const api = yield* mockOnClock({
         failRequest: (line) => line.custom_id === "r-1" ? { status: 400, code: "invalid_prompt", message: "Invalid prompt (mock)." } : line.custom_id === "r-2" ? { status: 500, code: "server_error", message: "boom" } : undefined
       })
       const { url } = yield* serve(api)
-      const outcomes = yield* drive(collect(BatchApi.submit(requests(4), options(url))))
-      assert.deepStrictEqual(ids(outcomes!), ["r-0", "r-1", "r-2", "r-3"])
+      const unfinished: Array<string> = []
+      const outcomes = yield* drive(collect(BatchApi.submit(requests(4), options(url, {
+        onEvent: (e) => Effect.sync(() => { if (e._tag === "Ended") unfinished.push(...e.unfinished) })
+      }))))
+      assert.deepStrictEqual(ids(outcomes!), ["r-0", "r-1", "r-3"])
+      assert.deepStrictEqual(unfinished, ["r-2"])
       const byId = new Map(outcomes!.map((o) => [o.custom_id, o]))
       const failed = byId.get("r-1")!
       assert.strictEqual(failed._tag, "Failure")
@@ -110,7 +114,6 @@ describe("BatchApi.submit", () => {
         assert.strictEqual(failed.error.code, "invalid_prompt")
         assert.strictEqual(validateOutput(BatchFile.outputLine(failed, "batch_req_x")), undefined)
       } else assert.fail("r-1 should be an ApiError")
-      assert.strictEqual(byId.get("r-2")!._tag, "Failure")
       assert.strictEqual(byId.get("r-0")!._tag, "Success")
       const batch = api.batches()[0]!
       assert.deepStrictEqual(batch.request_counts, { total: 4, completed: 2, failed: 2 })

@@ -104,4 +104,12 @@ describe("JsonParser", () => {
       expect(result.value).toEqual({ q: 1 })
       yield* Fiber.join(busy)
     }), 30_000)
+
+  it.scopedLive("the deadline counts the parse, not a cold worker's start-up: a first parse on a new pool meets a deadline shorter than the start-up", () =>
+    Effect.gen(function* () {
+      // A worker starts in 100 ms to over 1 s (it loads the parser); the parse of "[1]" takes well under 1 ms.
+      const parser = yield* parserWith({ inlineBelowBytes: 0, maxThreads: 1, deadline: "60 millis", deadlinePerMb: "0 millis" })
+      const result = yield* parser.parse('{"cold": [1]}')
+      expect(result.value).toEqual({ cold: [1] })
+    }), 30_000)
 })

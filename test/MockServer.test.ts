@@ -50,6 +50,21 @@ describe("MockServer", () => {
       expect(validatorFor("ListModelsResponse")(models)).toBeUndefined()
     }))
 
+  it.scopedLive("answers embeddings as base64 of little-endian float32s when asked, the same vectors as floats", () =>
+    Effect.gen(function* () {
+      const server = yield* MockServer.make()
+      const body = { model: "text-embedding-3-small", input: ["a", "b"], dimensions: 8 }
+      const floats = yield* post(`${server.url}/embeddings`, body)
+      const base64 = yield* post(`${server.url}/embeddings`, { ...body, encoding_format: "base64" })
+      expect(base64.json.usage).toEqual(floats.json.usage)
+      for (const [i, item] of (base64.json.data as Array<{ embedding: string }>).entries()) {
+        const bytes = Buffer.from(item.embedding, "base64")
+        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length)
+        const decoded = Array.from({ length: bytes.length / 4 }, (_, k) => view.getFloat32(k * 4, true))
+        expect(decoded).toEqual(floats.json.data[i].embedding.map(Math.fround))
+      }
+    }))
+
   it.scopedLive("answers 400 like OpenAI for invalid bodies, 404 for unknown paths, 405 for wrong methods", () =>
     Effect.gen(function* () {
       const server = yield* MockServer.make()

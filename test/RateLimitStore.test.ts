@@ -37,7 +37,7 @@ const program = Effect.gen(function* () {
 /** A store that records the limits each limiter opens it with and counts the admissions. */
 const recordingStore = () => {
   const opened: Array<RateLimit.StoreLimits> = []
-  const admits = { count: 0 }
+  const admits = { count: 0, settles: 0 }
   const layer = Layer.succeed(
     RateLimit.RateLimitStore,
     RateLimit.RateLimitStore.of({
@@ -45,7 +45,13 @@ const recordingStore = () => {
         Effect.sync(() => {
           opened.push(limits)
           const window = memoryWindow(limits)
-          return { ...window, admit: (tokens, bounds) => Effect.zipRight(Effect.sync(() => admits.count++), window.admit(tokens, bounds)) }
+          // `admitNow` would bypass the count: this store decides through `admit` only.
+          return {
+            ...window,
+            admitNow: undefined,
+            admit: (tokens, bounds) => Effect.zipRight(Effect.sync(() => admits.count++), window.admit(tokens, bounds)),
+            settle: (admission, tokens) => Effect.zipRight(Effect.sync(() => admits.settles++), window.settle(admission, tokens))
+          }
         })
     })
   )
@@ -99,5 +105,16 @@ describe("RateLimitStore", () => {
       const invalid = yield* Effect.flip(Effect.provide(RateLimit.make({ rpm: 0 }), store.layer))
       expect(invalid._tag).toBe("ConfigError")
       expect(store.opened).toHaveLength(2)
+    }))
+
+  it.effect("the store is told a request's tokens only when its window counts them: with tpm, not without", () =>
+    Effect.gen(function* () {
+      const used = () => ({ usedTokens: 37 })
+      const withoutTpm = recordingStore()
+      yield* Effect.provide(Effect.flatMap(RateLimit.make({ rpm: 5, adaptive: false }), (limiter) => limiter.withPermit(0, Effect.void, used)), withoutTpm.layer)
+      expect(withoutTpm.admits).toEqual({ count: 1, settles: 0 })
+      const withTpm = recordingStore()
+      yield* Effect.provide(Effect.flatMap(RateLimit.make({ rpm: 5, tpm: 1000, adaptive: false }), (limiter) => limiter.withPermit(10, Effect.void, used)), withTpm.layer)
+      expect(withTpm.admits).toEqual({ count: 1, settles: 1 })
     }))
 })

@@ -9,7 +9,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { MockServer } from "../src/testing/index.js"
 import { env, expectComplete, fast, flags, okCount, readState } from "./batchApiCliHelpers.js"
-import { inputLines, KEY, readOut, runToEnd, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
+import { inputLines, KEY, questionOf, readOut, runToEnd, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
 
 describe("shepherd run --via batch-api", () => {
   it.scopedLive("a whole run: split per endpoint and size, one upload and one batch per range, every id once in OUT; a rerun sends nothing", () =>
@@ -131,14 +131,15 @@ describe("shepherd run --via auto", () => {
       expect((yield* mock.journal).length).toBe(5)
     }))
 
-  it.scopedLive("above it with --deadline: at the deadline the batch is cancelled, its answers collected, the rest sent live; every id once", () =>
+  it.scopedLive("above it with --deadline: at the deadline no batch is created, the running ones are cancelled and their answers collected, the rest sent live; every id answered exactly once", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "400 millis", finalizing: "50 millis" } })
       const dir = tmp()
       const input = writeInput(dir, inputLines(12))
       const out = Path.join(dir, "out.jsonl")
+      // Five files (an embeddings line splits them): four run at once, the fifth starts as one ends.
       const ended = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--via", "auto", "--auto-threshold", "10", "--deadline", "1500ms",
-        "--poll-interval", "100ms", "--max-requests-per-file", "100", "--no-progress"], env)
+        "--poll-interval", "100ms", "--max-requests-per-file", "3", "--no-progress"], env)
       expect(ended.code, ended.stderr).toBe(0)
       expect(ended.stderr).toContain("deadline reached")
       expectComplete(out, 12)
@@ -146,10 +147,31 @@ describe("shepherd run --via auto", () => {
       expect(okCount(journal, "cancel")).toBeGreaterThanOrEqual(1)
       const batches = yield* mock.batchApi.batches
       expect(batches.some((b) => b.status === "cancelled")).toBe(true)
-      const answered = batches.reduce((n, b) => n + b.request_counts!.completed + b.request_counts!.failed, 0)
-      const live = (yield* mock.journal).filter((e) => e.path === "/v1/chat/completions" || e.path === "/v1/embeddings")
-      // What the batches answered was not sent again: the live requests are the rest.
-      expect(live.length).toBe(12 - answered)
+      // No batch is left running: nothing can be answered after the live phase.
+      expect(batches.every((b) => ["completed", "cancelled", "expired", "failed"].includes(b.status))).toBe(true)
+      const content = (id: string) => fetch(`${mock.url}/files/${id}/content`, { headers: { authorization: `Bearer ${KEY}` } }).then((r) => r.text())
+      const byBatch = yield* Effect.promise(() => Promise.all(batches.flatMap((b) => (b.output_file_id ? [content(b.output_file_id)] : []))))
+      const answered = byBatch.flatMap((text) => text.trim().split("\n").filter((l) => l !== "").map((l) => (JSON.parse(l) as { custom_id: string }).custom_id))
+      const live = (yield* mock.journal).filter((e) => e.path === "/v1/chat/completions" || e.path === "/v1/embeddings").map((e) => `r${questionOf(e.body)}`)
       expect(live.length).toBeGreaterThan(0)
+      // Each id once: by a batch or live, never both, never twice.
+      expect([...answered, ...live].sort()).toEqual(Array.from({ length: 12 }, (_, i) => `r${i}`).sort())
+    }))
+
+  it.scopedLive("--budget-usd holds each batch file's worst case before its create: the files it cannot hold get no batch and no line, exit 1, the summary says why", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: fast })
+      const dir = tmp()
+      const input = writeInput(dir, inputLines(9, 2000))
+      const out = Path.join(dir, "out.jsonl")
+      // gpt-4.1-mini at the batch price: 2,000 completion tokens are $0.0016 a line, $0.0048 a file of 3;
+      // $0.01 holds two files at once, not three.
+      const ended = yield* runToEnd(flags(input, out, mock.url, ["--max-requests-per-file", "3", "--budget-usd", "0.01", "--no-progress"]), env)
+      expect(ended.code, ended.stderr).toBe(1)
+      expect(ended.stderr).toContain("not submitted")
+      expect(ended.stderr).toMatch(/3 not sent: .*budget/)
+      expect(readOut(out).length).toBe(6)
+      const journal = yield* mock.batchApi.journal
+      expect([okCount(journal, "upload"), okCount(journal, "create")]).toEqual([2, 2])
     }))
 })

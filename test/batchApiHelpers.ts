@@ -101,3 +101,19 @@ export const batchApiValidatorFor = specValidators(spec.components.schemas, "bat
 
 /** Successful journal entries of one action. */
 export const okEntries = (api: MockBatchApi.BatchApi, action: string) => api.journal().filter((e) => e.action === action && e.status === 200)
+
+/** Answers through the mock, then lets `change` rewrite the answer (undefined: unchanged). */
+export const rewrite = (api: MockBatchApi.BatchApi, change: (request: MockBatchApi.Request, answer: MockBatchApi.Response) => MockBatchApi.Response | undefined): Intercept =>
+  (request, res) => {
+    if (request.headers.authorization !== `Bearer ${API_KEY}`) return false
+    const answer = api.handle(request)
+    const changed = change(request, answer) ?? answer
+    res.writeHead(changed.status, changed.headers)
+    res.end(changed.body)
+    return true
+  }
+
+/** The JSON lines of a file's content. */
+export const jsonLines = (body: string | Uint8Array): Array<Record<string, unknown>> =>
+  String(Buffer.from(body)).split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as Record<string, unknown>)
+export const jsonlText = (lines: ReadonlyArray<unknown>) => lines.map((l) => `${JSON.stringify(l)}\n`).join("")

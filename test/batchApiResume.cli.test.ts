@@ -75,7 +75,7 @@ describe("shepherd run --via batch-api, stopped and resumed", () => {
     }), 60_000)
 
 
-  it.scopedLive("Ctrl-C while polling stops (exit 130) and leaves the batch running; the summary says how to resume or cancel; the rerun collects it", () =>
+  it.scopedLive("Ctrl-C while polling stops (exit 130) and leaves the batch running; the summary says how to resume or cancel; the rerun (--via auto, below its threshold) collects it, sending nothing live", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "1500 millis", finalizing: "50 millis" } })
       const dir = tmp()
@@ -89,10 +89,12 @@ describe("shepherd run --via batch-api, stopped and resumed", () => {
       expect(ended.code, ended.stderr).toBe(130)
       expect(ended.stderr).toContain(`shepherd batches cancel ${out}`)
       expect((yield* mock.batchApi.batches).map((b) => b.status)).not.toContain("cancelling")
-      const rerun = yield* runToEnd(flags(input, out, mock.url, ["--max-requests-per-file", "100"]), env)
+      // Rerun with --via auto below its threshold: OUT has a batch running, so it is collected, not sent live.
+      const rerun = yield* runToEnd([input, "--out", out, "--base-url", mock.url, "--via", "auto", "--auto-threshold", "1000", "--poll-interval", "100ms"], env)
       expect(rerun.code, rerun.stderr).toBe(0)
       expectComplete(out, 4)
       const journal = yield* mock.batchApi.journal
       expect([okCount(journal, "upload"), okCount(journal, "create")]).toEqual([1, 1])
+      expect((yield* mock.journal).filter((e) => e.path === "/v1/chat/completions" || e.path === "/v1/embeddings")).toEqual([])
     }))
 })

@@ -6,6 +6,7 @@ import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
 import * as TestContext from "effect/TestContext"
 import * as Deadlines from "../src/internal/deadlines.js"
+import { streamDeadlines } from "../src/internal/transport.js"
 
 interface Case {
   readonly start: number
@@ -64,5 +65,24 @@ describe("Deadlines", () => {
         { start: 10, deadline: 100, work: undefined }
       ])
       expect(results.map((r) => r.at)).toEqual([60_000, 110])
+    }))
+
+  it.scoped("a stream's idle deadline: pieces closer than the idle time keep it open; a longer gap aborts it as idle (TestClock)", () =>
+    Effect.gen(function* () {
+      const deadlines = yield* Deadlines.make
+      let aborts = 0
+      const timers = streamDeadlines(deadlines, 5_000, 30_000, { leftMillis: 600_000, timeoutMillis: 600_000 }, 1, () => { aborts++ })
+      timers.start()
+      for (let piece = 0; piece < 6; piece++) {
+        yield* TestClock.adjust("20 seconds")
+        timers.touch()
+      }
+      yield* TestClock.adjust("29 seconds")
+      expect(aborts).toBe(0)
+      expect(timers.expired()).toBeUndefined()
+      yield* TestClock.adjust("2 seconds")
+      expect(aborts).toBe(1)
+      expect(timers.expired()).toMatchObject({ _tag: "TimeoutError", phase: "idle", timeoutMillis: 30_000 })
+      timers.cancel()
     }))
 })

@@ -37,6 +37,7 @@ const options = (overrides: Partial<RunOptions> = {}): RunOptions => ({
   redisUrlEnv: Option.none(),
   namespace: "default",
   redisFallback: false,
+  cache: Option.none(),
   via: Option.none(),
   deadline: Option.none(),
   pollInterval: Duration.seconds(30),

@@ -31,6 +31,7 @@ const MODULES: ReadonlyArray<string> = [...tsFiles("src"), ...tsFiles("src/testi
 const INTERNAL_MODULES: ReadonlyArray<string> = [
   ...tsFiles("src/internal"),
   ...tsFiles("src/internal/batchApi"),
+  ...tsFiles("src/internal/cache"),
   ...tsFiles("src/testing/internal"),
   ...tsFiles("src/ai/internal")
 ]

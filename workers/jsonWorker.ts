@@ -9,6 +9,11 @@ export interface Task {
   readonly text: string
   readonly maxBytes: number
   readonly maxDepth: number
+  /**
+   * Shared with the main thread: set to 1 as the parse starts, so that its deadline counts the
+   * parse and not a cold worker's start-up.
+   */
+  readonly started?: Int32Array | undefined
 }
 
 export type Reply =
@@ -26,6 +31,7 @@ export type Reply =
   }
 
 export default function parse(task: Task): Reply {
+  if (task.started !== undefined) Atomics.store(task.started, 0, 1)
   const result = Json.parseEither(task.text, { maxBytes: task.maxBytes, maxDepth: task.maxDepth })
   if (Either.isRight(result)) {
     try {

@@ -9,6 +9,7 @@ import * as Either from "effect/Either"
 import * as Fs from "node:fs"
 import type * as Batch from "../Batch.js"
 import type * as ChatError from "../ChatError.js"
+import * as EmbeddingVectors from "../internal/embeddingVectors.js"
 import { parseJson } from "../internal/jsonText.js"
 import { isResendableStatus } from "../internal/retryable.js"
 import { FileError, forEachLine, type Line } from "./batchLines.js"
@@ -51,7 +52,12 @@ export const outputLine = (outcome: Batch.BatchOutcome, id: string): OutputLine 
     return {
       id,
       custom_id: outcome.custom_id,
-      response: { status_code: outcome.status, request_id: outcome.requestId, body: outcome.url === "/v1/embeddings" ? outcome.embeddings : outcome.completion },
+      response: {
+        status_code: outcome.status,
+        request_id: outcome.requestId,
+        // A base64 answer's vectors (Float32Arrays once decoded) are written back as the base64 that came.
+        body: outcome.url === "/v1/embeddings" ? EmbeddingVectors.toWire(outcome.embeddings) : outcome.completion
+      },
       error: null
     }
   }

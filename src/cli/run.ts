@@ -33,9 +33,16 @@ const handler = (o: RunOptions) =>
     if (via === "batch-api") return yield* RunBatchApi.run(config, o, yield* RunInput.plan(config))
     const client = yield* RunLayers.build(config)
     const plan = yield* RunInput.plan(config)
-    // --via auto: the Batch API from --auto-threshold requests left to send.
-    const live = (plan: RunInput.Plan) => Effect.flatMap(RunSupervisor.run(config, client, plan), (outcome) => RunOutcome.exit(config, outcome))
-    if (via === "auto" && plan.checked.valid - plan.checked.done >= o.autoThreshold) {
+    // --via auto: the Batch API from --auto-threshold requests left to send, or while OUT has batches
+    // (a rerun collects them rather than send their requests live too). After a deadline, the live
+    // run gets what the batches left of --budget-usd.
+    const live = (plan: RunInput.Plan, spentMicroUsd = 0) =>
+      Effect.gen(function* () {
+        const left = Option.map(config.budgetUsd, (usd) => Math.max(1e-6, usd - spentMicroUsd / 1e6))
+        const built = spentMicroUsd > 0 && Option.isSome(left) ? yield* RunLayers.build({ ...config, budgetUsd: left }) : client
+        return yield* Effect.flatMap(RunSupervisor.run(config, built, plan), (outcome) => RunOutcome.exit(config, outcome))
+      })
+    if (via === "auto" && (plan.checked.valid - plan.checked.done >= o.autoThreshold || (yield* RunBatchApi.hasBatches(config.out)))) {
       return yield* RunBatchApi.run(config, o, plan, Option.getOrUndefined(Option.map(o.deadline, (after) => ({ after, live }))))
     }
     return yield* live(plan)

@@ -24,8 +24,8 @@ import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import * as Path from "node:path"
 import type * as Batch from "../Batch.js"
+import type * as ChatError from "../ChatError.js"
 import * as BatchApi from "../BatchApi.js"
-import * as Tokens from "../internal/tokens.js"
 import * as Pricing from "../Pricing.js"
 import * as BatchFile from "./batchFile.js"
 import * as ConfigErrors from "./configError.js"
@@ -45,6 +45,13 @@ export interface BatchApiFlags {
 
 /** The state file of OUT. */
 export const statePath = (out: string): string => `${out}.batches.json`
+
+/** Whether OUT's state file holds a batch that may exist (created, or its create begun); an unreadable one counts. */
+export const hasBatches = (out: string): Effect.Effect<boolean> =>
+  Effect.provide(BatchApi.state, BatchApi.layerFile(statePath(out))).pipe(
+    Effect.map((state) => Object.values(state?.ranges ?? {}).some((r) => r.step === "creating" || r.step === "created" || r.step === "ended")),
+    Effect.orElseSucceed(() => true)
+  )
 
 /** The run id of OUT: its name and a hash of its absolute path (the same OUT, the same id). */
 export const runIdOf = (out: string): string => {
@@ -79,21 +86,6 @@ const readRequests = (config: RunConfig, plan: Plan) =>
     Effect.map((chunk) => Array.from(chunk))
   )
 
-/** The most the requests not yet answered can cost at the batch price; none when a model has no price. */
-export const worstCase = (requests: ReadonlyArray<Batch.BatchRequest>, prices: Pricing.PriceTable): Option.Option<number> => {
-  let total = 0
-  for (const request of requests) {
-    const body = request.body as { model: string; messages?: ReadonlyArray<never>; input?: never }
-    const chat = body.messages !== undefined
-    const prompt = chat ? Tokens.promptTokens(body.messages!) : Tokens.embeddingInputTokens(body.input!)
-    const allowance = chat ? Tokens.completionAllowance(request.body as never) : 0
-    const worst = Pricing.batchWorstCase(body.model, prompt, allowance, prices)
-    if (Option.isNone(worst)) return Option.none()
-    total += worst.value
-  }
-  return Option.some(total)
-}
-
 /** What the same answer would have cost live. */
 const liveCost = (outcome: Batch.BatchOutcome, prices: Pricing.PriceTable): number => {
   if (outcome._tag !== "Success") return 0
@@ -108,8 +100,8 @@ const progress = (config: RunConfig) => {
   const last = new Map<string, string>()
   const say = (text: string) => Effect.sync(() => { process.stderr.write(tty ? `\r\x1b[2K${text}\n` : `${text}\n`) })
   return (event: BatchApi.Event): Effect.Effect<void> => {
-    // A batch that ended without completing is reported even without progress.
-    if (config.noProgress && !(event._tag === "Ended" && event.status !== "completed")) return Effect.void
+    // A batch that ended without completing, or a file not submitted, is reported even without progress.
+    if (config.noProgress && !(event._tag === "Ended" && event.status !== "completed") && event._tag !== "NotSubmitted") return Effect.void
     switch (event._tag) {
       case "Uploaded":
         return say(`shepherd run: batch file ${event.range} ${event.reused ? "found uploaded" : "uploaded"} (${event.fileId})`)
@@ -126,6 +118,8 @@ const progress = (config: RunConfig) => {
       case "Ended":
         return say(`shepherd run: batch ${event.batchId} ${event.status}` +
           (event.unfinished.length === 0 ? "" : `: ${event.unfinished.length} requests unfinished (a rerun submits them again)`))
+      case "NotSubmitted":
+        return say(`shepherd run: batch file ${event.range} (${event.requests} requests) not submitted: ${event.detail}`)
     }
   }
 }
@@ -176,38 +170,37 @@ interface Shared {
   liveMicro: number
 }
 
-/** The budget against the worst case of what is to be submitted; false (and the stop recorded) when it is above. */
-const withinBudget = (s: Shared, pending: ReadonlyArray<Batch.BatchRequest>): boolean => {
-  if (Option.isNone(s.config.budgetUsd)) return true
-  const limit = Math.round(s.config.budgetUsd.value * 1e6)
-  const worst = worstCase(pending, s.config.prices)
-  if (Option.isSome(worst) && worst.value <= limit) return true
-  s.stats.stoppedBy = "budget"
-  s.stats.stopDetail = Option.isNone(worst)
-    ? "a model has no known price, so the worst case of the batch files cannot be held within --budget-usd"
-    : `the worst case of the batch files at the batch price (${Pricing.format(worst.value)}) is above the budget`
-  return false
-}
-
 /**
- * Submits (or, `collectOnly`, only collects what the state holds), writes each outcome not yet final
- * in OUT, and counts; ids written final join `plan.previous.ids` (for a live phase after it).
+ * Submits (with `cancelWhen`: winding down when it completes), writes each outcome not yet final in
+ * OUT, and counts; ids written final join `plan.previous.ids` (for a live phase after it). Requests
+ * the budget refused get no line (a rerun sends them) and stop the run with the reason.
  */
-const submitAndWrite = (s: Shared, collectOnly: boolean) =>
+const submitAndWrite = (s: Shared, cancelWhen: Effect.Effect<void> | undefined) =>
   Effect.gen(function* () {
     const { config, plan } = s
     const requests = yield* readRequests(config, plan)
-    if (!collectOnly && !withinBudget(s, requests.filter((r) => !plan.previous.ids.has(r.custom_id)))) return
     const writer = yield* OutputFile.open(config.out)
     const runId = runIdOf(config.out)
-    yield* BatchApi.submit(requests, { ...s.options, collectOnly }).pipe(
+    const refused = (error: ChatError.ChatError) => {
+      if (error._tag !== "BudgetExceededError") return
+      s.stats.budgetRefused++
+      s.stats.stoppedBy = "budget"
+      s.stats.stopDetail = `${error.detail === undefined ? "the worst case of a batch file at the batch price is above what is left of --budget-usd" : error.detail}: its batch was not created`
+    }
+    yield* BatchApi.submit(requests, {
+      ...s.options,
+      ...(Option.isSome(config.budgetUsd) ? { maxUsd: config.budgetUsd.value } : {}),
+      answered: (id) => plan.previous.ids.has(id),
+      ...(cancelWhen === undefined ? {} : { cancelWhen })
+    }).pipe(
       Stream.filter((o) => !plan.previous.ids.has(o.custom_id)),
       Stream.runForEachChunk((chunk) =>
         Effect.zipRight(
-          OutputFile.writeOutcomes(writer, chunk, (o) => `batch_req_${runId}_${o.index.toString(36)}`, s.stats, () => {}),
+          OutputFile.writeOutcomes(writer, chunk, (o) => `batch_req_${runId}_${o.index.toString(36)}`, s.stats, refused),
           Effect.sync(() => {
             for (const o of chunk) {
               s.liveMicro += liveCost(o, config.prices)
+              if (o._tag === "Failure" && o.attempts === 0) continue
               if (BatchFile.isFinal(BatchFile.outputLine(o, ""))) plan.previous.ids.add(o.custom_id, 0)
             }
           })
@@ -229,23 +222,26 @@ const batchLines = (config: RunConfig, stats: RunStats.RunStats, liveMicro: numb
 /** `--via auto --deadline`: when to give up on the batches, and the live run of what they left. */
 export interface Deadline {
   readonly after: Duration.Duration
-  readonly live: (plan: Plan) => Effect.Effect<void, unknown, Scope.Scope>
+  /** The live run of `plan`, with what the batches spent (micro-dollars) taken from the budget. */
+  readonly live: (plan: Plan, spentMicroUsd: number) => Effect.Effect<void, unknown, Scope.Scope>
 }
 
 /**
- * The submission to its end, a stop (signal) or the deadline; at the deadline, the batches are
- * cancelled and what they answered is collected. Whether the deadline was reached.
+ * The submission to its end or a stop (signal). With a deadline, the submission winds down at it
+ * (no new batch; the running ones cancelled, what they answered collected) and ends when they
+ * have: only then may the rest go live, so that no request is both in a batch and sent live.
+ * Whether the deadline was reached.
  */
 const phases = (s: Shared, stop: Deferred.Deferred<void>, deadline: Deadline | undefined) => {
   const stopped = Effect.as(Deferred.await(stop), Exit.interrupt(FiberId.none))
   return Effect.gen(function* () {
-    const timer = deadline === undefined ? Effect.never : Effect.as(Effect.sleep(deadline.after), "deadline" as const)
-    const first = yield* Effect.raceFirst(Effect.exit(submitAndWrite(s, false)), Effect.raceFirst(stopped, timer))
-    if (first !== "deadline") return { exit: first, late: false }
-    yield* Console.error(`shepherd run: deadline reached: cancelling the batches, collecting what they answered, then sending the rest live`)
-    const cancelled = yield* Effect.exit(provideStore(s.config)(BatchApi.cancel(s.options)))
-    if (Exit.isFailure(cancelled)) return { exit: Exit.asVoid(cancelled), late: true }
-    return { exit: yield* Effect.raceFirst(Effect.exit(submitAndWrite(s, true)), stopped), late: true }
+    let late = false
+    const cancelWhen = deadline === undefined ? undefined : Effect.sleep(deadline.after).pipe(
+      Effect.zipRight(Effect.sync(() => { late = true })),
+      Effect.zipRight(Console.error(`shepherd run: deadline reached: no new batch; cancelling the running ones, collecting what they answered, then sending the rest live`))
+    )
+    const exit = yield* Effect.raceFirst(Effect.exit(submitAndWrite(s, cancelWhen)), stopped)
+    return { exit, late }
   })
 }
 
@@ -286,7 +282,7 @@ export const run = (config: RunConfig, flags: BatchApiFlags, plan: Plan, deadlin
     if (interrupted) return yield* Effect.interrupt
     if (Exit.isFailure(exit)) return yield* failure(Cause.squash(exit.cause))
     if (late && deadline !== undefined && summary.remaining > 0) {
-      return yield* deadline.live({ previous: plan.previous, checked: { ...plan.checked, done: plan.checked.done + stats.finalWritten } })
+      return yield* deadline.live({ previous: plan.previous, checked: { ...plan.checked, done: plan.checked.done + stats.finalWritten } }, stats.costMicroUsd)
     }
     if (summary.remaining > 0) return yield* new CliError({ detail: "", exitCode: ExitStatus.UNFINISHED })
   })

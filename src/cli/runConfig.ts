@@ -55,6 +55,8 @@ export interface RunConfig {
   /** The client's options: the key only from the environment. */
   readonly client: ChatClient.Overrides
   readonly redis: Option.Option<RedisConfig>
+  /** `--cache`: a directory, or a `redis://` URL. */
+  readonly cache: Option.Option<string>
   /** Where the Redis URL is (or would be) read from, for messages. */
   readonly redisSource: string
 }
@@ -110,6 +112,18 @@ const readRedis = (o: RunOptions) =>
     return { redis, source }
   })
 
+/** `--cache`: live sends only; a password in a redis:// URL shows in the process list. */
+const readCache = (o: RunOptions) =>
+  Effect.gen(function* () {
+    if (Option.isNone(o.cache)) return o.cache
+    if (Option.getOrUndefined(o.via) === "batch-api") return yield* usage("--cache goes with live sends (--via live or auto), not with --via batch-api")
+    if (o.cache.value.trim() === "") return yield* usage("--cache takes a directory or a redis:// URL, got an empty value")
+    if (/^rediss?:/i.test(o.cache.value) && URL.canParse(o.cache.value) && new URL(o.cache.value).password !== "") {
+      yield* Console.error("shepherd run: warning: the password in --cache shows in the process list")
+    }
+    return o.cache
+  })
+
 /** The base URL: --base-url, else OPENAI_BASE_URL when set and not blank. */
 const readBaseUrl = (o: RunOptions) => {
   const fromEnv = Option.fromNullable(process.env["OPENAI_BASE_URL"]).pipe(Option.filter((u) => u.trim() !== ""))
@@ -128,6 +142,7 @@ export const read = (o: RunOptions): Effect.Effect<RunConfig, CliError> =>
     const { apiKey, keyVariable } = yield* readApiKey(o)
     const prices = yield* readPrices(o)
     const { redis, source } = yield* readRedis(o)
+    const cache = yield* readCache(o)
     const { baseUrl, baseUrlFromEnv } = readBaseUrl(o)
     const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm), window: yield* testWindow }
     return {
@@ -158,6 +173,7 @@ export const read = (o: RunOptions): Effect.Effect<RunConfig, CliError> =>
         limits
       },
       redis,
+      cache,
       redisSource: source
     }
   })

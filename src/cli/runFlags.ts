@@ -71,6 +71,12 @@ export const flags = {
   maxRequestsPerFile: Flags.integer("max-requests-per-file", { min: 1, default: 50_000, description: "with the Batch API: requests per batch file at most" }),
   maxBytesPerFile: Flags.integer("max-bytes-per-file", { min: 1, default: 200 * 1024 * 1024, description: "with the Batch API: bytes per batch file at most" }),
   autoThreshold: Flags.integer("auto-threshold", { min: 1, default: 1000, description: "with --via auto: requests left to send from which the Batch API is used" }),
+  cache: Flags.text("cache", {
+    placeholder: "DIR|URL",
+    description: "answer requests already answered from this response cache, a directory or redis://host:port (a rerun with a new --out sends " +
+      "nothing the cache holds); errors, refusals and answers cut by max_tokens are not cached. Live sends only (see docs/cache.md)",
+    defaultText: "none"
+  }),
   redisFallback: Flags.boolean("redis-fallback", {
     description: "with --redis: when Redis cannot be reached, go on with local limits divided by the shard count (without it: stop sending; a rerun resumes)"
   })

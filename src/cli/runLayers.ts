@@ -15,6 +15,7 @@ import * as Budget from "../Budget.js"
 import * as ChatClient from "../ChatClient.js"
 import type * as ChatError from "../ChatError.js"
 import * as RateLimit from "../RateLimit.js"
+import * as ResponseCache from "../ResponseCache.js"
 import * as ConfigErrors from "./configError.js"
 import { CliError } from "./error.js"
 import * as ExitStatus from "./exitStatus.js"
@@ -35,7 +36,10 @@ export const clientLayer = (config: RunConfig) => {
   const budgetLayer = Option.map(config.budgetUsd, (maxUsd) =>
     Option.match(shared, { onNone: () => Budget.layer({ maxUsd, prices }), onSome: (redis) => Budget.layerRedis({ ...redis, maxUsd, prices }) }))
   const limiterLayer = Option.map(shared, (redis) => RateLimit.layerRedis({ ...redis, ...config.client.limits }))
+  const cacheLayer = Option.map(config.cache, (target) =>
+    /^rediss?:/i.test(target) ? ResponseCache.layerRedis({ url: target }) : ResponseCache.layerFile(target))
   return ChatClient.layer(config.client).pipe(
+    Layer.provide(Option.getOrElse(cacheLayer, () => Layer.empty)),
     Layer.provide(Option.getOrElse(budgetLayer, () => Layer.empty)),
     Layer.provide(Option.getOrElse(limiterLayer, () => Layer.empty))
   )
@@ -50,6 +54,8 @@ export const build = (config: RunConfig): Effect.Effect<Context.Context<ChatClie
     Effect.catchTags({
       ConfigError: (error: ConfigError.ConfigError) =>
         new CliError({ detail: configProblem(error, config.keyVariable, config.baseUrlFromEnv), exitCode: ExitStatus.USAGE }),
+      ResponseCacheError: (error: ResponseCache.ResponseCacheError) =>
+        new CliError({ detail: `--cache: ${error.message}; nothing was sent`, exitCode: ExitStatus.USAGE }),
       LimiterUnavailableError: (error: ChatError.LimiterUnavailableError) =>
         error.reason === "password"
           // A refused Redis password is a configuration error, found before anything is sent.

@@ -91,6 +91,8 @@ export class RunStats {
   outputError: string | undefined = undefined
   /** Answers received that could not be written (a rerun sends them again). */
   unwritten = 0
+  /** With `--cache`: answers the cache gave, and what they cost when they were paid for. */
+  cache: { hits: number; savedMicroUsd: number } | undefined = undefined
 
   constructor(readonly startedAtMillis: number) {}
 
@@ -109,6 +111,10 @@ export class RunStats {
       this.completionTokens += outcome.usage.completionTokens
       if (outcome.costMicroUsd._tag === "Some") this.costMicroUsd += outcome.costMicroUsd.value
       else this.unpriced++
+      if (outcome.cached !== undefined && this.cache !== undefined) {
+        this.cache.hits++
+        if (outcome.cached.savedMicroUsd._tag === "Some") this.cache.savedMicroUsd += outcome.cached.savedMicroUsd.value
+      }
     } else if (kind !== undefined) {
       this.failed.set(kind, (this.failed.get(kind) ?? 0) + 1)
       if (!final) this.unfinished.set(kind, (this.unfinished.get(kind) ?? 0) + 1)
@@ -212,6 +218,8 @@ export interface Summary {
   readonly unpriced: number
   readonly retries: number
   readonly rateLimited: number
+  /** With `--cache`: answers the cache gave (nothing sent) and what they saved; else null. */
+  readonly cache: { readonly hits: number; readonly savedMicroUsd: number; readonly savedUsd: string } | null
 }
 
 export const summary = (stats: RunStats, input: string, output: string, nowMillis: number, rateLimited: number): Summary => {
@@ -248,7 +256,8 @@ export const summary = (stats: RunStats, input: string, output: string, nowMilli
     costUsd: Pricing.format(stats.costMicroUsd),
     unpriced: stats.unpriced,
     retries: stats.retries,
-    rateLimited
+    rateLimited,
+    cache: stats.cache === undefined ? null : { ...stats.cache, savedUsd: Pricing.format(stats.cache.savedMicroUsd) }
   }
 }
 
@@ -264,6 +273,7 @@ export const summaryText = (s: Summary): string => {
     `  tokens ${s.tokens.prompt} in, ${s.tokens.completion} out; cost ${s.costUsd}` +
       (s.unpriced > 0 ? ` (plus ${s.unpriced} answers from models without a known price)` : "")
   ]
+  if (s.cache !== null) lines.push(`  cache: ${s.cache.hits} answered from the cache (nothing sent), ${s.cache.savedUsd} saved`)
   if (s.remaining > 0) lines.push(`  ${s.remaining} requests have no final outcome: ${unfinishedWhy(s)}. Rerun the same command to send them.`)
   return lines.join("\n")
 }

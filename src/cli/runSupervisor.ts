@@ -208,6 +208,7 @@ const handleSignals = (control: Control) => {
 export const run = (config: RunConfig, client: Context.Context<ChatClient.ChatClient>, plan: Plan): Effect.Effect<Outcome, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     const control = yield* makeControl(plan, config.shard)
+    if (Option.isSome(config.cache)) control.stats.cache = { hits: 0, savedMicroUsd: 0 }
     const finished = yield* Deferred.make<RunStats.Summary, unknown>()
     yield* handleSignals(control)
     yield* Effect.forkDaemon(Effect.flatMap(Effect.exit(supervise(config, client, plan, control)), (exit) => Deferred.done(finished, exit)))

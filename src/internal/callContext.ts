@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Budget from "../Budget.js"
 import type { ChatError } from "../ChatError.js"
 import * as RateLimit from "../RateLimit.js"
+import * as ResponseCache from "../ResponseCache.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import * as Pipeline from "./pipeline.js"
 
@@ -29,6 +30,8 @@ export interface Client {
   readonly ownLimiter: RateLimit.Service
   /** A budget found when the client was built. */
   readonly budget: Budget.Service | undefined
+  /** A response cache found when the client was built. */
+  readonly cache?: ResponseCache.Service | undefined
 }
 
 /** Starts calls for `client`: `start(endpoint, model, body, tokens)` runs one through the pipeline. */
@@ -58,6 +61,7 @@ export const starter = (client: Client) => {
         clock: client.clock,
         limiter: client.limiter ?? (context.unsafeMap.get(RateLimit.RateLimit.key) as RateLimit.Service | undefined) ?? client.ownLimiter,
         budget: client.budget ?? (context.unsafeMap.get(Budget.Budget.key) as Budget.Service | undefined),
+        cache: client.cache ?? (context.unsafeMap.get(ResponseCache.ResponseCache.key) as ResponseCache.Service | undefined),
         onSent: Pipeline.notListening
       }
       return client.dispatch(call)

@@ -9,6 +9,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as ChatError from "../ChatError.js"
 import * as ChatSchema from "../ChatSchema.js"
+import * as EmbeddingVectors from "./embeddingVectors.js"
 import * as FastIs from "./fastIs.js"
 import { parseJson } from "./jsonText.js"
 import { parseRetryAfter } from "./retryAfter.js"
@@ -100,26 +101,28 @@ export interface Received {
 /** Decodes a 2xx body into `A`, or explains why not with a `ResponseDecodeError`. */
 export type Decoder<A> = (received: Received, scrub: Scrub) => Either.Either<A, ChatError.ResponseDecodeError>
 
+/** The `ResponseDecodeError` of a 2xx body that is not the answer expected. */
+const undecodable = (received: Received, scrub: Scrub, detail: string) =>
+  Either.left(
+    new ChatError.ResponseDecodeError({
+      status: received.status,
+      detail: scrub(detail),
+      bodyExcerpt: excerpt(received.body, scrub),
+      requestId: received.headers["x-request-id"],
+      attempts: received.attempts
+    })
+  )
+
 /** A decoder for a response Schema whose Type and Encoded sides are the same JSON. */
 export const decoderFor = <A>(schema: Schema.Schema<A, A>, what: string): Decoder<A> => {
   const is = FastIs.is(schema)
   const decode = Schema.decodeUnknownEither(schema)
   return (received, scrub) => {
-    const fail = (detail: string) =>
-      Either.left(
-        new ChatError.ResponseDecodeError({
-          status: received.status,
-          detail: scrub(detail),
-          bodyExcerpt: excerpt(received.body, scrub),
-          requestId: received.headers["x-request-id"],
-          attempts: received.attempts
-        })
-      )
     const json = parseJson(received.body)
-    if (Either.isLeft(json)) return fail(`invalid JSON (${json.left})`)
+    if (Either.isLeft(json)) return undecodable(received, scrub, `invalid JSON (${json.left})`)
     if (is(json.right)) return Either.right(json.right)
     const decoded = decode(json.right)
-    return fail(Either.isLeft(decoded) ? ParseResult.TreeFormatter.formatErrorSync(decoded.left).slice(0, 1000) : `not ${what}`)
+    return undecodable(received, scrub, Either.isLeft(decoded) ? ParseResult.TreeFormatter.formatErrorSync(decoded.left).slice(0, 1000) : `not ${what}`)
   }
 }
 
@@ -129,8 +132,23 @@ export const decodeSuccess: Decoder<ChatSchema.ChatCompletion> = decoderFor(
   "a chat completion"
 )
 
-/** A 2xx body of `/embeddings`. */
-export const decodeEmbeddings: Decoder<ChatSchema.EmbeddingResponse> = decoderFor(ChatSchema.EmbeddingResponse, "an embeddings response")
+const isEmbeddingsWire = FastIs.is(Schema.encodedSchema(ChatSchema.EmbeddingResponse))
+const decodeEmbeddingsWire = Schema.decodeUnknownEither(Schema.encodedSchema(ChatSchema.EmbeddingResponse))
+
+/**
+ * A 2xx body of `/embeddings`: checked against the wire shape, then each base64 vector decoded to a
+ * `Float32Array` (a vector that does not decode is named in the `ResponseDecodeError`).
+ */
+export const decodeEmbeddings: Decoder<ChatSchema.EmbeddingResponse> = (received, scrub) => {
+  const json = parseJson(received.body)
+  if (Either.isLeft(json)) return undecodable(received, scrub, `invalid JSON (${json.left})`)
+  if (!isEmbeddingsWire(json.right)) {
+    const decoded = decodeEmbeddingsWire(json.right)
+    return undecodable(received, scrub, Either.isLeft(decoded) ? ParseResult.TreeFormatter.formatErrorSync(decoded.left).slice(0, 1000) : "not an embeddings response")
+  }
+  const vectors = EmbeddingVectors.fromWire(json.right)
+  return Either.isLeft(vectors) ? undecodable(received, scrub, `an embedding is not valid base64 float32: ${vectors.left}`) : Either.right(vectors.right)
+}
 
 /**
  * A non-2xx answer: `RateLimitError` for 429, `ApiError` otherwise; an OpenAI error body's object is

@@ -19,6 +19,8 @@ import type * as ChatError from "../ChatError.js"
 import type { ChatResult, EmbeddingResult, Options, Service } from "../ChatClient.js"
 import type * as ChatSchema from "../ChatSchema.js"
 import * as RateLimit from "../RateLimit.js"
+import * as ResponseCache from "../ResponseCache.js"
+import * as CacheStage from "./cache/stage.js"
 import * as CallContext from "./callContext.js"
 import * as ChatStream from "./chatStream.js"
 import * as Classify from "./classify.js"
@@ -37,8 +39,8 @@ import * as TransportUndici from "./transportUndici.js"
  * Every call's pipeline, composed once per client (docs/architecture.md): the stages outside in,
  * each in its own module.
  */
-const pipeline = (tracing: boolean): Pipeline.Dispatch =>
-  Observe.observe({ tracing })(Budget.guard(retry(limit(Observe.countAttempt(Pipeline.exchange)))))
+const pipeline = (tracing: boolean, cache: Pipeline.Stage): Pipeline.Dispatch =>
+  Observe.observe({ tracing })(cache(Budget.guard(retry(limit(Observe.countAttempt(Pipeline.exchange))))))
 
 const countPrompt = (messages: ReadonlyArray<ChatSchema.ChatMessage>) => Tokens.promptTokens(messages)
 const countInput = (input: ChatSchema.EmbeddingRequest["input"]) => Tokens.embeddingInputTokens(input)
@@ -70,13 +72,14 @@ const makeWith = (
     }
     const streaming = ChatStream.endpoint(streamSettings)
     const start = CallContext.starter({
-      dispatch: pipeline(resolved.tracing),
+      dispatch: pipeline(resolved.tracing, CacheStage.stage(resolved.baseUrl, secret)),
       clock: yield* Effect.clock,
       timeoutMillis: Duration.toMillis(resolved.timeout),
       retry: resolved.retry,
       limiter: Option.getOrUndefined(shared),
       ownLimiter: Option.isSome(shared) ? shared.value : yield* RateLimit.make(resolved.limits),
-      budget: Option.getOrUndefined(budget)
+      budget: Option.getOrUndefined(budget),
+      cache: Option.getOrUndefined(yield* Effect.serviceOption(ResponseCache.ResponseCache))
     })
 
     const startChat = (request: ChatSchema.ChatCompletionRequest) =>

@@ -36,6 +36,8 @@ export interface Deadlines {
   readonly register: (millis: number, onExpire: () => void) => Deadline
   /** Forgets a deadline; harmless when it already expired or was cancelled. */
   readonly cancel: (deadline: Deadline) => void
+  /** The time on the client's `Clock`, in ms. */
+  readonly now: () => number
 }
 
 /** Starts the manager fiber in the current scope. */
@@ -98,6 +100,7 @@ export const make: Effect.Effect<Deadlines, never, Scope.Scope> = Effect.gen(fun
       link(node)
       return node
     },
-    cancel: (deadline) => unlink(deadline as Node)
+    cancel: (deadline) => unlink(deadline as Node),
+    now: () => clock.unsafeCurrentTimeMillis()
   }
 })

@@ -25,7 +25,10 @@ const fromReply = (reply: Reply): Effect.Effect<Json.JsonResult, Json.JsonParseE
  * Starts the pool (`filename` is the compiled worker), destroyed with the scope; gives a parse in it.
  * A parse that the pool cannot finish fails with `worker_failed`.
  */
-export const make = (o: Options, filename: string): Effect.Effect<(text: string) => Effect.Effect<Json.JsonResult, Json.JsonParseError>, never, Scope.Scope> =>
+export const make = (
+  o: Options,
+  filename: string
+): Effect.Effect<(text: string, started?: Int32Array) => Effect.Effect<Json.JsonResult, Json.JsonParseError>, never, Scope.Scope> =>
   Effect.gen(function* () {
     const limits = { maxBytes: o.maxBytes, maxDepth: o.maxDepth }
     const workerFailed = (cause: unknown, text: string) =>
@@ -70,13 +73,13 @@ export const make = (o: Options, filename: string): Effect.Effect<(text: string)
     let current = start()
     yield* Effect.addFinalizer(() => Effect.promise(() => current.pool.destroy().catch(() => undefined)))
 
-    const inPool = (text: string) =>
+    const inPool = (text: string, started?: Int32Array) =>
       Effect.flatMap(
         Effect.async<Reply, Json.JsonParseError>((resume, signal) => {
           const generation = current
           const fail = (cause: unknown) => resume(Effect.fail(workerFailed(cause, text)))
           generation.running.add(fail)
-          generation.pool.run({ text, ...limits }, { signal }).then(
+          generation.pool.run({ text, ...limits, started }, { signal }).then(
             (reply) => {
               generation.running.delete(fail)
               resume(Effect.succeed(reply))

@@ -29,6 +29,8 @@ interface State {
   readonly store: Window
   readonly adaptive: boolean
   readonly pace: ServerPace
+  /** Whether the options set a `tpm` limit (the store's window then counts tokens). */
+  readonly tpm: boolean
   /** Admitted and not yet released (waiting or in flight), with their tokens. */
   outstanding: number
   outstandingTokens: number
@@ -74,8 +76,9 @@ const releaseNow = (s: State, permit: Permit, startedAt: number, outcome: Outcom
     else if (outcome.rateLimited === true) s.pace.rateLimited(startedAt, now)
   }
   // A count the server made up (NaN, negative, fractional) keeps the estimate: NaN in the window would switch tpm off.
+  // A request admitted at 0 tokens by a limiter without `tpm` has nothing in the window to correct.
   const used = outcome.usedTokens
-  const settle = used === undefined || used === permit.tokens || !Number.isSafeInteger(used) || used < 0
+  const settle = used === undefined || used === permit.tokens || (permit.tokens === 0 && !s.tpm) || !Number.isSafeInteger(used) || used < 0
     ? Effect.void
     : s.store.settle(permit.admission, used)
   const asked = outcome.retryAfterMillis
@@ -130,21 +133,24 @@ const runAdmitted = <A, E, R>(
 
 // The waits (for the store, for a slot) stay interruptible: a caller may give up while it waits.
 // Once admitted, whatever ends the request, interruption included, the permit is released.
+// The mask's body runs when the effect runs, so it reads the clock then, without a `suspend`. A
+// store that decides in memory (`admitNow`) admits at once: no effect, no restored region.
 const withPermitOn = (s: State): Service["withPermit"] => (tokens, use, outcome, bounds = noBounds) =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.suspend(() => {
-      const now = s.clock.unsafeCurrentTimeMillis()
-      const deadline = bounds.deadline
-      if (deadline !== undefined && now >= deadline) return Effect.fail(late(bounds))
-      if (s.adaptive) {
-        // The pace first: a request it cannot start in time is refused before the store records it.
-        const plan = s.pace.plan(tokens, now, bounds.maxWaitMillis)
-        if (plan.tooSlowMillis !== undefined) return Effect.fail(tooLong(bounds, plan.tooSlowMillis, "the server's pace"))
-        if (deadline !== undefined && plan.at >= deadline) return Effect.fail(late(bounds))
-      }
-      return Effect.flatMap(restore(s.store.admit(tokens, admitBoundsOf(bounds, now))), (admission) => runAdmitted(s, restore, admission, tokens, use, outcome, bounds))
-    })
-  )
+  Effect.uninterruptibleMask((restore) => {
+    const now = s.clock.unsafeCurrentTimeMillis()
+    const deadline = bounds.deadline
+    if (deadline !== undefined && now >= deadline) return Effect.fail(late(bounds))
+    if (s.adaptive) {
+      // The pace first: a request it cannot start in time is refused before the store records it.
+      const plan = s.pace.plan(tokens, now, bounds.maxWaitMillis)
+      if (plan.tooSlowMillis !== undefined) return Effect.fail(tooLong(bounds, plan.tooSlowMillis, "the server's pace"))
+      if (deadline !== undefined && plan.at >= deadline) return Effect.fail(late(bounds))
+    }
+    const admitBounds = admitBoundsOf(bounds, now)
+    const admitNow = s.store.admitNow
+    if (admitNow !== undefined) return runAdmitted(s, restore, admitNow(tokens, now, admitBounds), tokens, use, outcome, bounds)
+    return Effect.flatMap(restore(s.store.admit(tokens, admitBounds)), (admission) => runAdmitted(s, restore, admission, tokens, use, outcome, bounds))
+  })
 
 /**
  * Builds a limiter over `store` with these (already checked) options: see `RateLimit.make`.
@@ -154,7 +160,7 @@ const withPermitOn = (s: State): Service["withPermit"] => (tokens, use, outcome,
  */
 export const make = (options: Options, store: Window): Effect.Effect<Service> =>
   Effect.gen(function* () {
-    const state: State = { clock: yield* Effect.clock, store, adaptive: options.adaptive ?? true, pace: new ServerPace(), outstanding: 0, outstandingTokens: 0 }
+    const state: State = { clock: yield* Effect.clock, store, adaptive: options.adaptive ?? true, pace: new ServerPace(), tpm: options.tpm !== undefined, outstanding: 0, outstandingTokens: 0 }
     const withPermit = withPermitOn(state)
     const semaphore = options.maxInFlight === undefined ? undefined : yield* Effect.makeSemaphore(options.maxInFlight)
     return {

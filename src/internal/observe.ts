@@ -113,7 +113,8 @@ const record = <A, R>(call: Pipeline.Call<A, R>, startMillis: number, end: Pipel
   metrics.latency.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
   const attempts = end.received === undefined ? attemptsOf(exit) : end.received.attempts
   if (attempts > 1) Metrics.retries.unsafeUpdate(attempts - 1, NO_LABELS)
-  const usage = end.received === undefined ? undefined : endpoint.usage(end.received.value)
+  // A cache hit spent no tokens and no money (the cache stage counts what it saved).
+  const usage = end.received === undefined || end.received.cached === true ? undefined : endpoint.usage(end.received.value)
   if (usage !== undefined) {
     metrics.promptTokens.unsafeUpdate(usage.prompt_tokens, NO_LABELS)
     metrics.completionTokens.unsafeUpdate(usage.completion_tokens, NO_LABELS)

@@ -3,9 +3,9 @@
  * dispatch and gives a dispatch, as undici's interceptors do (`dispatch => dispatch`); `ChatClient`
  * composes them once, when its layer is built:
  *
- *   call = observe(Budget.guard(retry(limit(countAttempt(exchange)))))
+ *   call = observe(cache(Budget.guard(retry(limit(countAttempt(exchange))))))
  *
- * Two shapes of dispatch: a call stage (`Stage`: observe, budget; a cache, a router or fallbacks
+ * Two shapes of dispatch: a call stage (`Stage`: observe, cache, budget; a router or fallbacks
  * later) sees the call once; an attempt stage (`AttemptStage`: limit, the attempt's metrics) sees
  * each attempt; `retry` turns attempts into a call. Everything a stage knows of the call is in
  * `Call`: a stage changes what the stages after it see by passing them another `Call` (a router picks
@@ -21,6 +21,7 @@ import type { ChatError } from "../ChatError.js"
 import type * as ChatSchema from "../ChatSchema.js"
 import type { Metadata } from "../ChatClient.js"
 import type * as RateLimit from "../RateLimit.js"
+import type * as ResponseCache from "../ResponseCache.js"
 import type * as RetryPolicy from "../RetryPolicy.js"
 
 /** What one call (or one attempt) produced, with what the transport saw. */
@@ -93,6 +94,8 @@ export interface Call<A, R = never> {
   readonly limiter: RateLimit.Service
   /** The budget the call is held against, if any. */
   readonly budget: Budget.Service | undefined
+  /** The response cache the call may be answered from, if any. */
+  readonly cache?: ResponseCache.Service | undefined
   /** Called as an attempt is sent: a call whose attempts were all refused unsent cost nothing. */
   readonly onSent: () => void
 }

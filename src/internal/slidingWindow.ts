@@ -166,15 +166,13 @@ export const windowMillisOf = (limits: Pick<StoreLimits, "windowMargin" | "windo
  */
 export const memoryWindow = (limits: StoreLimits): Window => {
   const window = new SlidingWindow({ rpm: limits.rpm, tpm: limits.tpm, windowMillis: windowMillisOf(limits) })
+  const admitNow = (tokens: number, now: number, bounds?: AdmitBounds): Admission => {
+    const { at, id, refused } = window.admit(now, tokens, bounds)
+    return refused === undefined ? { id, at, waitMillis: at - now } : { id, at, waitMillis: at - now, refused }
+  }
   return {
-    admit: (tokens, bounds) =>
-      Effect.clockWith((clock) =>
-        Effect.sync((): Admission => {
-          const now = clock.unsafeCurrentTimeMillis()
-          const { at, id, refused } = window.admit(now, tokens, bounds)
-          return refused === undefined ? { id, at, waitMillis: at - now } : { id, at, waitMillis: at - now, refused }
-        })
-      ),
+    admit: (tokens, bounds) => Effect.clockWith((clock) => Effect.sync(() => admitNow(tokens, clock.unsafeCurrentTimeMillis(), bounds))),
+    admitNow,
     settle: (admission, tokens) => Effect.sync(() => window.settle(admission.id, admission.at, tokens)),
     pause: (millis) => Effect.clockWith((clock) => Effect.sync(() => window.pauseUntil(clock.unsafeCurrentTimeMillis() + millis))),
     pauseRemaining: Effect.clockWith((clock) => Effect.sync(() => Math.max(0, window.pausedUntil() - clock.unsafeCurrentTimeMillis())))

@@ -11,16 +11,34 @@ type Tokenizer = typeof import("gpt-tokenizer")
 let tokenizer: Tokenizer | undefined
 
 /**
+ * Text encoded as plain text: a special token's spelling in user text (`<|endoftext|>`) counts as its
+ * characters, as the API counts it, where gpt-tokenizer's default throws.
+ */
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() }
+
+/**
  * Tokens in `text`. The tokenizer is loaded on first use, synchronously (its CommonJS build): its
  * tables add about 70 MB of resident memory, which a client without a TPM limit or a budget never
  * needs (bench/batch-memory).
  */
-export const countTokens = (text: string): number => gptTokenizer().countTokens(text)
+export const countTokens = (text: string): number => gptTokenizer().countTokens(text, PLAIN_TEXT)
 
 /** gpt-tokenizer's default (o200k_base) encoding, loaded on first use as `countTokens` says. */
 export const gptTokenizer = (): Tokenizer => {
   tokenizer ??= createRequire(import.meta.url)("gpt-tokenizer") as Tokenizer
   return tokenizer
+}
+
+let embeddingTokenizer: Tokenizer | undefined
+
+/**
+ * Tokens in `text` as OpenAI's embedding models count them (cl100k_base, the encoding of
+ * text-embedding-3 and ada-002), or `false` once past `limit` (the count stops there). Loaded on first
+ * use, as {@link countTokens}.
+ */
+export const embeddingTokensWithin = (text: string, limit: number): number | false => {
+  embeddingTokenizer ??= createRequire(import.meta.url)("gpt-tokenizer/encoding/cl100k_base") as Tokenizer
+  return embeddingTokenizer.isWithinTokenLimit(text, limit, PLAIN_TEXT)
 }
 
 /** The text of a message's content, parts joined. */

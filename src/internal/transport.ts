@@ -167,19 +167,27 @@ export const streamDeadlines = (deadlines: Deadlines, timeoutMillis: number, idl
   let phase: "attempt" | "idle" = "attempt"
   let current = deadlines.register(timeoutMillis, abort)
   const whole = deadlines.register(total.leftMillis, abort)
+  // The idle deadline is not moved at every piece (a re-link per piece, in a list as long as the
+  // streams in flight): a piece notes its time, and the deadline, when it comes, looks at the last
+  // piece and either aborts or waits again for what is left of the idle time.
+  let lastPiece = 0
+  const onIdle = () => {
+    const quietMillis = deadlines.now() - lastPiece
+    if (quietMillis < idleMillis) current = deadlines.register(idleMillis - quietMillis, onIdle)
+    else abort()
+  }
   return {
     /** Bytes arrived: once the answer started, the idle clock starts again. */
     touch: () => {
-      if (phase === "attempt") return
-      deadlines.cancel(current)
-      current = deadlines.register(idleMillis, abort)
+      if (phase === "idle") lastPiece = deadlines.now()
     },
     /** The first event arrived. */
     start: () => {
       if (phase === "idle") return
       deadlines.cancel(current)
       phase = "idle"
-      current = deadlines.register(idleMillis, abort)
+      lastPiece = deadlines.now()
+      current = deadlines.register(idleMillis, onIdle)
     },
     cancel: () => {
       deadlines.cancel(current)

@@ -42,7 +42,7 @@ export interface Provider {
   /** The oldest `purpose=batch` file named `filename` of `bytes` bytes. */
   readonly findFile: (filename: string, bytes: number) => Effect.Effect<Option.Option<BatchApiSchema.FileObject>, CallError>
   readonly create: (request: BatchApiSchema.CreateBatchRequest) => Effect.Effect<BatchApiSchema.Batch, CallError>
-  /** The oldest batch of `inputFileId` whose metadata holds every pair of `metadata`. */
+  /** The oldest batch of `inputFileId` whose metadata contradicts no pair of `metadata` (a key it lacks counts as a match). */
   readonly findBatch: (inputFileId: string, metadata: BatchApiSchema.Metadata) => Effect.Effect<Option.Option<BatchApiSchema.Batch>, CallError>
   readonly retrieve: (batchId: string) => Effect.Effect<BatchApiSchema.Batch, CallError>
   readonly cancel: (batchId: string) => Effect.Effect<BatchApiSchema.Batch, CallError>
@@ -167,38 +167,64 @@ const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
 }
 
 const decodeFile = decoder(BatchApiSchema.FileObject)
-const decodeFiles = decoder(BatchApiSchema.FileList)
 const decodeBatch = decoder(BatchApiSchema.Batch)
-const decodeBatches = decoder(BatchApiSchema.BatchList)
+
+/**
+ * A list page as providers really send it: `data` is all that is required. `has_more` counts only
+ * when it is `true`, and the next page starts after `last_id` when it is a string, else after the
+ * last item (OpenAI's files list has no `has_more` before 2024; some providers send neither).
+ */
+const page = <A, I>(item: Schema.Schema<A, I>) =>
+  decoder(Schema.Struct({ data: Schema.Array(item), has_more: Schema.optional(Schema.Unknown), last_id: Schema.optional(Schema.Unknown) }))
+const decodeFiles = page(BatchApiSchema.FileObject)
+const decodeBatches = page(BatchApiSchema.Batch)
+
+/** Pages read at most by one look-up: a server that ignores `after` ends here, not in a loop. */
+const MAX_PAGES = 1000
+
+/** The cursor of the page after `p`: none when there is no more, or when the server repeats a cursor. */
+const nextCursor = (p: { readonly data: ReadonlyArray<{ readonly id: string }>; readonly has_more?: unknown; readonly last_id?: unknown }, seen: Set<string>): string | undefined => {
+  if (p.has_more !== true || p.data.length === 0) return undefined
+  const cursor = typeof p.last_id === "string" && p.last_id !== "" ? p.last_id : p.data[p.data.length - 1]!.id
+  if (seen.has(cursor) || seen.size >= MAX_PAGES) return undefined
+  seen.add(cursor)
+  return cursor
+}
 
 /** The oldest batch file of that name and size, paging through the list. */
 const findFileWith = (call: Call, url: (path: string) => string): Provider["findFile"] => (filename, bytes) => {
+  const seen = new Set<string>()
   const pageFrom = (after: string | undefined): Effect.Effect<Option.Option<BatchApiSchema.FileObject>, CallError> =>
     Effect.flatMap(
       call("list files", HttpClientRequest.get(url("/files"), { urlParams: { purpose: "batch", order: "asc", limit: "10000", ...(after === undefined ? {} : { after }) } }), decodeFiles),
-      (page) => {
-        const found = page.data.find((f) => f.filename === filename && f.bytes === bytes)
+      (p) => {
+        const found = p.data.find((f) => f.filename === filename && f.bytes === bytes)
         if (found !== undefined) return Effect.succeed(Option.some(found))
-        const last = page.data[page.data.length - 1]
-        return page.has_more === true && last !== undefined ? pageFrom(last.id) : Effect.succeed(Option.none())
+        const next = nextCursor(p, seen)
+        return next === undefined ? Effect.succeed(Option.none()) : pageFrom(next)
       }
     )
   return pageFrom(undefined)
 }
 
-/** The oldest batch of that file with that metadata, paging through the list. */
+/**
+ * The oldest batch of that file, paging through the list. The input file is the range's own (its
+ * name holds the range), so it identifies the batch; the metadata only rules out a batch that names
+ * another range, as some providers leave metadata out of lists (or drop keys they do not know).
+ */
 const findBatchWith = (call: Call, url: (path: string) => string): Provider["findBatch"] => (inputFileId, metadata) => {
   const matches = (b: BatchApiSchema.Batch) =>
-    b.input_file_id === inputFileId && Object.entries(metadata).every(([k, v]) => b.metadata?.[k] === v)
+    b.input_file_id === inputFileId && Object.entries(metadata).every(([k, v]) => b.metadata?.[k] === undefined || b.metadata[k] === v)
+  const seen = new Set<string>()
   // Newest first: keep paging to the end so that the oldest match wins (it is the one that counts).
   const pageFrom = (after: string | undefined, found: Option.Option<BatchApiSchema.Batch>): Effect.Effect<Option.Option<BatchApiSchema.Batch>, CallError> =>
     Effect.flatMap(
       call("list batches", HttpClientRequest.get(url("/batches"), { urlParams: { limit: "100", ...(after === undefined ? {} : { after }) } }), decodeBatches),
-      (page) => {
-        const here = [...page.data].reverse().find(matches)
+      (p) => {
+        const here = [...p.data].reverse().find(matches)
         const best = here === undefined ? found : Option.some(here)
-        const last = page.data[page.data.length - 1]
-        return page.has_more && last !== undefined ? pageFrom(last.id, best) : Effect.succeed(best)
+        const next = nextCursor(p, seen)
+        return next === undefined ? Effect.succeed(best) : pageFrom(next, best)
       }
     )
   return pageFrom(undefined, Option.none())

@@ -1,19 +1,21 @@
 /**
  * A finished batch's output and error files as `Batch.BatchOutcome`s: one per `custom_id` that has
- * a final answer; the ones with none (in neither file, or `batch_expired` / `batch_cancelled`) are
- * listed as unfinished.
+ * a final answer; the ones with none are listed as unfinished: in neither file, answered with a
+ * status worth sending again (429, 5xx, 408, 409, 401: `isResendableStatus`, the rule that makes an
+ * output line final), or with an error code worth sending again (`batch_expired`, `batch_cancelled`,
+ * `server_error`, `rate_limit_exceeded`, ...: `isResendableCode`).
  * @internal
  */
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Batch from "../../Batch.js"
 import * as ChatError from "../../ChatError.js"
 import * as ChatSchema from "../../ChatSchema.js"
 import * as Pricing from "../../Pricing.js"
+import * as EmbeddingVectors from "../embeddingVectors.js"
+import { isResendableCode, isResendableStatus } from "../retryable.js"
 import type { Item } from "./plan.js"
-
-/** Error codes of requests a batch did not run: no outcome, sent again by the next submit. */
-export const UNFINISHED_CODES: ReadonlySet<string> = new Set(["batch_expired", "batch_cancelled"])
 
 /** The outcomes of a range and the ids left without one. */
 export interface Mapped {
@@ -28,7 +30,7 @@ interface OutputLine {
 }
 
 const isCompletion = Schema.is(ChatSchema.ChatCompletion)
-const isEmbeddings = Schema.is(ChatSchema.EmbeddingResponse)
+const isEmbeddings = Schema.is(Schema.encodedSchema(ChatSchema.EmbeddingResponse))
 const isErrorBody = Schema.is(ChatSchema.ErrorResponse)
 
 const parseLines = (text: string | undefined): Array<OutputLine> => {
@@ -59,7 +61,10 @@ const answered = (
   const body = response.body
   if (status >= 200 && status < 300) {
     const model = it.request.body.model
-    if (it.request.url === "/v1/embeddings" && isEmbeddings(body)) {
+    // A line asked for base64 carries its vectors as base64: decoded to Float32Arrays as `embed` does.
+    const embeddings = it.request.url === "/v1/embeddings" && isEmbeddings(body) ? EmbeddingVectors.fromWire(body) : undefined
+    if (embeddings !== undefined && Either.isRight(embeddings)) {
+      const body = embeddings.right
       const usage = { prompt_tokens: body.usage.prompt_tokens, completion_tokens: 0 }
       return { ...base, _tag: "Success", url: "/v1/embeddings", requestId, status, embeddings: body, usage: { promptTokens: usage.prompt_tokens, completionTokens: 0 }, costMicroUsd: Pricing.batchCost(model, usage, prices) }
     }
@@ -90,7 +95,8 @@ const answered = (
 
 /**
  * Maps the lines of both files (already scrubbed of the key) to outcomes of `items`. A `custom_id`
- * the range does not hold, or seen a second time, is ignored.
+ * the range does not hold is ignored; of two final lines for one `custom_id`, the first counts (a
+ * final line wins over one worth sending again, in whichever order they come).
  */
 export const map = (
   items: ReadonlyArray<Item>,
@@ -108,12 +114,14 @@ export const map = (
     if (it === undefined) continue
     const response = line.response
     if (response !== null && response !== undefined && typeof response.status_code === "number") {
+      // Not the request's answer, the provider's failure to give one: sent again by the next submit.
+      if (isResendableStatus(response.status_code)) continue
       done.add(line.custom_id)
       outcomes.push(answered(it, response, response.status_code, prices, latencyMillis))
       continue
     }
     const code = typeof line.error?.code === "string" ? line.error.code : undefined
-    if (code === undefined || UNFINISHED_CODES.has(code)) continue
+    if (code === undefined || isResendableCode(code)) continue
     // A failure with no HTTP answer (the provider's own error code): final, as OpenAI reports it.
     done.add(line.custom_id)
     const message = typeof line.error?.message === "string" ? line.error.message : code

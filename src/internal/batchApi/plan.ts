@@ -46,7 +46,10 @@ export const item = (request: Batch.BatchRequest, index: number): Item => {
 /** A run id as it may appear in a file name and a metadata value. */
 export const safeRunId = (runId: string): string => runId.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 64)
 
-/** A range's key, file name and hash. */
+/**
+ * A range's key, file name and hash. The key is `<first>-<last>-<count>-<id>`, `id` the start of the
+ * content's SHA-256, or for a retry (`retryOf`) of the SHA-256 of the retried key and the content.
+ */
 export const planned = (items: ReadonlyArray<Item>, runId: string, retryOf?: string): Planned => {
   const hash = Crypto.createHash("sha256")
   let bytes = 0
@@ -55,7 +58,10 @@ export const planned = (items: ReadonlyArray<Item>, runId: string, retryOf?: str
     bytes += it.bytes
   }
   const sha256 = hash.digest("hex")
-  const key = `${items[0]!.index}-${items[items.length - 1]!.index}-${items.length}-${sha256.slice(0, 16)}`
+  // A retry's key also names the range it retries: the same requests sent again in a later
+  // generation (all of a range unfinished, twice) make a new range, never the old one's key.
+  const id = retryOf === undefined ? sha256 : Crypto.createHash("sha256").update(`${retryOf}\n${sha256}`).digest("hex")
+  const key = `${items[0]!.index}-${items[items.length - 1]!.index}-${items.length}-${id.slice(0, 16)}`
   return {
     key,
     items,

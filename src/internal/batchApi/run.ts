@@ -1,17 +1,23 @@
 /**
  * One range through the Batch API, step by step, each step recorded in the store before and after:
- * upload (or find the upload a crashed run made), create (or find its batch), poll until final,
- * download both files and map their lines. A rerun starts at the step the state names.
+ * upload (or find the upload a crashed run made), hold its worst case in the budget, create (or find
+ * its batch), poll until final, download both files and map their lines. A rerun starts at the step
+ * the state names. Once the submission closes (`closing`), no batch is created any more and every
+ * batch not ended is cancelled, also one whose create was in flight, once it returns.
  * @internal
  */
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Batch from "../../Batch.js"
 import * as BatchApiSchema from "../../BatchApiSchema.js"
+import type * as ChatError from "../../ChatError.js"
 import { type BatchApiError, InvalidLinesError, ProviderError, QuotaError, type StoreError, TooManyRequestsError } from "../../BatchApiError.js"
 import type * as Pricing from "../../Pricing.js"
+import type * as Budget from "./budget.js"
 import type { Provider } from "./http.js"
 import * as Outcomes from "./outcomes.js"
 import { content, type Planned } from "./plan.js"
@@ -36,6 +42,17 @@ export type Event =
     readonly requestCounts: BatchApiSchema.RequestCounts | undefined
     /** The `custom_id`s without an outcome (sent again by the next submit). */
     readonly unfinished: ReadonlyArray<string>
+  }
+  | {
+    /**
+     * A range whose batch was not created: the budget cannot hold its worst case (its requests get
+     * `BudgetExceededError` outcomes), or the submission closed first (no outcome).
+     */
+    readonly _tag: "NotSubmitted"
+    readonly range: string
+    readonly reason: "budget" | "closed"
+    readonly requests: number
+    readonly detail: string
   }
 
 /** The state, kept in memory and saved whole after each change (one change at a time). */
@@ -73,6 +90,12 @@ export interface Context {
   readonly maxPollMillis: number
   readonly metadata: BatchApiSchema.Metadata
   readonly emit: (event: Event) => Effect.Effect<void>
+  /** Requests answered elsewhere: a range with no batch yet whose every request is, is not submitted. */
+  readonly answered: (customId: string) => boolean
+  /** The budget; none: no limit. */
+  readonly budget: Budget.Ledger | undefined
+  /** Done once the submission winds down: no new batch, the running ones cancelled. */
+  readonly closing: Deferred.Deferred<void>
 }
 
 /** A range's result: its outcomes and the ids left without one. */
@@ -80,6 +103,8 @@ export interface Result {
   readonly key: string
   readonly outcomes: ReadonlyArray<Batch.BatchOutcome>
   readonly unfinished: ReadonlyArray<string>
+  /** Whether the range's batch exists (else the range is not marked delivered: a rerun submits it). */
+  readonly submitted: boolean
 }
 
 const fresh = (range: Planned, now: number): RangeState => ({
@@ -112,23 +137,36 @@ const uploadStep = (c: Context, range: Planned, state: RangeState, crashed: bool
     return yield* record(c, intent, { step: "uploaded", fileId: file.id })
   })
 
-/** Create the batch, unless a crashed run's batch is found by its metadata. */
+const metadataOf = (c: Context, range: Planned) => ({ ...c.metadata, shepherd_run: c.ledger.runId, shepherd_range: range.key })
+
+/** The batch a crashed run may have created (its state says `creating`), recorded when found. */
+const findCreated = (c: Context, range: Planned, state: RangeState) =>
+  Effect.gen(function* () {
+    const found = yield* c.provider.findBatch(state.fileId!, metadataOf(c, range))
+    if (Option.isNone(found)) return Option.none<RangeState>()
+    yield* c.emit({ _tag: "Created", range: range.key, batchId: found.value.id, reused: true })
+    return Option.some(yield* record(c, state, { step: "created", batchId: found.value.id, status: found.value.status }))
+  })
+
+/** Create the batch (its intent recorded first). */
 const createStep = (c: Context, range: Planned, state: RangeState) =>
   Effect.gen(function* () {
-    const crashed = state.step === "creating"
-    const intent = crashed ? state : yield* record(c, state, { step: "creating" })
-    const metadata = { ...c.metadata, shepherd_run: c.ledger.runId, shepherd_range: range.key }
-    const found = crashed ? yield* c.provider.findBatch(state.fileId!, metadata) : Option.none()
-    const batch = Option.isSome(found)
-      ? found.value
-      : yield* c.provider.create({ input_file_id: state.fileId!, endpoint: range.endpoint, completion_window: "24h", metadata })
-    yield* c.emit({ _tag: "Created", range: range.key, batchId: batch.id, reused: Option.isSome(found) })
+    const intent = state.step === "creating" ? state : yield* record(c, state, { step: "creating" })
+    const batch = yield* c.provider.create({ input_file_id: state.fileId!, endpoint: range.endpoint, completion_window: "24h", metadata: metadataOf(c, range) })
+    yield* c.emit({ _tag: "Created", range: range.key, batchId: batch.id, reused: false })
     return yield* record(c, intent, { step: "created", batchId: batch.id, status: batch.status })
   })
 
-/** Poll until the batch is final, backing off from `initialPollMillis` to `maxPollMillis`. */
+/** Asks the provider to cancel a batch once the submission closed (a refusal is left to the polls: the batch may have ended). */
+const cancelOnClose = (c: Context, batchId: string, status: BatchApiSchema.BatchStatus) =>
+  status === "cancelling" || BatchApiSchema.FINAL_STATUSES.has(status) ? Effect.void : Effect.ignore(c.provider.cancel(batchId))
+
+/**
+ * Poll until the batch is final, backing off from `initialPollMillis` to `maxPollMillis`; once the
+ * submission closes, cancel the batch (once) and poll on until it ends.
+ */
 const pollStep = (c: Context, range: Planned, state: RangeState) => {
-  const loop = (current: RangeState, delay: number): Effect.Effect<readonly [RangeState, BatchApiSchema.Batch], BatchApiError> =>
+  const loop = (current: RangeState, delay: number, cancelled: boolean): Effect.Effect<readonly [RangeState, BatchApiSchema.Batch], BatchApiError> =>
     Effect.gen(function* () {
       const batch = yield* c.provider.retrieve(current.batchId!)
       const counts = batch.request_counts
@@ -148,10 +186,14 @@ const pollStep = (c: Context, range: Planned, state: RangeState) => {
         ? yield* record(c, current, { status: batch.status, ...(counts === undefined ? {} : { requestCounts: counts }) })
         : current
       if (final) return [next, batch] as const
-      yield* Effect.sleep(Duration.millis(delay))
-      return yield* loop(next, Math.min(c.maxPollMillis, delay * 2))
+      const closed = yield* Deferred.isDone(c.closing)
+      if (closed && !cancelled) yield* cancelOnClose(c, batch.id, batch.status)
+      // Until the cancel is asked, the close wakes the wait.
+      const wait = Effect.sleep(Duration.millis(delay))
+      yield* closed ? wait : Effect.raceFirst(wait, Deferred.await(c.closing))
+      return yield* loop(next, Math.min(c.maxPollMillis, delay * 2), closed)
     })
-  return loop(state, c.initialPollMillis)
+  return loop(state, c.initialPollMillis, false)
 }
 
 /** The typed error of a `failed` batch, from its `errors`. */
@@ -188,7 +230,49 @@ const downloadStep = (c: Context, range: Planned, state: RangeState) =>
     const errors = state.errorFileId ? yield* c.provider.content(state.errorFileId) : undefined
     const mapped = Outcomes.map(range.items, output, errors, c.prices, 0)
     yield* c.emit({ _tag: "Ended", range: range.key, batchId: state.batchId!, status: state.status!, requestCounts: state.requestCounts, unfinished: mapped.unfinished })
-    return { key: range.key, outcomes: mapped.outcomes, unfinished: mapped.unfinished }
+    return { key: range.key, outcomes: mapped.outcomes, unfinished: mapped.unfinished, submitted: true }
+  })
+
+/** A range whose batch is not created: no outcome, or the budget's refusal for each request. */
+const notSubmitted = (c: Context, range: Planned, reason: "budget" | "closed", detail: string, refusal?: ChatError.BudgetExceededError) =>
+  Effect.as(c.emit({ _tag: "NotSubmitted", range: range.key, reason, requests: range.items.length, detail }), {
+    key: range.key,
+    outcomes: refusal === undefined ? [] : range.items.map((it): Batch.BatchOutcome => ({
+      _tag: "Failure",
+      custom_id: it.request.custom_id,
+      index: it.index,
+      attempts: 0,
+      latencyMillis: 0,
+      error: refusal
+    })),
+    unfinished: range.items.map((it) => it.request.custom_id),
+    submitted: false
+  })
+
+const CLOSED = "the submission closed (deadline or stop) before its batch was created"
+
+/**
+ * A range with no batch yet to a created batch: skipped when every request is answered elsewhere;
+ * its worst case held in the budget; uploaded; created unless the submission closed meanwhile.
+ * Right: the created state and the hold; Left: the range's result without a batch.
+ */
+const startBatch = (c: Context, range: Planned, saved: RangeState | undefined, state: RangeState) =>
+  Effect.gen(function* () {
+    if (range.items.every((it) => c.answered(it.request.custom_id))) {
+      return Either.left<Result>({ key: range.key, outcomes: [], unfinished: [], submitted: false })
+    }
+    if (yield* Deferred.isDone(c.closing)) return Either.left(yield* notSubmitted(c, range, "closed", CLOSED))
+    const held = c.budget === undefined ? undefined : yield* Effect.either(c.budget.hold(range.items, false))
+    if (held !== undefined && Either.isLeft(held)) return Either.left(yield* notSubmitted(c, range, "budget", held.left.message, held.left))
+    const hold = held === undefined ? undefined : held.right
+    // A saved `uploading` is a crashed run's intent: its upload may exist.
+    const uploaded = state.step === "uploading" ? yield* uploadStep(c, range, state, saved !== undefined) : state
+    // Checked again just before the create: the close may have come during the upload.
+    if (yield* Deferred.isDone(c.closing)) {
+      if (hold !== undefined) yield* c.budget!.release(hold)
+      return Either.left(yield* notSubmitted(c, range, "closed", CLOSED))
+    }
+    return Either.right([yield* createStep(c, range, uploaded), hold] as const)
   })
 
 /** Runs a range from wherever its state stands to its outcomes (not yet marked delivered). */
@@ -196,15 +280,25 @@ export const runRange = (c: Context, range: Planned): Effect.Effect<Result, Batc
   Effect.gen(function* () {
     const saved = c.ledger.get(range.key)
     let state = saved ?? fresh(range, yield* Clock.currentTimeMillis)
-    // A saved `uploading` is a crashed run's intent: its upload may exist.
-    if (state.step === "uploading") state = yield* uploadStep(c, range, state, saved !== undefined)
-    if (state.step === "uploaded" || state.step === "creating") state = yield* createStep(c, range, state)
+    // A saved `creating` is a crashed run's intent: its batch may exist.
+    if (state.step === "creating") state = Option.getOrElse(yield* findCreated(c, range, state), () => state)
+    let hold: Budget.Hold | undefined
+    if (state.step === "uploading" || state.step === "uploaded" || state.step === "creating") {
+      const started = yield* startBatch(c, range, saved, state)
+      if (Either.isLeft(started)) return started.left
+      ;[state, hold] = started.right
+    } else if (c.budget !== undefined) {
+      // A batch an earlier run created runs anyway: it counts, whether it fits or not.
+      hold = yield* Effect.orDie(c.budget.hold(range.items, true))
+    }
     if (state.step === "created") state = (yield* pollStep(c, range, state))[0]
-    return yield* downloadStep(c, range, state)
+    const result = yield* downloadStep(c, range, state)
+    if (hold !== undefined) yield* c.budget!.settle(hold, result.outcomes)
+    return result
   })
 
 /** Marks a range delivered once its outcomes were emitted, with the ids it left unfinished. */
 export const delivered = (c: Context, result: Result): Effect.Effect<void, StoreError> => {
   const state = c.ledger.get(result.key)
-  return state === undefined ? Effect.void : Effect.asVoid(record(c, state, { step: "delivered", unfinished: result.unfinished }))
+  return state === undefined || !result.submitted ? Effect.void : Effect.asVoid(record(c, state, { step: "delivered", unfinished: result.unfinished }))
 }

@@ -30,7 +30,7 @@ export interface StoredFile {
 
 /** One request's result, decided when the batch is created. */
 export type Result =
-  | { readonly ok: true; readonly body: ChatSchema.ChatCompletion | ChatSchema.EmbeddingResponse }
+  | { readonly ok: true; readonly body: ChatSchema.ChatCompletion | ChatSchema.EmbeddingResponseEncoded }
   | { readonly ok: false; readonly failure: RequestFailure }
 
 /** A batch, as the mock keeps it: its input lines, the results decided at creation, its files once materialized. */

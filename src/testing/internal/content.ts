@@ -4,6 +4,7 @@
  */
 import type * as ChatSchema from "../../ChatSchema.js"
 import * as Duration from "effect/Duration"
+import * as EmbeddingVectors from "../../internal/embeddingVectors.js"
 import type { JsonContentOptions, Latency } from "../MockServer.js"
 
 /** A small seeded generator (mulberry32): uniform in [0, 1). */
@@ -262,10 +263,14 @@ export const completion = (
   }
 }
 
-/** Deterministic unit-length vectors, one per input. */
-export const embeddings = (request: ChatSchema.EmbeddingRequest): ChatSchema.EmbeddingResponse => {
+/**
+ * Deterministic unit-length vectors, one per input: number arrays, or with `encoding_format: "base64"`
+ * the base64 of their little-endian float32 bytes, as OpenAI sends them.
+ */
+export const embeddings = (request: ChatSchema.EmbeddingRequest): ChatSchema.EmbeddingResponseEncoded => {
   const inputs: ReadonlyArray<unknown> = typeof request.input === "string" ? [request.input] : request.input
   const dimensions = request.dimensions ?? 16
+  const base64 = request.encoding_format === "base64"
   let tokens = 0
   const data = inputs.map((input, index) => {
     const text = typeof input === "string" ? input : JSON.stringify(input)
@@ -273,7 +278,8 @@ export const embeddings = (request: ChatSchema.EmbeddingRequest): ChatSchema.Emb
     const next = mulberry32(hash(text))
     const raw = Array.from({ length: dimensions }, () => next() * 2 - 1)
     const norm = Math.sqrt(raw.reduce((s, x) => s + x * x, 0)) || 1
-    return { object: "embedding" as const, index, embedding: raw.map((x) => x / norm) }
+    const vector = raw.map((x) => x / norm)
+    return { object: "embedding" as const, index, embedding: base64 ? EmbeddingVectors.encodeBase64(Float32Array.from(vector)) : vector }
   })
   return { object: "list", model: request.model, data, usage: { prompt_tokens: tokens, total_tokens: tokens } }
 }
