@@ -214,7 +214,7 @@ describe("effect-shepherd/ai against MockServer", () => {
       expect(yield* sent).toEqual([])
     }))
 
-  test("EmbeddingModel: embed, and embeds made together sent as one request of several inputs", () =>
+  test("EmbeddingModel: embed, and embeds made together sent as one request of several inputs (Embeddings.embedMany)", () =>
     Effect.gen(function* () {
       yield* reset
       const embeddings = yield* EmbeddingModel.EmbeddingModel
@@ -226,14 +226,20 @@ describe("effect-shepherd/ai against MockServer", () => {
       expect(many[1]).not.toEqual(one)
       const bodies = (yield* Effect.flatMap(MockServer.MockServer, (s) => s.journal)).filter((e) => e.path === "/v1/embeddings").map((e) => e.body)
       expect(bodies).toEqual([
-        { model: "text-embedding-3-small", input: ["Where is my parcel?"], dimensions: 8 },
-        { model: "text-embedding-3-small", input: texts, dimensions: 8 }
+        { model: "text-embedding-3-small", input: ["Where is my parcel?"], dimensions: 8, encoding_format: "base64" },
+        { model: "text-embedding-3-small", input: texts, dimensions: 8, encoding_format: "base64" }
       ])
       const server = yield* MockServer.MockServer
       yield* server.setScript([{ type: "bad_request" }])
       const error = yield* Effect.flip(embeddings.embed("x"))
       expect(error._tag).toBe("HttpResponseError")
       expect(Option.map(ShepherdAiError.chatErrorOf(error), (e) => e._tag)).toEqual(Option.some("ApiError"))
+      // A text refused before sending (the API refuses empty input): MalformedInput, nothing sent.
+      yield* reset
+      const empty = yield* Effect.flip(embeddings.embed(""))
+      expect(empty._tag).toBe("MalformedInput")
+      expect((empty as { readonly cause?: { readonly _tag?: string } }).cause?._tag).toBe("EmbeddingsError")
+      expect((yield* Effect.flatMap(MockServer.MockServer, (s) => s.journal)).filter((e) => e.path === "/v1/embeddings")).toEqual([])
     }))
 
   test("Tokenizer: tokenize and truncate with gpt-tokenizer's chat template", () =>

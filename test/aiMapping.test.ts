@@ -16,7 +16,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { Span } from "effect/Tracer"
-import { ShepherdAiError, ShepherdLanguageModel, ShepherdTokenizer } from "../src/ai/index.js"
+import { ShepherdAiError, ShepherdEmbeddingModel, ShepherdLanguageModel, ShepherdTokenizer } from "../src/ai/index.js"
 import * as Options from "../src/ai/internal/options.js"
 import { toMessages } from "../src/ai/internal/prompt.js"
 import { makeRequest, prepareResponseFormat, prepareTools, strictCompatible } from "../src/ai/internal/request.js"
@@ -338,14 +338,14 @@ describe("options, checked when the layer is built", () => {
     expect(configError(Options.languageModel({ model: "m", config: { temperature: 5 } })).path).toEqual(["config", "temperature"])
     expect(configError(Options.languageModel({ model: "m", config: { messages: [] } })).path).toEqual(["config", "messages"])
     expect(configError(Options.languageModel({ model: "m", config: [] })).path).toEqual(["config"])
-    expect(configError(Options.embeddingModel({ model: "m", dimensions: 0 })).path).toEqual(["dimensions"])
-    expect(configError(Options.embeddingModel({ model: "m", maxBatchSize: 4096 })).path).toEqual(["maxBatchSize"])
     expect(configError(ShepherdTokenizer.make({ model: "" })).path).toEqual(["model"])
     expect(Effect.runSync(Options.languageModel({ model: "m", config: { temperature: 0.5, reasoning_effort: "low" } }))).toEqual({ model: "m", config: { temperature: 0.5, reasoning_effort: "low" } })
   })
 
-  it("the layer fails with it before anything needs the ChatClient", () => {
+  it("the layers fail with it before anything needs the ChatClient", () => {
     const unused = Effect.provideService(ChatClient.ChatClient, {} as ChatClient.Service)
     expect(configError(unused(ShepherdLanguageModel.make({ model: "" }))).path).toEqual(["model"])
+    expect(configError(unused(ShepherdEmbeddingModel.make({ model: "m", dimensions: 0 }))).path).toEqual(["dimensions"])
+    expect(configError(unused(ShepherdEmbeddingModel.make({ model: "m", limits: { maxInputsPerRequest: 0 } }))).path).toEqual(["limits", "maxInputsPerRequest"])
   })
 })

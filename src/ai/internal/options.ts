@@ -1,6 +1,6 @@
 /**
  * Checks of the options of `effect-shepherd/ai`'s layers, when a layer is built: a `ConfigError`
- * whose path names the option (`["model"]`, `["config", "temperature"]`, `["dimensions"]`).
+ * whose path names the option (`["model"]`, `["config", "temperature"]`).
  * @internal
  */
 import * as ConfigError from "effect/ConfigError"
@@ -46,16 +46,6 @@ export const languageModel = (options: { readonly model: unknown; readonly confi
     const model = yield* Validate.nonEmptyString(["model"], options.model)
     const config = yield* requestConfig(["config"], options.config)
     return { model, config }
-  })
-
-/** The checked options of `ShepherdEmbeddingModel.layer`. */
-export const embeddingModel = (options: { readonly model: unknown; readonly dimensions?: unknown; readonly maxBatchSize?: unknown }) =>
-  Effect.gen(function* () {
-    const model = yield* Validate.nonEmptyString(["model"], options.model)
-    const dimensions = options.dimensions === undefined ? undefined : yield* Validate.positiveInt(["dimensions"], options.dimensions)
-    const maxBatchSize = options.maxBatchSize === undefined ? 2048 : yield* Validate.positiveInt(["maxBatchSize"], options.maxBatchSize)
-    if (maxBatchSize > 2048) return yield* Effect.fail(Validate.invalid(["maxBatchSize"], `must be at most 2048 (the API's limit of inputs per request), got ${maxBatchSize}`))
-    return { model, dimensions, maxBatchSize }
   })
 
 /** The checked options of `ShepherdTokenizer.layer`. */
