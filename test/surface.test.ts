@@ -18,10 +18,10 @@ const tsFiles = (folder: string): Array<string> =>
   readdirSync(join(root, folder)).filter((name) => name.endsWith(".ts")).sort().map((name) => `${folder}/${name}`)
 
 /**
- * The public modules checked: every module of src/ and src/testing/ (the package's two entry points
+ * The public modules checked: every module of src/, src/testing/ and src/ai/ (the package's entry points
  * and the namespaces they re-export). src/cli/ is the command line's, not part of the library.
  */
-const MODULES: ReadonlyArray<string> = [...tsFiles("src"), ...tsFiles("src/testing")]
+const MODULES: ReadonlyArray<string> = [...tsFiles("src"), ...tsFiles("src/testing"), ...tsFiles("src/ai")]
 
 /**
  * Internal modules (src/internal/, src/testing/internal/): each says `@internal` in its opening comment
@@ -32,7 +32,8 @@ const INTERNAL_MODULES: ReadonlyArray<string> = [
   ...tsFiles("src/internal"),
   ...tsFiles("src/internal/batchApi"),
   ...tsFiles("src/internal/cache"),
-  ...tsFiles("src/testing/internal")
+  ...tsFiles("src/testing/internal"),
+  ...tsFiles("src/ai/internal")
 ]
 
 interface Export {

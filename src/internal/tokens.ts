@@ -21,9 +21,12 @@ const PLAIN_TEXT = { disallowedSpecial: new Set<string>() }
  * tables add about 70 MB of resident memory, which a client without a TPM limit or a budget never
  * needs (bench/batch-memory).
  */
-export const countTokens = (text: string): number => {
+export const countTokens = (text: string): number => gptTokenizer().countTokens(text, PLAIN_TEXT)
+
+/** gpt-tokenizer's default (o200k_base) encoding, loaded on first use as `countTokens` says. */
+export const gptTokenizer = (): Tokenizer => {
   tokenizer ??= createRequire(import.meta.url)("gpt-tokenizer") as Tokenizer
-  return tokenizer.countTokens(text, PLAIN_TEXT)
+  return tokenizer
 }
 
 let embeddingTokenizer: Tokenizer | undefined

@@ -52,6 +52,7 @@ export const hash = (text: string): number => {
 /** Token counts as the real API reports them (gpt-tokenizer, the client's own estimator). */
 export { contentText, countTokens, promptTokens } from "../../internal/tokens.js"
 import { contentText, countTokens, promptTokens } from "../../internal/tokens.js"
+import { answerFromToolResults, toolCalls, toolsToCall } from "./toolCalls.js"
 
 const lastUserText = (messages: ReadonlyArray<ChatSchema.ChatMessage>): string => {
   for (let i = messages.length - 1; i >= 0; i--) {
@@ -200,7 +201,10 @@ export const answerFromDocuments = (messages: ReadonlyArray<ChatSchema.ChatMessa
   return best === undefined ? undefined : `${best.replace(/[.!?]$/, "")} [${first[1]}].`
 }
 
-/** A chat completion answering the request; the same request gives the same content. */
+/**
+ * A chat completion answering the request; the same request gives the same content. A request that
+ * offers tools gets tool calls as `toolCalls.ts` decides; after tool results, a text quoting them.
+ */
 export const completion = (
   request: ChatSchema.ChatCompletionRequest,
   jsonContent: JsonContentOptions | undefined,
@@ -213,14 +217,22 @@ export const completion = (
   const n = request.n ?? 1
   const choices: Array<ChatSchema.Choice> = []
   let completionTokens = 0
+  const calling = toolsToCall(request)
   for (let index = 0; index < n; index++) {
     const hi = index === 0 ? h : hash(`${h}:${index}`)
+    if (calling.length > 0) {
+      const calls = toolCalls(calling, prompt, hi)
+      for (const call of calls) completionTokens += countTokens(call.function.name + call.function.arguments)
+      choices.push({ index, message: { role: "assistant", content: null, refusal: null, tool_calls: calls }, finish_reason: "tool_calls", logprobs: null })
+      continue
+    }
     const format = request.response_format
     const schema = format?.type === "json_schema" ? format.json_schema.schema : undefined
     const json = wantsJson(request) || (jsonContent !== undefined && jsonContent.onlyWhenAsked !== true)
     let text = json
       ? writeJson(schema === undefined ? jsonAnswer(prompt, hi) : valueForSchema(schema, prompt, hi), jsonContent ?? {})
-      : answerFromDocuments(request.messages, prompt) ??
+      : answerFromToolResults(request.messages, hi) ??
+        answerFromDocuments(request.messages, prompt) ??
         `Mock answer ${hi.toString(16).padStart(8, "0")}: you said "${prompt.slice(0, 80)}". ` +
         "Shepherd's mock server repeats the gist of the prompt so that tests can check what was sent."
     let finish = "stop"
@@ -284,8 +296,9 @@ export const models = {
 }
 
 /**
- * A completion as the chunks OpenAI streams: per choice, a first chunk with the role, the content
- * `chunkChars` characters at a time, a last chunk with the finish reason; with
+ * A completion as the chunks OpenAI streams: per choice, a first chunk with the role, each tool call
+ * (a chunk with its index, id and name, then its arguments `chunkChars` characters at a time), the
+ * content `chunkChars` characters at a time, a last chunk with the finish reason; with
  * `stream_options.include_usage`, `usage: null` on each and a final chunk with no choices and the usage.
  */
 export const streamChunks = (
@@ -310,7 +323,15 @@ export const streamChunks = (
   const out: Array<ChatSchema.ChatCompletionChunk> = []
   const size = Math.max(1, Math.floor(chunkChars))
   for (const choice of completion.choices) {
-    out.push(chunk(choice.index, { role: "assistant", content: "", refusal: null }, null))
+    const calls = choice.message.tool_calls ?? []
+    out.push(chunk(choice.index, { role: "assistant", content: calls.length > 0 ? null : "", refusal: null }, null))
+    // A call's first piece has its id and name; the next ones add to its arguments.
+    calls.forEach((call, k) => {
+      if (call.type !== "function") return
+      out.push(chunk(choice.index, { tool_calls: [{ index: k, id: call.id, type: "function", function: { name: call.function.name, arguments: "" } }] }, null))
+      const args = call.function.arguments
+      for (let i = 0; i < args.length; i += size) out.push(chunk(choice.index, { tool_calls: [{ index: k, function: { arguments: args.slice(i, i + size) } }] }, null))
+    })
     const text = choice.message.content ?? ""
     for (let i = 0; i < text.length; i += size) out.push(chunk(choice.index, { content: text.slice(i, i + size) }, null))
     out.push(chunk(choice.index, {}, choice.finish_reason ?? "stop"))
