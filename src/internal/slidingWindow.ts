@@ -157,6 +157,9 @@ export const windowMillisOf = (limits: Pick<StoreLimits, "windowMargin" | "windo
   Math.max(1, Math.round(Duration.toMillis(limits.window ?? WINDOW_MILLIS))) +
   Math.max(0, Math.round(Duration.toMillis(limits.windowMargin ?? defaultMargin)))
 
+/** Bounds under which `admit` records nothing and only says when (`Window.earliest`). */
+const PEEK: AdmitBounds = { maxWaitMillis: -1 }
+
 /**
  * One limiter's windows in memory, for one process, on the Effect `Clock`: what the memory store
  * opens (`RateLimit.layerStoreMemory`, and the default when no store is in the context).
@@ -173,6 +176,14 @@ export const memoryWindow = (limits: StoreLimits): Window => {
           const now = clock.unsafeCurrentTimeMillis()
           const { at, id, refused } = window.admit(now, tokens, bounds)
           return refused === undefined ? { id, at, waitMillis: at - now } : { id, at, waitMillis: at - now, refused }
+        })
+      ),
+    // A bound below zero refuses every start, so nothing is recorded: the answer is only the time.
+    earliest: (tokens) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          return Math.max(0, window.admit(now, tokens, PEEK).at - now)
         })
       ),
     settle: (admission, tokens) => Effect.sync(() => window.settle(admission.id, admission.at, tokens)),
