@@ -107,6 +107,36 @@ const limiterFor = (
     return yield* Effect.provideService(RateLimit.make(limits), RateLimit.RateLimitStore, store)
   })
 
+/** What a deployment is made of, before its endpoints are put behind its breaker. */
+export interface Parts {
+  readonly name: string
+  readonly index: number
+  readonly priority: number
+  readonly models: ReadonlyMap<string, string>
+  readonly endpoints: ClientService.Endpoints
+  readonly limiter: RateLimit.Service
+  readonly policy: RetryPolicy.Resolved
+  readonly breaker: BreakerSettings
+}
+
+/** A deployment from its parts: its endpoints behind its breaker. */
+export const assemble = (parts: Parts): Deployment => {
+  let self: Deployment | undefined
+  const me = () => self!
+  self = {
+    ...parts,
+    endpoints: {
+      chat: guarded(me, parts.endpoints.chat),
+      embeddings: guarded(me, parts.endpoints.embeddings),
+      streaming: guarded(me, parts.endpoints.streaming),
+      streamSettings: parts.endpoints.streamSettings
+    },
+    breaker: new Breaker(parts.breaker),
+    inFlight: 0
+  }
+  return self
+}
+
 /**
  * Builds deployment `index` from its checked client options (`resolved`), with its own pool,
  * endpoints, limiter and breaker.
@@ -121,24 +151,14 @@ export const make = (
   Effect.gen(function* () {
     const given = options.deployments[index]!
     const transports = yield* ClientService.ownPool(resolved)
-    const plain = ClientService.endpointsFor(resolved, transports, deadlines)
-    let self: Deployment | undefined
-    const me = () => self!
-    self = {
+    return assemble({
       name: given.name,
       index,
       priority: given.priority ?? 0,
       models: modelsOf(given.models),
-      endpoints: {
-        chat: guarded(me, plain.chat),
-        embeddings: guarded(me, plain.embeddings),
-        streaming: guarded(me, plain.streaming),
-        streamSettings: plain.streamSettings
-      },
+      endpoints: ClientService.endpointsFor(resolved, transports, deadlines),
       limiter: yield* limiterFor(options, given, resolved.limits),
       policy: RetryPolicy.resolve(resolved.retry),
-      breaker: new Breaker(breaker),
-      inFlight: 0
-    }
-    return self
+      breaker
+    })
   })
