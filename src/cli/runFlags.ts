@@ -71,6 +71,11 @@ export const flags = {
   maxRequestsPerFile: Flags.integer("max-requests-per-file", { min: 1, default: 50_000, description: "with the Batch API: requests per batch file at most" }),
   maxBytesPerFile: Flags.integer("max-bytes-per-file", { min: 1, default: 200 * 1024 * 1024, description: "with the Batch API: bytes per batch file at most" }),
   autoThreshold: Flags.integer("auto-threshold", { min: 1, default: 1000, description: "with --via auto: requests left to send from which the Batch API is used" }),
+  deployments: Flags.existingFile("deployments", {
+    description: "JSON file of deployments (base URL, apiKeyEnv: the variable holding the key, models, limits, priority) and fallbacks: " +
+      "each request goes where it starts soonest, and falls back on failures (see docs/routing.md); replaces --base-url, --rpm and --tpm",
+    defaultText: "one endpoint"
+  }),
   redisFallback: Flags.boolean("redis-fallback", {
     description: "with --redis: when Redis cannot be reached, go on with local limits divided by the shard count (without it: stop sending; a rerun resumes)"
   })

@@ -35,6 +35,14 @@ export const clientLayer = (config: RunConfig) => {
   const budgetLayer = Option.map(config.budgetUsd, (maxUsd) =>
     Option.match(shared, { onNone: () => Budget.layer({ maxUsd, prices }), onSome: (redis) => Budget.layerRedis({ ...redis, maxUsd, prices }) }))
   const limiterLayer = Option.map(shared, (redis) => RateLimit.layerRedis({ ...redis, ...config.client.limits }))
+  if (Option.isSome(config.deployments)) {
+    // Each deployment has its own limiter (in Redis with --redis, keyed by its base URL and key).
+    const redis = Option.getOrUndefined(Option.map(config.redis, ({ namespace, onUnavailable, url, workers }) => ({ url, namespace, workers, onUnavailable })))
+    const { apiKey: _key, baseUrl: _url, limits: _limits, ...client } = config.client
+    return ChatClient.layerRouter({ ...config.deployments.value.options, client, redis }).pipe(
+      Layer.provide(Option.getOrElse(budgetLayer, () => Layer.empty))
+    )
+  }
   return ChatClient.layer(config.client).pipe(
     Layer.provide(Option.getOrElse(budgetLayer, () => Layer.empty)),
     Layer.provide(Option.getOrElse(limiterLayer, () => Layer.empty))
@@ -49,7 +57,10 @@ export const build = (config: RunConfig): Effect.Effect<Context.Context<ChatClie
   Layer.build(clientLayer(config)).pipe(
     Effect.catchTags({
       ConfigError: (error: ConfigError.ConfigError) =>
-        new CliError({ detail: configProblem(error, config.keyVariable, config.baseUrlFromEnv), exitCode: ExitStatus.USAGE }),
+        new CliError({
+          detail: configProblem(error, config.keyVariable, config.baseUrlFromEnv, Option.getOrUndefined(Option.map(config.deployments, (d) => d.file))),
+          exitCode: ExitStatus.USAGE
+        }),
       LimiterUnavailableError: (error: ChatError.LimiterUnavailableError) =>
         error.reason === "password"
           // A refused Redis password is a configuration error, found before anything is sent.
@@ -59,9 +70,11 @@ export const build = (config: RunConfig): Effect.Effect<Context.Context<ChatClie
   )
 
 /** A `ConfigError` from building the client, as one sentence naming the flag or variable to change. */
-export const configProblem = (error: ConfigError.ConfigError, keyVariable: string, baseUrlFromEnv: boolean): string => {
+export const configProblem = (error: ConfigError.ConfigError, keyVariable: string, baseUrlFromEnv: boolean, deploymentsFile?: string): string => {
   const first = (e: ConfigError.ConfigError): ConfigError.ConfigError => e._op === "And" || e._op === "Or" ? first(e.left) : e
   const e = first(error)
+  // A router's option paths are the file's own (deployments.1.limits.rpm).
+  if (deploymentsFile !== undefined && "path" in e && e.path[0] !== "client" && e.path[0] !== "redis") return `--deployments ${deploymentsFile}: ${e.message}`
   if ("path" in e && e.path[0] === "OPENAI_API_KEY") {
     return `no API key: ${ChatClient.DEFAULT_BASE_URL} needs one. Set ${keyVariable}` +
       `${keyVariable === "OPENAI_API_KEY" ? " (or name another variable with --api-key-env)" : ""}, or pass --base-url for a server that needs none`
