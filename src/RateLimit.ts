@@ -164,12 +164,7 @@ export interface Window {
   readonly pause: (millis: number) => Effect.Effect<void, LimiterUnavailableError>
   /** What is left of the shared pause, in ms (0: none). */
   readonly pauseRemaining: Effect.Effect<number, LimiterUnavailableError>
-  /**
-   * When a request of `tokens` tokens arriving now could start, in ms from now (0: at once), recording
-   * nothing: what `admit` would answer, without the admission. A router asks it of each deployment.
-   * A store without it counts as "at once".
-   * @since 0.2.0
-   */
+  /** When a request of `tokens` arriving now could start, in ms from now, recording nothing (none: "at once"). @since 0.2.0 */
   readonly earliest?: ((tokens: number) => Effect.Effect<number, LimiterUnavailableError>) | undefined
 }
 
@@ -322,11 +317,8 @@ export interface Service {
   /** Whether token counts are needed (a `tpm` limit, or the server reports token limits). */
   readonly countsTokens: () => boolean
   /**
-   * When a request of `tokens` tokens arriving now could start, in ms from now (0: at once), by the
-   * window, the shared pause and the adaptive pace, taking nothing: `ChatClient.layerRouter` asks it
-   * of each deployment to send a request where it starts soonest. A limiter without it counts as
-   * "at once".
-   * @since 0.2.0
+   * When a request of `tokens` arriving now could start, in ms from now, by the window, the pause and
+   * the pace, taking nothing; `ChatClient.layerRouter` asks each deployment's (none: "at once"). @since 0.2.0
    */
   readonly nextStart?: ((tokens: number) => Effect.Effect<number, LimiterUnavailableError>) | undefined
 }
