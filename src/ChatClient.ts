@@ -25,12 +25,15 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as ChatError from "./ChatError.js"
+import type { LimiterUnavailableError } from "./ChatError.js"
 import type * as ChatSchema from "./ChatSchema.js"
 import * as ClientOptions from "./internal/clientOptions.js"
 import * as ClientService from "./internal/clientService.js"
 import * as Env from "./internal/env.js"
+import * as RouterService from "./internal/router/service.js"
 import * as RateLimit from "./RateLimit.js"
 import * as RetryPolicy from "./RetryPolicy.js"
+import type * as Router from "./Router.js"
 
 /**
  * The OpenAI API; the only base URL for which an API key is required.
@@ -154,6 +157,12 @@ export interface Metadata {
    * @since 0.2.0
    */
   readonly cached?: boolean | undefined
+  /**
+   * Through `layerRouter`: the deployment and model that answered, and every try on the way
+   * (`attempts` then counts them all). Undefined for a client of one deployment.
+   * @since 0.2.0
+   */
+  readonly route?: Router.Route | undefined
 }
 
 /**
@@ -287,6 +296,34 @@ export const layer = (options: Overrides = {}): Layer.Layer<ChatClient, ConfigEr
     ChatClient,
     Effect.flatMap(resolveOptions(options), ClientService.makeOwnPool)
   )
+
+/**
+ * The same `ChatClient` service over many deployments (keys, endpoints, models): each request goes to
+ * a deployment that serves its model and would start it soonest (by its limits, the server's pace and
+ * its cooldown), and falls back to the next deployment, then the next model, on the causes
+ * `fallbackOn` names. Each deployment has its own undici pool, limiter (memory, or Redis with
+ * `redis`), retry policy, adaptive pace and circuit breaker; all are closed with the layer. A
+ * `RateLimit` in the context is not used (each deployment has its own); a `Budget` is, holding each
+ * try at the price of the model tried. Fails to build with a `ConfigError` naming the option's path
+ * (`["deployments", "1", "limits", "rpm"]`). See `Router.Options` and docs/routing.md.
+ *
+ * @since 0.2.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { ChatClient } from "effect-shepherd"
+ *
+ * const client = ChatClient.layerRouter({
+ *   deployments: [
+ *     { name: "openai-a", baseUrl: "https://api.openai.com/v1", apiKey: Redacted.make("sk-a"), models: ["gpt-4.1-mini"], limits: { rpm: 500 } },
+ *     { name: "relay", baseUrl: "https://relay.example/v1", apiKey: Redacted.make("sk-r"), models: { "gpt-4.1-mini": "openai/gpt-4.1-mini" }, limits: { rpm: 300 } }
+ *   ]
+ * })
+ * ```
+ */
+export const layerRouter = (options: Router.Options): Layer.Layer<ChatClient, ConfigError.ConfigError | LimiterUnavailableError> =>
+  Layer.scoped(ChatClient, RouterService.make(options, resolveOptions))
 
 /**
  * Reads the options from the environment (see {@link Options}); `overrides` win over the environment.

@@ -171,6 +171,8 @@ export interface Window {
   readonly pause: (millis: number) => Effect.Effect<void, LimiterUnavailableError>
   /** What is left of the shared pause, in ms (0: none). */
   readonly pauseRemaining: Effect.Effect<number, LimiterUnavailableError>
+  /** When a request of `tokens` arriving now could start, in ms from now, recording nothing (none: "at once"). @since 0.2.0 */
+  readonly earliest?: ((tokens: number) => Effect.Effect<number, LimiterUnavailableError>) | undefined
 }
 
 /**
@@ -321,6 +323,11 @@ export interface Service {
   ) => Effect.Effect<A, E | LimiterUnavailableError | RateLimitError | TimeoutError, R>
   /** Whether token counts are needed (a `tpm` limit, or the server reports token limits). */
   readonly countsTokens: () => boolean
+  /**
+   * When a request of `tokens` arriving now could start, in ms from now, by the window, the pause and
+   * the pace, taking nothing; `ChatClient.layerRouter` asks each deployment's (none: "at once"). @since 0.2.0
+   */
+  readonly nextStart?: ((tokens: number) => Effect.Effect<number, LimiterUnavailableError>) | undefined
 }
 
 /**

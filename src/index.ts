@@ -125,6 +125,13 @@ export * as ResponseCache from "./ResponseCache.js"
 export * as RetryPolicy from "./RetryPolicy.js"
 
 /**
+ * Many keys, endpoints and models behind one client (`ChatClient.layerRouter`): options, routes, metrics.
+ *
+ * @since 0.2.0
+ */
+export * as Router from "./Router.js"
+
+/**
  * Server-sent events (`text/event-stream`) decoded from a stream of bytes.
  *
  * @since 0.1.0

@@ -44,6 +44,7 @@ const options = (overrides: Partial<RunOptions> = {}): RunOptions => ({
   maxRequestsPerFile: 50_000,
   maxBytesPerFile: 200 * 1024 * 1024,
   autoThreshold: 1000,
+  deployments: Option.none(),
   ...overrides
 })
 

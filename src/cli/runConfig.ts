@@ -14,8 +14,10 @@ import * as Fs from "node:fs"
 import * as ChatClient from "../ChatClient.js"
 import * as Shared from "../internal/redis.js"
 import * as Pricing from "../Pricing.js"
+import type * as Router from "../Router.js"
 import { CliError } from "./error.js"
 import * as ExitStatus from "./exitStatus.js"
+import * as RunDeployments from "./runDeployments.js"
 import type { RunOptions } from "./runFlags.js"
 import { testWindow } from "./testWindow.js"
 
@@ -59,6 +61,8 @@ export interface RunConfig {
   readonly cache: Option.Option<string>
   /** Where the Redis URL is (or would be) read from, for messages. */
   readonly redisSource: string
+  /** With `--deployments FILE`: the file, and the router's options read from it. */
+  readonly deployments: Option.Option<{ readonly file: string; readonly options: Router.Options }>
 }
 
 const usage = (detail: string) => new CliError({ detail, exitCode: ExitStatus.USAGE })
@@ -145,6 +149,7 @@ export const read = (o: RunOptions): Effect.Effect<RunConfig, CliError> =>
     const cache = yield* readCache(o)
     const { baseUrl, baseUrlFromEnv } = readBaseUrl(o)
     const limits = { rpm: Option.getOrUndefined(o.rpm), tpm: Option.getOrUndefined(o.tpm), window: yield* testWindow }
+    const deployments = yield* readDeployments(o, limits.window)
     return {
       input: o.input,
       out: o.out,
@@ -174,6 +179,24 @@ export const read = (o: RunOptions): Effect.Effect<RunConfig, CliError> =>
       },
       redis,
       cache,
-      redisSource: source
+      redisSource: source,
+      deployments
     }
+  })
+
+/** `--deployments FILE`: the router's options; the flags it replaces may not be given beside it. */
+const readDeployments = (o: RunOptions, window: Duration.Duration | undefined) =>
+  Effect.gen(function* () {
+    if (Option.isNone(o.deployments)) return Option.none()
+    const file = o.deployments.value
+    const clash: ReadonlyArray<readonly [string, boolean]> = [
+      ["--base-url", Option.isSome(o.baseUrl)],
+      ["--rpm", Option.isSome(o.rpm)],
+      ["--tpm", Option.isSome(o.tpm)],
+      ["--api-key-env", Option.isSome(o.apiKeyEnv)]
+    ]
+    for (const [flag, given] of clash) {
+      if (given) return yield* usage(`${flag} goes with one endpoint; with --deployments, give it per deployment in ${file}`)
+    }
+    return Option.some({ file, options: yield* RunDeployments.read(file, window) })
   })

@@ -77,6 +77,11 @@ export const flags = {
       "nothing the cache holds); errors, refusals and answers cut by max_tokens are not cached. Live sends only (see docs/cache.md)",
     defaultText: "none"
   }),
+  deployments: Flags.existingFile("deployments", {
+    description: "JSON file of deployments (base URL, apiKeyEnv: the variable holding the key, models, limits, priority) and fallbacks: " +
+      "each request goes where it starts soonest, and falls back on failures (see docs/routing.md); replaces --base-url, --rpm and --tpm",
+    defaultText: "one endpoint"
+  }),
   redisFallback: Flags.boolean("redis-fallback", {
     description: "with --redis: when Redis cannot be reached, go on with local limits divided by the shard count (without it: stop sending; a rerun resumes)"
   })

@@ -38,6 +38,15 @@ export const clientLayer = (config: RunConfig) => {
   const limiterLayer = Option.map(shared, (redis) => RateLimit.layerRedis({ ...redis, ...config.client.limits }))
   const cacheLayer = Option.map(config.cache, (target) =>
     /^rediss?:/i.test(target) ? ResponseCache.layerRedis({ url: target }) : ResponseCache.layerFile(target))
+  if (Option.isSome(config.deployments)) {
+    // Each deployment has its own limiter (in Redis with --redis, keyed by its base URL and key).
+    const redis = Option.getOrUndefined(Option.map(config.redis, ({ namespace, onUnavailable, url, workers }) => ({ url, namespace, workers, onUnavailable })))
+    const { apiKey: _key, baseUrl: _url, limits: _limits, ...client } = config.client
+    return ChatClient.layerRouter({ ...config.deployments.value.options, client, redis }).pipe(
+      Layer.provide(Option.getOrElse(cacheLayer, () => Layer.empty)),
+      Layer.provide(Option.getOrElse(budgetLayer, () => Layer.empty))
+    )
+  }
   return ChatClient.layer(config.client).pipe(
     Layer.provide(Option.getOrElse(cacheLayer, () => Layer.empty)),
     Layer.provide(Option.getOrElse(budgetLayer, () => Layer.empty)),
@@ -53,7 +62,10 @@ export const build = (config: RunConfig): Effect.Effect<Context.Context<ChatClie
   Layer.build(clientLayer(config)).pipe(
     Effect.catchTags({
       ConfigError: (error: ConfigError.ConfigError) =>
-        new CliError({ detail: configProblem(error, config.keyVariable, config.baseUrlFromEnv), exitCode: ExitStatus.USAGE }),
+        new CliError({
+          detail: configProblem(error, config.keyVariable, config.baseUrlFromEnv, Option.getOrUndefined(Option.map(config.deployments, (d) => d.file))),
+          exitCode: ExitStatus.USAGE
+        }),
       ResponseCacheError: (error: ResponseCache.ResponseCacheError) =>
         new CliError({ detail: `--cache: ${error.message}; nothing was sent`, exitCode: ExitStatus.USAGE }),
       LimiterUnavailableError: (error: ChatError.LimiterUnavailableError) =>
@@ -65,9 +77,11 @@ export const build = (config: RunConfig): Effect.Effect<Context.Context<ChatClie
   )
 
 /** A `ConfigError` from building the client, as one sentence naming the flag or variable to change. */
-export const configProblem = (error: ConfigError.ConfigError, keyVariable: string, baseUrlFromEnv: boolean): string => {
+export const configProblem = (error: ConfigError.ConfigError, keyVariable: string, baseUrlFromEnv: boolean, deploymentsFile?: string): string => {
   const first = (e: ConfigError.ConfigError): ConfigError.ConfigError => e._op === "And" || e._op === "Or" ? first(e.left) : e
   const e = first(error)
+  // A router's option paths are the file's own (deployments.1.limits.rpm).
+  if (deploymentsFile !== undefined && "path" in e && e.path[0] !== "client" && e.path[0] !== "redis") return `--deployments ${deploymentsFile}: ${e.message}`
   if ("path" in e && e.path[0] === "OPENAI_API_KEY") {
     return `no API key: ${ChatClient.DEFAULT_BASE_URL} needs one. Set ${keyVariable}` +
       `${keyVariable === "OPENAI_API_KEY" ? " (or name another variable with --api-key-env)" : ""}, or pass --base-url for a server that needs none`

@@ -24,12 +24,14 @@ import type * as ChatClient from "../ChatClient.js"
 import * as ChatError from "../ChatError.js"
 import * as ErrorRules from "../internal/errorRules.js"
 import * as Metrics from "../Metrics.js"
+import * as Router from "../Router.js"
 import * as BatchFile from "./batchFile.js"
 import { CliError } from "./error.js"
 import * as ExitStatus from "./exitStatus.js"
 import * as OutputFile from "./outputFile.js"
 import * as Progress from "./progress.js"
 import type { RunConfig } from "./runConfig.js"
+import * as RunDeployments from "./runDeployments.js"
 import type { Plan } from "./runInput.js"
 import { type Failures, keyProblem, limiterProblem, type Outcome, unreachableProblem } from "./runOutcome.js"
 import * as RunStats from "./runStats.js"
@@ -153,8 +155,11 @@ const finish = (config: RunConfig, control: Control, exit: Exit.Exit<unknown, un
       stop(control, "unreachable", unreachableProblem(failures.unreachable, config.apiUrl))
     }
     const now = yield* Clock.currentTimeMillis
-    const result = RunStats.summary(stats, config.input, config.out, now, (yield* rateLimitedCount) - rateLimitedBefore)
-    yield* Console.error(RunStats.summaryText(result))
+    const base = RunStats.summary(stats, config.input, config.out, now, (yield* rateLimitedCount) - rateLimitedBefore)
+    // With --deployments: a row per deployment (requests, 429s, cooldowns, cost).
+    const deployments = Option.isSome(config.deployments) ? yield* Router.stats : undefined
+    const result = deployments === undefined ? base : { ...base, deployments }
+    yield* Console.error(RunStats.summaryText(result) + (deployments === undefined ? "" : "\n" + RunDeployments.rows(deployments)))
     // After a failed run, a report that cannot be written (the same full disk) is a note: the run's error is the cause.
     const report = (path: string, text: string) =>
       OutputFile.writeReport(path, text).pipe(Effect.catchAll((e) => (failed ? Console.error(`shepherd run: ${e.message}`) : Effect.fail(e))))

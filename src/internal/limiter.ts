@@ -163,7 +163,15 @@ export const make = (options: Options, store: Window): Effect.Effect<Service> =>
     const state: State = { clock: yield* Effect.clock, store, adaptive: options.adaptive ?? true, pace: new ServerPace(), tpm: options.tpm !== undefined, outstanding: 0, outstandingTokens: 0 }
     const withPermit = withPermitOn(state)
     const semaphore = options.maxInFlight === undefined ? undefined : yield* Effect.makeSemaphore(options.maxInFlight)
+    const earliest = store.earliest
+    const nextStart = (tokens: number) =>
+      Effect.map(earliest === undefined ? Effect.succeed(0) : earliest(tokens), (wait) => {
+        if (!state.adaptive) return wait
+        const now = state.clock.unsafeCurrentTimeMillis()
+        return Math.max(wait, state.pace.plan(tokens, now).at - now)
+      })
     return {
+      nextStart,
       withPermit: semaphore === undefined ? withPermit : (tokens, use, outcome, bounds) => semaphore.withPermits(1)(withPermit(tokens, use, outcome, bounds)),
       countsTokens: () => options.tpm !== undefined || state.pace.countsTokens
     }

@@ -118,8 +118,10 @@ const record = <A, R>(call: Pipeline.Call<A, R>, startMillis: number, end: Pipel
   if (usage !== undefined) {
     metrics.promptTokens.unsafeUpdate(usage.prompt_tokens, NO_LABELS)
     metrics.completionTokens.unsafeUpdate(usage.completion_tokens, NO_LABELS)
-    const cost = Budget.costOf(model, usage, call.budget?.prices ?? Pricing.defaultTable)
-    if (Option.isSome(cost)) metrics.cost.unsafeUpdate(cost.value, NO_LABELS)
+    // Through a router, the answer's price is the answering model's (a fallback's), under its name.
+    const answered = end.received?.route?.model ?? model
+    const cost = Budget.costOf(answered, usage, call.budget?.prices ?? Pricing.defaultTable)
+    if (Option.isSome(cost)) (answered === model ? metrics.cost : tagged(Metrics.costMicroUsd, "model", answered)).unsafeUpdate(cost.value, NO_LABELS)
   }
 }
 

@@ -10,7 +10,8 @@ import { SERVER_NOW } from "./redisScript.js"
  * The sliding window (SlidingWindow) in Lua. KEYS: 1 the log (a list of ids in start
  * order), 2 the entries (id -> "at:tokens"), 3 the state (lastAt, windowTokens, pause, seq).
  * ARGV: now (-1: the server's), tokens, rpm (-1: none), tpm (-1: none), window ms, the latest start
- * in ms from now (-1: none), the longest pause waited out in ms (-1: none).
+ * in ms from now (-1: none), the longest pause waited out in ms (-1: none), and 1 to only ask when a
+ * request could start (refused as too late, recording nothing; `Window.earliest`).
  * Returns { id, at, now, refused } (refused: 0 admitted, 1 it would start too late, 2 the pause is
  * too long; a refusal records nothing). Keys expire two windows after the last admission (or after
  * the pause).
@@ -25,6 +26,7 @@ local tpm = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 local maxWait = tonumber(ARGV[6] or '-1')
 local maxPause = tonumber(ARGV[7] or '-1')
+local peekOnly = ARGV[8] == '1'
 local state = redis.call('HMGET', KEYS[3], 'lastAt', 'windowTokens', 'pause', 'seq')
 local lastAt = tonumber(state[1]) or 0
 local windowTokens = tonumber(state[2]) or 0
@@ -35,7 +37,7 @@ if maxPause >= 0 and pause - now > maxPause then
 end
 if rpm < 0 and tpm < 0 then
   local at = math.max(now, pause)
-  if maxWait >= 0 and at - now > maxWait then return { 0, at, now, 1 } end
+  if peekOnly or (maxWait >= 0 and at - now > maxWait) then return { 0, at, now, 1 } end
   return { 0, at, now, 0 }
 end
 local count = redis.call('LLEN', KEYS[1])
@@ -69,7 +71,7 @@ while tpm >= 0 and count - head > 0 and windowTokens + tokens > tpm do
   t = math.max(t, headAt + window)
   expire(t)
 end
-if maxWait >= 0 and t - now > maxWait then
+if peekOnly or (maxWait >= 0 and t - now > maxWait) then
   return { 0, t, now, 1 }
 end
 for i = 1, head do

@@ -60,6 +60,16 @@ export const openWindow = (
           ),
           Effect.tap(local.admit(tokens, bounds), (admission) => Effect.sync(() => localAdmissions.add(admission)))
         ),
+      earliest: (tokens) =>
+        guard.run(
+          Effect.map(
+            call((redis) =>
+              admitScript(redis, keys, [-1, Math.max(0, Math.round(tokens)), ...scriptLimits, -1, -1, 1]) as Promise<[number, number, number, number]>
+            ),
+            ([, at, now]) => Math.max(0, at - now)
+          ),
+          local.earliest!(tokens)
+        ),
       // Without a tpm limit the window counts no tokens: nothing to correct, no round trip.
       settle: (admission, tokens) =>
         localAdmissions.has(admission)

@@ -157,6 +157,9 @@ export const windowMillisOf = (limits: Pick<StoreLimits, "windowMargin" | "windo
   Math.max(1, Math.round(Duration.toMillis(limits.window ?? WINDOW_MILLIS))) +
   Math.max(0, Math.round(Duration.toMillis(limits.windowMargin ?? defaultMargin)))
 
+/** Bounds under which `admit` records nothing and only says when (`Window.earliest`). */
+const PEEK: AdmitBounds = { maxWaitMillis: -1 }
+
 /**
  * One limiter's windows in memory, for one process, on the Effect `Clock`: what the memory store
  * opens (`RateLimit.layerStoreMemory`, and the default when no store is in the context).
@@ -173,6 +176,14 @@ export const memoryWindow = (limits: StoreLimits): Window => {
   return {
     admit: (tokens, bounds) => Effect.clockWith((clock) => Effect.sync(() => admitNow(tokens, clock.unsafeCurrentTimeMillis(), bounds))),
     admitNow,
+    // A bound below zero refuses every start, so nothing is recorded: the answer is only the time.
+    earliest: (tokens) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          return Math.max(0, window.admit(now, tokens, PEEK).at - now)
+        })
+      ),
     settle: (admission, tokens) => Effect.sync(() => window.settle(admission.id, admission.at, tokens)),
     pause: (millis) => Effect.clockWith((clock) => Effect.sync(() => window.pauseUntil(clock.unsafeCurrentTimeMillis() + millis))),
     pauseRemaining: Effect.clockWith((clock) => Effect.sync(() => Math.max(0, window.pausedUntil() - clock.unsafeCurrentTimeMillis())))

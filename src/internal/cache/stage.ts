@@ -175,13 +175,11 @@ const parse = (body: string): Record<string, unknown> | undefined => {
 }
 
 /**
- * The cache stage for a client of `baseUrl` and `apiKey` (only a hash of the key is kept here, and a
- * scrubber that keeps any answer echoing it out of the store). Without a `ResponseCache` for the
+ * The cache stage for a client of this identity (its base URL and a hash of its key: the key itself
+ * is not kept here) and a scrubber of its key, which keeps any answer echoing it out of the store. Without a `ResponseCache` for the
  * call, and for streams, it is `next` itself.
  */
-export const stage = (baseUrl: string, apiKey: string | undefined): Pipeline.Stage => {
-  const who = Key.identity(baseUrl, apiKey)
-  const scrub = Classify.makeScrub(apiKey)
+export const stage = (who: Key.Identity, scrub: Classify.Scrub): Pipeline.Stage => {
   return (next) => (call) => {
     const cache = call.cache
     const endpoint = call.endpoint.name
