@@ -155,13 +155,6 @@ export interface Window {
    * refused, and nothing is recorded.
    */
   readonly admit: (tokens: number, bounds?: AdmitBounds) => Effect.Effect<Admission, LimiterUnavailableError>
-  /**
-   * `admit` decided at once, for a store that keeps its window in this process (the memory
-   * store): the limiter calls it, when present, with the time it read from its own `Clock`, and
-   * saves an effect per request. A store that must do I/O leaves it out. It must decide exactly
-   * as `admit` would: a wrapper that changes `admit` drops or wraps `admitNow` too.
-   */
-  readonly admitNow?: ((tokens: number, nowMillis: number, bounds?: AdmitBounds) => Admission) | undefined
   /** Corrects the tokens counted for an admitted request (refund or charge the difference). */
   readonly settle: (admission: Admission, tokens: number) => Effect.Effect<void, LimiterUnavailableError>
   /**

@@ -45,10 +45,8 @@ const recordingStore = () => {
         Effect.sync(() => {
           opened.push(limits)
           const window = memoryWindow(limits)
-          // `admitNow` would bypass the count: this store decides through `admit` only.
           return {
             ...window,
-            admitNow: undefined,
             admit: (tokens, bounds) => Effect.zipRight(Effect.sync(() => admits.count++), window.admit(tokens, bounds)),
             settle: (admission, tokens) => Effect.zipRight(Effect.sync(() => admits.settles++), window.settle(admission, tokens))
           }

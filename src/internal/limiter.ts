@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import { type LimiterUnavailableError, RateLimitError, TimeoutError } from "../ChatError.js"
 import type { Admission, AdmitBounds, Bounds, Options, Outcome, Service, Window } from "../RateLimit.js"
 import { ServerPace } from "./serverPace.js"
+import { admitNowOf } from "./slidingWindow.js"
 
 /**
  * A request the limiter let through.
@@ -31,6 +32,8 @@ interface State {
   readonly pace: ServerPace
   /** Whether the options set a `tpm` limit (the store's window then counts tokens). */
   readonly tpm: boolean
+  /** The store's `admit` decided at once, for a memory window (`SlidingWindow.admitNowOf`). */
+  readonly admitNow: ReturnType<typeof admitNowOf>
   /** Admitted and not yet released (waiting or in flight), with their tokens. */
   outstanding: number
   outstandingTokens: number
@@ -147,7 +150,7 @@ const withPermitOn = (s: State): Service["withPermit"] => (tokens, use, outcome,
       if (deadline !== undefined && plan.at >= deadline) return Effect.fail(late(bounds))
     }
     const admitBounds = admitBoundsOf(bounds, now)
-    const admitNow = s.store.admitNow
+    const admitNow = s.admitNow
     if (admitNow !== undefined) return runAdmitted(s, restore, admitNow(tokens, now, admitBounds), tokens, use, outcome, bounds)
     return Effect.flatMap(restore(s.store.admit(tokens, admitBounds)), (admission) => runAdmitted(s, restore, admission, tokens, use, outcome, bounds))
   })
@@ -160,7 +163,7 @@ const withPermitOn = (s: State): Service["withPermit"] => (tokens, use, outcome,
  */
 export const make = (options: Options, store: Window): Effect.Effect<Service> =>
   Effect.gen(function* () {
-    const state: State = { clock: yield* Effect.clock, store, adaptive: options.adaptive ?? true, pace: new ServerPace(), tpm: options.tpm !== undefined, outstanding: 0, outstandingTokens: 0 }
+    const state: State = { clock: yield* Effect.clock, store, adaptive: options.adaptive ?? true, pace: new ServerPace(), tpm: options.tpm !== undefined, admitNow: admitNowOf(store), outstanding: 0, outstandingTokens: 0 }
     const withPermit = withPermitOn(state)
     const semaphore = options.maxInFlight === undefined ? undefined : yield* Effect.makeSemaphore(options.maxInFlight)
     const earliest = store.earliest

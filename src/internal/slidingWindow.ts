@@ -160,6 +160,20 @@ export const windowMillisOf = (limits: Pick<StoreLimits, "windowMargin" | "windo
 /** Bounds under which `admit` records nothing and only says when (`Window.earliest`). */
 const PEEK: AdmitBounds = { maxWaitMillis: -1 }
 
+/** The windows `memoryWindow` opened, with their `admit` decided at once (no effect). */
+const immediate = new WeakMap<Window, (tokens: number, nowMillis: number, bounds?: AdmitBounds) => Admission>()
+
+/**
+ * `admit` decided at once, for a window `memoryWindow` opened (not for a copy or a wrapper of one,
+ * whose `admit` may differ): the limiter calls it with the time of its own `Clock` and saves an
+ * effect per request.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const admitNowOf = (window: Window): ((tokens: number, nowMillis: number, bounds?: AdmitBounds) => Admission) | undefined =>
+  immediate.get(window)
+
 /**
  * One limiter's windows in memory, for one process, on the Effect `Clock`: what the memory store
  * opens (`RateLimit.layerStoreMemory`, and the default when no store is in the context).
@@ -173,9 +187,8 @@ export const memoryWindow = (limits: StoreLimits): Window => {
     const { at, id, refused } = window.admit(now, tokens, bounds)
     return refused === undefined ? { id, at, waitMillis: at - now } : { id, at, waitMillis: at - now, refused }
   }
-  return {
+  const opened: Window = {
     admit: (tokens, bounds) => Effect.clockWith((clock) => Effect.sync(() => admitNow(tokens, clock.unsafeCurrentTimeMillis(), bounds))),
-    admitNow,
     // A bound below zero refuses every start, so nothing is recorded: the answer is only the time.
     earliest: (tokens) =>
       Effect.clockWith((clock) =>
@@ -188,4 +201,6 @@ export const memoryWindow = (limits: StoreLimits): Window => {
     pause: (millis) => Effect.clockWith((clock) => Effect.sync(() => window.pauseUntil(clock.unsafeCurrentTimeMillis() + millis))),
     pauseRemaining: Effect.clockWith((clock) => Effect.sync(() => Math.max(0, window.pausedUntil() - clock.unsafeCurrentTimeMillis())))
   }
+  immediate.set(opened, admitNow)
+  return opened
 }
