@@ -96,6 +96,22 @@ describe("shepherd demo: the whole story against the embedded mock server", () =
     }
   })
 
+  it("4. routing over three deployments: every request answered by the two that work, the one refusing connections cooled down", () => {
+    const { result, lines } = demo()
+    expect(result.stdout).toContain("4. One client over three deployments (ChatClient.layerRouter)")
+    const rowOf = (name: string) => {
+      const line = lines.find((l) => new RegExp(`^  ${name}\\s+\\d+`).test(l))
+      expect(line, name).toBeDefined()
+      const [, requests, succeeded, rateLimited, cooldowns] = line!.trim().split(/\s+/).map(Number)
+      return { requests: requests!, succeeded: succeeded!, rateLimited: rateLimited!, cooldowns: cooldowns! }
+    }
+    const [small, large, down] = [rowOf("small"), rowOf("large"), rowOf("down")]
+    expect(result.stdout).toMatch(/ 80 of 80 answered in [\d.]+ s /)
+    expect(small.succeeded + large.succeeded).toBe(80)
+    expect(down.succeeded).toBe(0)
+    expect(down.cooldowns).toBeGreaterThanOrEqual(1)
+  })
+
   it("the 50 documents: analysed (over 40 of them), with their cost", () => {
     const { result } = demo()
     const analysed = /(\d+) of 50 documents analysed/.exec(result.stdout)

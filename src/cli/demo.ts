@@ -20,6 +20,7 @@ import * as Pricing from "../Pricing.js"
 import * as Rag from "../Rag.js"
 import * as MockServer from "../testing/MockServer.js"
 import { demoDocuments } from "./demoDocuments.js"
+import { demoRouting } from "./demoRouting.js"
 
 /** Failures of one kind: how many, and the first of them (for its details). */
 interface FailureGroup {
@@ -307,8 +308,9 @@ export const demo = Effect.gen(function* () {
       )
     }
   }).pipe(Effect.provide(clientLayer))
+  if (!real) yield* demoRouting(model)
 }).pipe(Effect.scoped)
 
 export const demoCommand = Command.make("demo", {}, () => demo).pipe(
-  Command.withDescription("The whole story: concurrent throughput, 50 documents analysed with costs, one RAG answer (embedded mock server unless OPENAI_BASE_URL is set)")
+  Command.withDescription("The whole story: concurrent throughput, 50 documents analysed with costs, one RAG answer, routing over three deployments (embedded mock server unless OPENAI_BASE_URL is set)")
 )
