@@ -35,6 +35,9 @@ describe("Batch API output lines", () => {
     const mapped = Outcomes.map(items, undefined, text, Pricing.defaultTable, 0)
     assert.deepStrictEqual(mapped.outcomes.map((o) => `${o.custom_id} ${o._tag}`), ["r-1 Failure"])
     assert.deepStrictEqual(mapped.unfinished, ["r-0", "r-2"])
+    // The final Failure's OUT line is final too: else the rerun drops the line while the range holds
+    // the id as done, and the id is never sent again.
+    assert.isTrue(BatchFile.isFinal(BatchFile.outputLine(mapped.outcomes[0]!, "batch_req_1")))
   })
 })
 

@@ -3,10 +3,10 @@
  * dispatch and gives a dispatch, as undici's interceptors do (`dispatch => dispatch`); `ChatClient`
  * composes them once, when its layer is built:
  *
- *   call = observe(cache(Budget.guard(retry(limit(countAttempt(exchange))))))
+ *   call = observe(cache(route(Budget.guard(retry(limit(countAttempt(exchange)))))))
  *
- * Two shapes of dispatch: a call stage (`Stage`: observe, cache, budget; a router or fallbacks
- * later) sees the call once; an attempt stage (`AttemptStage`: limit, the attempt's metrics) sees
+ * Two shapes of dispatch: a call stage (`Stage`: observe, cache, route with its fallbacks, budget)
+ * sees the call once; an attempt stage (`AttemptStage`: limit, the attempt's metrics) sees
  * each attempt; `retry` turns attempts into a call. Everything a stage knows of the call is in
  * `Call`: a stage changes what the stages after it see by passing them another `Call` (a router picks
  * the endpoint and limiter of a deployment), and answers without the next ones by not calling them

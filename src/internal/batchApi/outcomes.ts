@@ -122,7 +122,10 @@ export const map = (
     }
     const code = typeof line.error?.code === "string" ? line.error.code : undefined
     if (code === undefined || isResendableCode(code)) continue
-    // A failure with no HTTP answer (the provider's own error code): final, as OpenAI reports it.
+    // A failure with no HTTP answer (the provider's own error code, not one worth sending again): final,
+    // as OpenAI reports it. Recorded as the provider refusing the request (400), so that its OUT line
+    // is final too (`isFinal`: a 5xx line would be dropped by the rerun while this range holds the id
+    // as done, and the id would never be sent again).
     done.add(line.custom_id)
     const message = typeof line.error?.message === "string" ? line.error.message : code
     outcomes.push({
@@ -131,7 +134,7 @@ export const map = (
       index: it.index,
       attempts: 1,
       latencyMillis,
-      error: new ChatError.ApiError({ status: 500, code, detail: message, attempts: 1 })
+      error: new ChatError.ApiError({ status: 400, code, detail: message, attempts: 1 })
     })
   }
   const unfinished = items.filter((it) => !done.has(it.request.custom_id)).map((it) => it.request.custom_id)

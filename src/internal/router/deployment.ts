@@ -19,23 +19,12 @@ import * as ClientService from "../clientService.js"
 import type * as Deadlines from "../deadlines.js"
 import type * as Pipeline from "../pipeline.js"
 import * as RedisStore from "../rateLimitRedis.js"
-import * as SlidingWindow from "../slidingWindow.js"
 import { tagged } from "../observe.js"
 import { Breaker, type Settings as BreakerSettings, verdictOf } from "./breaker.js"
 import { COOLING_DOWN } from "./causes.js"
 
-/** A deployment as the route stage uses it. */
-export interface Deployment {
-  readonly name: string
-  /** Its place in `deployments`. */
-  readonly index: number
-  readonly priority: number
-  /** The models it serves: as requests name them -> as its provider does. */
-  readonly models: ReadonlyMap<string, string>
-  readonly endpoints: ClientService.Endpoints
-  readonly limiter: RateLimit.Service
-  /** Its retry policy (the client's `retry` under its own). */
-  readonly policy: RetryPolicy.Resolved
+/** A deployment as the route stage uses it: its parts, with its endpoints behind its breaker. */
+export interface Deployment extends Omit<Parts, "breaker"> {
   readonly breaker: Breaker
   /** Requests routed to it and not yet answered (the tie-break after priority). */
   inFlight: number
@@ -101,20 +90,23 @@ const limiterFor = (
   limits: RateLimit.Options
 ): Effect.Effect<RateLimit.Service, ConfigError.ConfigError | LimiterUnavailableError, Scope.Scope> =>
   Effect.gen(function* () {
-    const store = options.redis === undefined
-      ? RateLimit.RateLimitStore.of({ open: (l) => Effect.sync(() => SlidingWindow.memoryWindow(l)) })
-      : yield* RedisStore.make({ ...options.redis, baseUrl: d.baseUrl, apiKey: d.apiKey })
+    // Its own window: in memory (the caller's store in the context is not this deployment's), or in Redis.
+    if (options.redis === undefined) return yield* Effect.provide(RateLimit.make(limits), RateLimit.layerStoreMemory)
+    const store = yield* RedisStore.make({ ...options.redis, baseUrl: d.baseUrl, apiKey: d.apiKey })
     return yield* Effect.provideService(RateLimit.make(limits), RateLimit.RateLimitStore, store)
   })
 
 /** What a deployment is made of, before its endpoints are put behind its breaker. */
 export interface Parts {
   readonly name: string
+  /** Its place in `deployments`. */
   readonly index: number
   readonly priority: number
+  /** The models it serves: as requests name them -> as its provider does. */
   readonly models: ReadonlyMap<string, string>
   readonly endpoints: ClientService.Endpoints
   readonly limiter: RateLimit.Service
+  /** Its retry policy (the client's `retry` under its own). */
   readonly policy: RetryPolicy.Resolved
   readonly breaker: BreakerSettings
 }
