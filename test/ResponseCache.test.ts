@@ -16,9 +16,12 @@ import * as Path from "node:path"
 import { Batch, Budget, ChatClient, Embeddings, Metrics, ResponseCache, Structured } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
 import * as Key from "../src/internal/cache/key.js"
+import * as CacheStage from "../src/internal/cache/stage.js"
+import type * as Pipeline from "../src/internal/pipeline.js"
 import * as MemoryStore from "../src/internal/cache/memory.js"
 import { MockServer } from "../src/testing/index.js"
 import { completion, completionReply, errorBody, type StubReply, stubClient } from "./helpers.js"
+import { callFor, scriptedEndpoint } from "./pipelineHelpers.js"
 import { admin, redisAvailable, startRedisWith } from "./redisServer.js"
 
 const KEY = "sk-cache-test-0f1e2d3c4b5a69788796a5b4"
@@ -243,6 +246,32 @@ describe("ResponseCache stores and keys", () => {
     expect(Key.of("chat", body, who, false)).not.toBe(Key.of("chat", body, Key.identity("https://api.example/v1", "sk-2"), false))
     expect(Key.of("chat", body, who, true)).toBe(Key.of("chat", body, Key.identity("https://api.example/v1", "sk-2"), true))
   })
+})
+
+describe("ResponseCache under a router", () => {
+  it.effect("an answer from a fallback model is not stored as the requested model's; the requested model's own answer is", () =>
+    Effect.gen(function* () {
+      const cache = yield* Effect.provide(ResponseCache.ResponseCache, memory())
+      const answerFrom = (model: string) => {
+        let sent = 0
+        const next: Pipeline.Dispatch = (() => Effect.sync(() => {
+          sent++
+          return { value: completion(), requestId: "req_1", status: 200, attempts: 1, latencyMillis: 1, headers: {}, route: { deployment: "d", model, tries: [] } }
+        })) as unknown as Pipeline.Dispatch
+        return { next, sent: () => sent }
+      }
+      const run = (model: string) =>
+        Effect.gen(function* () {
+          const answers = answerFrom(model)
+          const stage = CacheStage.stage(Key.identity("http://router.test/v1", "sk-test"), (text) => text)(answers.next)
+          const call = { ...(yield* callFor(scriptedEndpoint([]).endpoint, { model: "gpt-4.1" })), body: JSON.stringify(request(`to ${model}`, { model: "gpt-4.1" })), cache }
+          yield* stage(call)
+          yield* stage(call)
+          return answers.sent()
+        })
+      expect(yield* run("gpt-4.1-mini")).toBe(2)
+      expect(yield* run("gpt-4.1")).toBe(1)
+    }))
 })
 
 describe("ResponseCache single flight (MockServer)", () => {

@@ -115,6 +115,8 @@ const lead = <A, R>(ctx: Context, call: Pipeline.Call<A, R>, next: Pipeline.Disp
     tagged(Metrics.cacheMisses, "endpoint", call.endpoint.name).unsafeUpdate(1, NO_LABELS)
     const received = yield* next(call)
     if (!storable(endpoint, received.value, cache.options)) return received
+    // A router's fallback answered with another model: not the answer to this request's model.
+    if (received.route !== undefined && received.route.model !== call.model) return received
     const ttl = cache.options.ttlMillis
     const meta: Entry.Meta = {
       endpoint,
