@@ -323,6 +323,9 @@ describe("ChatError -> AiError, the ChatError kept as the cause", () => {
 
   it("chatErrorOf: none for an AiError that did not come from a ChatError, or for anything else", () => {
     expect(ShepherdAiError.chatErrorOf(new AiError.MalformedOutput({ module: "m", method: "x" }))).toEqual(Option.none())
+    // @effect/ai puts the request URL in the message: a key in the base URL's user info or query stays out.
+    const keyed = ShepherdAiError.fromChatError(new ChatError.TransportError({ code: "ECONNREFUSED", detail: "refused", attempts: 1 }), { ...origin, url: "http://user:sk-userinfo@x/v1/chat/completions?key=sk-query" })
+    expect(`${keyed.message} ${JSON.stringify(keyed)}`).not.toMatch(/sk-userinfo|sk-query/)
     expect(ShepherdAiError.chatErrorOf(new ChatError.ApiError({ status: 400, detail: "x", attempts: 1 }))).toEqual(Option.none())
   })
 })

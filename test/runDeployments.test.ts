@@ -43,6 +43,10 @@ describe("--deployments FILE.json", () => {
       expect((yield* problem({ deployments: [{ ...one, modelz: ["m"] }] })).detail).toContain("deployments.0")
       expect((yield* problem({ deployments: [one], cooldown: { initial: "5" } })).detail).toContain("cooldown.initial")
       expect((yield* problem("{ not json")).detail).toContain("not readable as JSON")
+      // JSON.parse quotes the text around its fault: a key written unquoted must not be shown.
+      const broken = yield* problem('{ "deployments": [{ "name": "a", "apiKey": sk-unquoted-secret }] }')
+      expect(broken.detail).toContain("not readable as JSON")
+      expect(broken.detail).not.toContain("sk-unquoted")
       const key = yield* problem({ deployments: [one, { ...one, name: "b", apiKey: "sk-in-the-file" }] })
       expect(key.detail).toContain("deployments.1.apiKey")
       expect(key.detail).not.toContain("sk-in-the-file")

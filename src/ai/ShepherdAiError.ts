@@ -27,6 +27,7 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as ChatErrors from "../ChatError.js"
 import type { ChatError } from "../ChatError.js"
+import { withoutCredentials } from "../internal/validate.js"
 
 /**
  * Where a failed call was going, for the `request` of an `HttpRequestError` / `HttpResponseError`
@@ -52,9 +53,10 @@ const isChatError = (u: unknown): u is ChatError => Predicate.isTagged(u, "RateL
   Predicate.isTagged(u, "BudgetExceededError") ||
   Predicate.isTagged(u, "LimiterUnavailableError")
 
+// @effect/ai puts the URL in the error's message: shown without credentials or a query string.
 const requestOf = (origin: Origin) => ({
   method: "POST" as const,
-  url: origin.url,
+  url: URL.canParse(origin.url) ? withoutCredentials(new URL(origin.url), { query: true }) : "(an endpoint URL that cannot be shown)",
   urlParams: [],
   hash: Option.none<string>(),
   headers: {}

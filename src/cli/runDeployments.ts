@@ -69,6 +69,12 @@ const keyInFile = (raw: unknown): string | undefined => {
   return at < 0 ? undefined : `deployments.${at}.apiKey: keys are never written in the file; put the key in an environment variable and name it with apiKeyEnv`
 }
 
+/** Where JSON.parse stopped (` at position N`), without the text it quotes. */
+const jsonPosition = (e: unknown): string => {
+  const match = /position (\d+)/.exec(e instanceof Error ? e.message : "")
+  return match === null ? "" : ` (at position ${match[1]})`
+}
+
 /**
  * Reads the file into router options: each `apiKeyEnv` read from the environment (it must be set),
  * `window` (test-only) added to every deployment's limits.
@@ -77,7 +83,8 @@ export const read = (file: string, window: import("effect/Duration").Duration | 
   Effect.gen(function* () {
     const raw = yield* Effect.try({
       try: () => JSON.parse(Fs.readFileSync(file, "utf8")) as unknown,
-      catch: (e) => usage(file, `not readable as JSON: ${(e as Error).message}`)
+      // JSON.parse's message quotes the text around the fault, which may be a key written in the file.
+      catch: (e) => usage(file, `not readable as JSON${jsonPosition(e)}: check its syntax`)
     })
     const inFile = keyInFile(raw)
     if (inFile !== undefined) return yield* usage(file, inFile)

@@ -123,10 +123,15 @@ export const url = (path: Path, value: unknown, protocols: ReadonlyArray<string>
   return Either.left(invalid(path, `must be ${/^[aeiouh]/.test(kind) ? "an" : "a"} ${kind} URL such as ${example}, got ${shown}`))
 }
 
-const withoutCredentials = (url: URL): string => {
+/**
+ * `url` as it may be shown: without a user name or password, and with `query` without its query
+ * string either (some providers take the key as `?key=...`).
+ */
+export const withoutCredentials = (url: URL, options: { readonly query?: boolean } = {}): string => {
   const copy = new URL(url.href)
   copy.username = ""
   copy.password = ""
+  if (options.query === true) copy.search = ""
   return copy.href
 }
 
