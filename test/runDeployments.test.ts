@@ -46,7 +46,7 @@ describe("--deployments FILE.json", () => {
       // JSON.parse quotes the text around its fault: a key written unquoted must not be shown.
       const broken = yield* problem('{ "deployments": [{ "name": "a", "apiKey": sk-unquoted-secret }] }')
       expect(broken.detail).toContain("not readable as JSON")
-      expect(broken.detail).not.toContain("sk-unquoted")
+      expect(broken.detail).not.toContain("sk-u")
       const key = yield* problem({ deployments: [one, { ...one, name: "b", apiKey: "sk-in-the-file" }] })
       expect(key.detail).toContain("deployments.1.apiKey")
       expect(key.detail).not.toContain("sk-in-the-file")
