@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Pricing from "../src/Pricing.js"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { Span } from "effect/Tracer"
@@ -214,7 +215,7 @@ describe("completions -> response parts", () => {
         type: "finish",
         reason: "tool-calls",
         usage: { inputTokens: 1000, outputTokens: 100, totalTokens: 1100, reasoningTokens: 7, cachedInputTokens: 200 },
-        metadata: { shepherd: { requestId: "req_1", attempts: 2, status: 200, latencyMillis: 12, costMicroUsd: expect.any(Number) } }
+        metadata: { shepherd: { requestId: "req_1", attempts: 2, status: 200, latencyMillis: 12, costMicroUsd: Option.getOrThrow(Pricing.cost("gpt-4.1-mini", usage)) } }
       }
     ])
   })
@@ -228,6 +229,15 @@ describe("completions -> response parts", () => {
     expect(Either.isLeft(toolParams("f", "not json at all"))).toBe(true)
     expect(Either.isLeft(toolParams("f", "{\"__proto__\": {\"x\": 1}}"))).toBe(true)
     expect(toolParams("f", "")).toEqual(Either.right({}))
+    // A call cut off mid-arguments is not run with what a repair made of it.
+    expect(Either.isLeft(toolParams("f", "{\"amount\": 10"))).toBe(true)
+    expect(toolParams("f", "{\"amount\": 10,}")).toEqual(Either.right({ amount: 10 }))
+  })
+
+  it("a cached answer cost nothing", () => {
+    const usage = { prompt_tokens: 1000, completion_tokens: 100, total_tokens: 1100 }
+    const parts = Either.getOrThrow(makeResponse({ ...result({ content: "x" }, "stop", usage), cached: true }, false))
+    expect(parts.at(-1)).toMatchObject({ type: "finish", metadata: { shepherd: { costMicroUsd: 0 } } })
   })
 
   it("JSON answers: the recovered value as strict JSON, with how it was recovered", () => {

@@ -52,7 +52,8 @@ export const toolParams = (name: string, text: string): Either.Either<unknown, A
   return Either.orElse(secure(source), () =>
     Either.flatMap(
       Either.mapLeft(Json.parseEither(source), (cause): unknown => cause),
-      (result) => secure(JSON.stringify(result.value))
+      // Arguments recovered from a cut-off call would run the tool with values the model did not give.
+      (result) => result.recovery === "truncated" ? Either.left("the arguments were cut off") : secure(JSON.stringify(result.value))
     )).pipe(Either.mapLeft((cause) =>
       new AiError.MalformedOutput({
         module: MODULE,
@@ -76,7 +77,8 @@ const shepherdMetadata = (result: ChatClient.ChatResult, recovery: Json.Recovery
   attempts: result.attempts,
   status: result.status,
   latencyMillis: result.latencyMillis,
-  costMicroUsd: costOf(result.completion.model, result.completion.usage),
+  // A cached answer was not paid for (as Batch reports it: cost 0).
+  costMicroUsd: result.cached === true ? 0 : costOf(result.completion.model, result.completion.usage),
   ...(recovery === undefined ? {} : { recovery })
 })
 
