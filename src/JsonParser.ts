@@ -141,22 +141,6 @@ export const workerPath = (): string => {
   throw new Error("the JSON worker is not built: run `npm run build` (it compiles workers/ into dist/workers/)")
 }
 
-/** How often a waiting parse looks whether its worker has started it, and for how long at most. */
-const STARTED_POLL_MILLIS = 20
-const STARTUP_ALLOWANCE_MILLIS = 60_000
-
-/** Waits until a worker has started the task (`started[0]` set), or the start-up allowance ran out. */
-const untilStarted = (started: Int32Array): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    let waited = 0
-    const poll: Effect.Effect<void> = Effect.suspend(() => {
-      if (Atomics.load(started, 0) === 1 || waited >= STARTUP_ALLOWANCE_MILLIS) return Effect.void
-      waited += STARTED_POLL_MILLIS
-      return Effect.zipRight(Effect.sleep(STARTED_POLL_MILLIS), poll)
-    })
-    return poll
-  })
-
 /**
  * The pool as a layer: started when built, destroyed (its workers terminated) with its scope. Fails
  * to build with a `ConfigError` naming an invalid option (see {@link validateOptions}).
@@ -199,7 +183,7 @@ export const layer = (options: Partial<Options> = {}): Layer.Layer<JsonParser, C
           detail: `parsing took longer than its deadline of ${millis} ms and was stopped; the text is not JSON that the linear repair pass reads`,
           excerpt: text.slice(0, 200)
         })
-        return inSlot(Effect.raceFirst(inPool(text, started), Effect.zipRight(untilStarted(started), Effect.fail(late).pipe(Effect.delay(millis)))))
+        return inSlot(Effect.raceFirst(inPool(text, started), Effect.zipRight(JsonPool.untilStarted(started), Effect.fail(late).pipe(Effect.delay(millis)))))
       })
       return JsonParser.of({
         parse: (text, options) => (text.length < o.inlineBelowBytes ? Json.parse(text, limits) : withDeadline(text, options))

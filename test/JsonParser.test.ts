@@ -4,7 +4,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as TestClock from "effect/TestClock"
 import { Json, JsonParser } from "../src/index.js"
+import * as JsonPool from "../src/internal/jsonPool.js"
 
 const samples = [
   '{"a": 1}',
@@ -105,11 +107,17 @@ describe("JsonParser", () => {
       yield* Fiber.join(busy)
     }), 30_000)
 
-  it.scopedLive("the deadline counts the parse, not a cold worker's start-up: a first parse on a new pool meets a deadline shorter than the start-up", () =>
+  it.effect("the deadline waits for the worker to start the parse: nothing counts while the start flag is unset (TestClock)", () =>
     Effect.gen(function* () {
-      // A worker starts in 100 ms to over 1 s (it loads the parser); the parse of "[1]" takes well under 1 ms.
-      const parser = yield* parserWith({ inlineBelowBytes: 0, maxThreads: 1, deadline: "60 millis", deadlinePerMb: "0 millis" })
-      const result = yield* parser.parse('{"cold": [1]}')
-      expect(result.value).toEqual({ cold: [1] })
-    }), 30_000)
+      const started = new Int32Array(new SharedArrayBuffer(4))
+      const timer = Effect.zipRight(JsonPool.untilStarted(started), Effect.fail("deadline" as const).pipe(Effect.delay("60 millis")))
+      const fiber = yield* Effect.fork(Effect.flip(timer))
+      yield* TestClock.adjust("5 seconds") // a cold worker still starting: no deadline yet
+      expect(fiber.unsafePoll()).toBeNull()
+      Atomics.store(started, 0, 1) // the worker starts the parse
+      yield* TestClock.adjust("40 millis") // seen at the next look (every 20 ms); the 60 ms run from there
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("60 millis")
+      expect(yield* Fiber.join(fiber)).toBe("deadline")
+    }))
 })

@@ -96,3 +96,19 @@ export const make = (
       )
     return inPool
   })
+
+/** How often a waiting parse looks whether its worker has started it, and for how long at most. */
+const STARTED_POLL_MILLIS = 20
+const STARTUP_ALLOWANCE_MILLIS = 60_000
+
+/** Waits until a worker has started the task (`started[0]` set), or the start-up allowance ran out. */
+export const untilStarted = (started: Int32Array): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    let waited = 0
+    const poll: Effect.Effect<void> = Effect.suspend(() => {
+      if (Atomics.load(started, 0) === 1 || waited >= STARTUP_ALLOWANCE_MILLIS) return Effect.void
+      waited += STARTED_POLL_MILLIS
+      return Effect.zipRight(Effect.sleep(STARTED_POLL_MILLIS), poll)
+    })
+    return poll
+  })
