@@ -27,9 +27,8 @@ const sendHere = (lines: ReadonlyArray<string>, url: string, cache: Layer.Layer<
   )
 
 describe("ResponseCache across processes", () => {
-  it.live("the CLI and this process write one Redis cache at once; every entry is whole and answers a third client", () =>
+  it.live.skipIf(!withRedis)("the CLI and this process write one Redis cache at once; every entry is whole and answers a third client", () =>
     Effect.gen(function* () {
-      if (!withRedis) return
       const mock = yield* MockServer.make({ apiKey: KEY, latency: "200 millis" })
       const redis = (yield* startRedis).url
       const dir = tmp()
