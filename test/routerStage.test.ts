@@ -198,6 +198,20 @@ describe("route stage: fallbacks, one per cause", () => {
       expect(answer.route?.tries.map((t) => `${t.deployment}/${t.model}`)).toEqual(["a/m", "b/m", "c/n"])
     }))
 
+  it.effect("unavailable: a deployment answering 200 with something that is not an answer goes to the next one, and is cooled down", () =>
+    Effect.gen(function* () {
+      const garbage = new ChatError.ResponseDecodeError({ status: 200, detail: "not a chat completion", bodyExcerpt: "<html>", attempts: 1 })
+      const a = yield* deployment(0, "a", ["m"], [garbage])
+      const b = yield* deployment(1, "b", ["m"], ["ok"], { priority: 1 })
+      const table = tableOf([a.d, b.d])
+      expect((yield* send(table)).route?.tries.map((t) => t.deployment)).toEqual(["a", "b"])
+      yield* send(table)
+      yield* send(table)
+      const sentBefore = a.state.sent
+      yield* send(table) // "a" failed three times in a row: out for its cooldown
+      expect(a.state.sent).toBe(sentBefore)
+    }))
+
   it.effect("content_filter: the next model when configured; the filtered answer when not", () =>
     Effect.gen(function* () {
       const a = yield* deployment(0, "a", ["m"], ["filtered"])

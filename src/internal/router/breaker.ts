@@ -44,6 +44,9 @@ export const verdictOf = (exit: Exit.Exit<unknown, ChatError>): Verdict => {
       return error.code === "RESPONSE_TOO_LARGE" || error.code === "EVENT_TOO_LARGE" ? "up" : "down"
     case "TimeoutError":
       return error.phase === "connect" || error.phase === "attempt" ? "down" : "neither"
+    case "ResponseDecodeError":
+      // Answering 200 with something that is not an answer, fast: it would win every choice.
+      return "down"
     default:
       return "neither"
   }

@@ -36,6 +36,9 @@ export const causeOf = (error: ChatError): FallbackCause | undefined => {
       return error.code === "RESPONSE_TOO_LARGE" || error.code === "EVENT_TOO_LARGE" ? undefined : "unavailable"
     case "TimeoutError":
       return error.phase === "total" ? undefined : "unavailable"
+    case "ResponseDecodeError":
+      // A 2xx that is not an answer (a proxy's HTML page, a cut body): this deployment is not serving.
+      return "unavailable"
     default:
       return undefined
   }
