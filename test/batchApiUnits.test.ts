@@ -1,16 +1,20 @@
 /** The Batch API's pure parts: which lines are final, retry range keys, the budget ledger. */
 import { assert, describe, it } from "@effect/vitest"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Option from "effect/Option"
 import * as BatchFile from "../src/cli/batchFile.js"
 import * as Budget from "../src/internal/batchApi/budget.js"
+import * as Http from "../src/internal/batchApi/http.js"
 import * as Outcomes from "../src/internal/batchApi/outcomes.js"
 import * as Plan from "../src/internal/batchApi/plan.js"
 import { isResendableCode } from "../src/internal/retryable.js"
 import * as Pricing from "../src/Pricing.js"
 import { requests } from "./batchApiHelpers.js"
+import { type StubReply, stubClient } from "./helpers.js"
 
 const items = requests(3).map((r, i) => Plan.item(r, i))
 const completion = { id: "c", object: "chat.completion", created: 1, model: "gpt-4o-mini", choices: [{ index: 0, message: { role: "assistant", content: "4" }, finish_reason: "stop", logprobs: null }], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } }
@@ -69,5 +73,31 @@ describe("the budget ledger", () => {
       yield* ledger.release(yield* ledger.hold(items, false))
       const unpriced = yield* Effect.either(Budget.make(1e9, Pricing.defaultTable).hold(requests(1, "no-such-model").map((r, i) => Plan.item(r, i)), false))
       assert.isTrue(Either.isLeft(unpriced) && unpriced.left.detail !== undefined)
+    }))
+})
+
+describe("a provider's answers are read up to a bound", () => {
+  const settings = { baseUrl: "http://stub.test/v1", apiKey: Redacted.make("sk-test"), headers: {}, maxRetries: 3, initialDelayMillis: 1, maxRetryAfterMillis: 1_000, timeoutMillis: 60_000 }
+  const providerOver = (reply: StubReply) =>
+    Effect.gen(function* () {
+      const stub = stubClient([reply])
+      const client = yield* Effect.provide(HttpClient.HttpClient, stub.layer)
+      return { provider: Http.make(client, settings), count: stub.count }
+    })
+
+  it.effect("a file content announced past 400 MiB fails at once as response_too_large, not retried and not read", () =>
+    Effect.gen(function* () {
+      const { provider, count } = yield* providerOver({ status: 200, headers: { "content-length": String(2 * 1024 * 1024 * 1024) }, body: "{}" })
+      const error = yield* Effect.flip(provider.content("file-1"))
+      assert.strictEqual(error._tag === "ProviderError" ? error.code : error._tag, "response_too_large")
+      assert.strictEqual(count(), 1)
+    }))
+
+  it.effect("a batch object answered with more than 16 MiB (no length announced) fails as response_too_large", () =>
+    Effect.gen(function* () {
+      const piece = "x".repeat(1024 * 1024)
+      const { provider } = yield* providerOver({ status: 200, body: Array.from({ length: 17 }, () => piece) })
+      const error = yield* Effect.flip(provider.retrieve("batch_1"))
+      assert.strictEqual(error._tag === "ProviderError" ? error.code : error._tag, "response_too_large")
     }))
 })

@@ -7,6 +7,7 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -15,11 +16,34 @@ import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as BatchApiSchema from "../../BatchApiSchema.js"
 import { FileTooLargeError, ProviderError, QuotaError } from "../../BatchApiError.js"
 import * as ChatSchema from "../../ChatSchema.js"
 import * as Classify from "../classify.js"
 import { parseRetryAfter } from "../retryAfter.js"
+
+/** The longest file content read (a string cannot be much longer in V8), and the longest other answer. */
+const MAX_CONTENT_BYTES = 400 * 1024 * 1024
+const MAX_OBJECT_BYTES = 16 * 1024 * 1024
+const TOO_LARGE = "response_too_large"
+
+/** A body as text, read up to `maxBytes`: a longer one (announced or counted) fails, unread beyond. */
+const boundedText = (response: HttpClientResponse.HttpClientResponse, maxBytes: number, operation: string, attempts: number) => {
+  const tooLarge = (what: string) =>
+    new ProviderError({ operation, status: response.status, code: TOO_LARGE, detail: `the answer is ${what}, more than the ${maxBytes} bytes read`, attempts })
+  const announced = Number(response.headers["content-length"])
+  if (Number.isFinite(announced) && announced > maxBytes) return Effect.fail(tooLarge(`${announced} bytes`))
+  return response.stream.pipe(
+    Stream.runFoldEffect({ chunks: [] as Array<Uint8Array>, size: 0 }, (read, chunk) => {
+      if (read.size + chunk.length > maxBytes) return Effect.fail(tooLarge("longer"))
+      read.chunks.push(chunk)
+      read.size += chunk.length
+      return Effect.succeed(read)
+    }),
+    Effect.map((read) => Buffer.concat(read.chunks, read.size).toString("utf8"))
+  )
+}
 
 /** What a call can fail with. */
 export type CallError = ProviderError | QuotaError | FileTooLargeError
@@ -97,11 +121,15 @@ const makeCall = (client: HttpClient.HttpClient, settings: Settings, scrub: Clas
       HttpClientRequest.setHeader("authorization", `Bearer ${Redacted.value(settings.apiKey)}`)
     )
 
-  /** One attempt: the answer with its text and headers scrubbed, or a transport failure. */
+  /**
+   * One attempt: the answer with its text and headers scrubbed, or a transport failure. The body is
+   * read up to a bound (a file's content up to `MAX_CONTENT_BYTES`, anything else up to
+   * `MAX_OBJECT_BYTES`): a server sending more gets a typed error, not the process's memory.
+   */
   const attempt = (request: HttpClientRequest.HttpClientRequest, operation: string, attempts: number) =>
     client.execute(withAuth(request)).pipe(
       Effect.flatMap((response) =>
-        Effect.map(response.text, (text): Answer => ({
+        Effect.map(boundedText(response, operation === "download" ? MAX_CONTENT_BYTES : MAX_OBJECT_BYTES, operation, attempts), (text): Answer => ({
           status: response.status,
           headers: Classify.scrubHeaders(response.headers as Record<string, string>, scrub),
           text: scrub(text)
@@ -134,7 +162,7 @@ const makeCall = (client: HttpClient.HttpClient, settings: Settings, scrub: Clas
         const answer = yield* Effect.either(attempt(request, operation, attempts))
         let failure: { error: CallError; retry: boolean; waitMillis?: number | undefined }
         if (Either.isLeft(answer)) {
-          failure = { error: answer.left, retry: true }
+          failure = { error: answer.left, retry: !(answer.left._tag === "ProviderError" && answer.left.code === TOO_LARGE) }
         } else if (answer.right.status >= 200 && answer.right.status < 300) {
           const decoded = decode(answer.right.text)
           if (Either.isRight(decoded)) return decoded.right
