@@ -58,6 +58,7 @@ describe("Metrics and spans", () => {
       expect(call!.status._tag).toBe("Ended")
       expect(stream!.name).toBe("shepherd.stream")
       expect(stream!.attributes.get("shepherd.request_id")).toBe("req_mock_3")
+      expect(stream!.status._tag).toBe("Ended")
       expect(JSON.stringify(spans.map((s) => [...s.attributes]))).not.toContain(KEY)
 
       const quiet = recordingTracer()

@@ -176,18 +176,18 @@ const assemble = (resolved: Options, { endpoints, start }: Assembly): Service =>
     Effect.map(startEmbed(request), toEmbeddingResult)
 
   const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
-    Observe.streamSpan(
-      ChatStream.stream(
+    ChatStream.stream(
+      Observe.streamSpan(
         start(
           streaming,
           request.model,
           JSON.stringify({ ...request, stream: true }),
           Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
         ),
-        streamSettings
+        request.model,
+        resolved.tracing
       ),
-      request.model,
-      resolved.tracing
+      streamSettings
     )
 
   return {

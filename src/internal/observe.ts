@@ -12,7 +12,7 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
+import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import * as Budget from "../Budget.js"
 import type { ChatError } from "../ChatError.js"
@@ -190,6 +190,16 @@ export const observe = (options: { readonly tracing: boolean }): Pipeline.Stage 
     })
 }
 
-/** A stream in its span `shepherd.stream` when `tracing` is on and a tracer that keeps spans is installed. */
-export const streamSpan = <A, E, R>(stream: Stream.Stream<A, E, R>, model: string, tracing: boolean): Stream.Stream<A, E, R> =>
-  tracing ? Stream.unwrap(tracedWith((traced) => Effect.succeed(traced ? Stream.withSpan(stream, "shepherd.stream", spanOptions(model)) : stream))) : stream
+/**
+ * A stream's opening in the span `shepherd.stream` when `tracing` is on and a tracer that keeps
+ * spans is installed. The span lives in the stream's scope (internal/chatStream.ts `stream` runs
+ * the opening there): it ends, with the stream's exit, when the stream ends. This is what
+ * `Stream.withSpan` gives, without the two stream flattens (`unwrap`, `unwrapScoped`) that would
+ * carry every chunk through two more channel executors (bench/streaming).
+ */
+export const streamSpan = <A, E, R>(open: Effect.Effect<A, E, R>, model: string, tracing: boolean): Effect.Effect<A, E, R | Scope.Scope> =>
+  tracing
+    ? tracedWith((traced): Effect.Effect<A, E, R | Scope.Scope> =>
+      traced ? Effect.flatMap(Effect.makeSpanScoped("shepherd.stream", spanOptions(model)), (span) => Effect.provideService(open, Tracer.ParentSpan, span)) : open
+    )
+    : open

@@ -4,11 +4,11 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import type { Dispatcher } from "undici"
 import type * as ChatError from "../ChatError.js"
 import { Abort, signalOf } from "./abort.js"
 import * as Classify from "./classify.js"
+import * as UndiciStream from "./undiciStream.js"
 import {
   announcedLength,
   attemptTimeout,
@@ -17,7 +17,6 @@ import {
   flatten,
   ignore,
   type Open,
-  type Opened,
   type Send,
   type Settings,
   streamDeadlines,
@@ -108,111 +107,39 @@ export const viaUndici = (agent: Dispatcher, settings: Settings): Send => {
 }
 
 
-/** What reading a streamed body needs to know. */
-interface PullSettings {
-  readonly timers: ReturnType<typeof streamDeadlines>
-  readonly failure: (error: unknown) => ChatError.TransportError | ChatError.TimeoutError
-  readonly maxResponseBytes: number
-  readonly attempts: number
-  readonly abort: () => void
-}
-
-/** The pieces of a streamed body, each read once it arrives, held to `maxResponseBytes` and the stream's deadlines. */
-const pullFrom = (readable: Dispatcher.ResponseData["body"], settings: PullSettings): Opened["pull"] => {
-  const { timers, failure, maxResponseBytes, attempts, abort } = settings
-  // Everything already buffered is taken in one read: under load several pieces wait, and one
-  // pull for all of them saves the per-piece cost of the stream that carries them (bench/streaming).
-  let ended = false
-  let failed: unknown = undefined
-  let received = 0
-  readable.once("end", () => { ended = true })
-  readable.once("error", (error) => { failed ??= error })
-  const take = (): Uint8Array | undefined => {
-    const first = readable.read() as Buffer | null
-    if (first === null) return undefined
-    const second = readable.read() as Buffer | null
-    if (second === null) return first
-    const pieces = [first, second]
-    for (let piece = readable.read() as Buffer | null; piece !== null; piece = readable.read() as Buffer | null) pieces.push(piece)
-    return Buffer.concat(pieces)
-  }
-  type Result = Effect.Effect<Uint8Array, Option.Option<ChatError.TransportError | ChatError.TimeoutError>>
-  /** What a read gives now, if anything: the buffered bytes, the end, or the failure. */
-  const attempt = (): Result | undefined => {
-    const bytes = take()
-    if (bytes !== undefined) {
-      received += bytes.length
-      if (received > maxResponseBytes) {
-        timers.cancel()
-        abort()
-        return Effect.fail(Option.some(Classify.responseTooLarge(maxResponseBytes, attempts)))
-      }
-      timers.touch()
-      return Effect.succeed(bytes)
-    }
-    if (failed !== undefined) {
-      const mapped = failure(failed)
-      timers.cancel()
-      return Effect.fail(Option.some(mapped))
-    }
-    if (ended || readable.readableEnded) {
-      timers.cancel()
-      return Effect.fail(Option.none())
-    }
-    if (readable.destroyed) {
-      // Closed without an end or an error: an abort (a deadline) or a dropped connection.
-      const mapped = failure(readable.errored ?? new Error("the response body closed before its end"))
-      timers.cancel()
-      return Effect.fail(Option.some(mapped))
-    }
-    return undefined
-  }
-  // Waits for the readable only when nothing is buffered: a read that finds bytes suspends nothing.
-  const wait: Result = Effect.async((resume) => {
-    const onEvent = () => {
-      const result = attempt()
-      if (result === undefined) return
-      stop()
-      resume(result)
-    }
-    const stop = () => {
-      readable.off("readable", onEvent)
-      readable.off("end", onEvent)
-      readable.off("error", onEvent)
-      readable.off("close", onEvent)
-    }
-    readable.on("readable", onEvent)
-    readable.on("end", onEvent)
-    readable.on("error", onEvent)
-    readable.on("close", onEvent)
-    return Effect.sync(stop)
-  })
-  return Effect.suspend(() => attempt() ?? wait)
-}
-
-/** Streaming straight onto undici (the default transport). */
+/** Streaming straight onto undici (the default transport), through undici's handler callbacks (internal/undiciStream.ts). */
 export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
   const { deadlines, scrub, connectTimeoutMillis, maxResponseBytes } = settings
   const origin = settings.url.origin
   const path = settings.url.pathname + settings.url.search
   const headers = { ...settings.headers, accept: "text/event-stream", "content-type": "application/json" }
   return (body, attempts, timeoutMillis, idleMillis, total) =>
-    Effect.gen(function* () {
-      const controller = new Abort()
-      const timers = streamDeadlines(deadlines, timeoutMillis, idleMillis, total, attempts, () => controller.abort())
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          timers.cancel()
-          controller.abort()
-        })
-      )
-      const failure = (error: unknown) => timers.expired() ?? Classify.transportError(error, attempts, connectTimeoutMillis, scrub)
-      const response = yield* Effect.tryPromise({
-        try: () => agent.request({ origin, path, method: "POST", headers, body, signal: signalOf(controller) }),
-        catch: failure
+    Effect.suspend(() => {
+      let abort = ignore
+      const timers = streamDeadlines(deadlines, timeoutMillis, idleMillis, total, attempts, () => abort())
+      const reading: UndiciStream.Reading = {
+        failure: (error) => timers.expired() ?? Classify.transportError(error, attempts, connectTimeoutMillis, scrub),
+        tooLarge: () => Classify.responseTooLarge(maxResponseBytes, attempts),
+        maxResponseBytes,
+        touch: timers.touch,
+        done: timers.cancel
+      }
+      const started = UndiciStream.open(agent, { origin, path, method: "POST", headers, body }, reading, (f) => {
+        abort = f
       })
-      const pull = pullFrom(response.body, { timers, failure, maxResponseBytes, attempts, abort: () => controller.abort() })
-      return { status: response.statusCode, headers: Classify.scrubHeaders(flatten(response.headers), scrub), pull, started: timers.start }
+      return Effect.zipRight(
+        Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            timers.cancel()
+            abort()
+          })
+        ),
+        Effect.map(started, (answer) => ({
+          status: answer.status,
+          headers: Classify.scrubHeaders(flatten(answer.headers), scrub),
+          pull: answer.pull,
+          started: timers.start
+        }))
+      )
     })
 }
-
