@@ -10,37 +10,7 @@ import * as Option from "effect/Option"
 import type { Dispatcher } from "undici"
 import * as ChatError from "../src/ChatError.js"
 import * as UndiciStream from "../src/internal/undiciStream.js"
-
-/** A controller as undici gives one, recording what the handler asked of it. */
-class Controller {
-  aborted = false
-  paused = false
-  reason: Error | null = null
-  readonly calls: Array<string> = []
-  abort(reason: Error) {
-    this.calls.push("abort")
-    this.aborted = true
-    this.reason = reason
-  }
-  pause() {
-    this.calls.push("pause")
-    this.paused = true
-  }
-  resume() {
-    this.calls.push("resume")
-    this.paused = false
-  }
-}
-
-/** A dispatcher that keeps the handler it is given. */
-const recorder = () => {
-  const seen: { handler?: Dispatcher.DispatchHandler } = {}
-  const dispatcher = { dispatch: (_options: unknown, handler: Dispatcher.DispatchHandler) => {
-    seen.handler = handler
-    return true
-  } } as unknown as Dispatcher
-  return { dispatcher, handler: () => seen.handler! }
-}
+import { Controller, recorder } from "./undiciHelpers.js"
 
 const log: Array<string> = []
 const reading = (maxResponseBytes = 1_000): UndiciStream.Reading => ({
