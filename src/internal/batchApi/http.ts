@@ -21,6 +21,8 @@ import * as BatchApiSchema from "../../BatchApiSchema.js"
 import { FileTooLargeError, ProviderError, QuotaError } from "../../BatchApiError.js"
 import * as ChatSchema from "../../ChatSchema.js"
 import * as Classify from "../classify.js"
+import * as JsonText from "../jsonText.js"
+import { isRetryableStatus } from "../retryable.js"
 import { parseRetryAfter } from "../retryAfter.js"
 
 /** The longest file content read (a string cannot be much longer in V8), and the longest other answer. */
@@ -86,13 +88,7 @@ interface Answer {
 
 /** A refusal as a typed error, and whether another attempt may succeed. */
 const refusal = (operation: string, answer: Answer, attempts: number, bytes: number | undefined): { error: CallError; retry: boolean } => {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(answer.text)
-  } catch {
-    parsed = undefined
-  }
-  const body = decodeError(parsed)
+  const body = decodeError(Either.getOrUndefined(JsonText.parseJson(answer.text)))
   const server = Either.isRight(body) ? body.right.error : undefined
   const code = server?.code === undefined || server.code === null ? undefined : String(server.code)
   const detail = server?.message ?? (answer.text === "" ? "(empty body)" : answer.text.slice(0, Classify.MAX_BODY_EXCERPT))
@@ -101,7 +97,8 @@ const refusal = (operation: string, answer: Answer, attempts: number, bytes: num
   if (answer.status === 413 || code === "file_too_large") {
     return { error: new FileTooLargeError({ bytes: bytes ?? 0, detail }), retry: false }
   }
-  const retry = answer.status === 429 || answer.status === 408 || answer.status === 409 && operation !== "cancel batch" || answer.status >= 500
+  // A 409 to a cancel is the batch's state (already ending), not a conflict worth waiting out.
+  const retry = isRetryableStatus(answer.status) && !(answer.status === 409 && operation === "cancel batch")
   return { error: new ProviderError({ operation, status: answer.status, code, detail, requestId, attempts }), retry }
 }
 
@@ -186,11 +183,9 @@ const makeCall = (client: HttpClient.HttpClient, settings: Settings, scrub: Clas
 const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknownEither(schema, BatchApiSchema.decodeOptions)
   return (text: string): Either.Either<A, string> => {
-    try {
-      return Either.mapLeft(decode(JSON.parse(text)), (e) => ParseResult.TreeFormatter.formatErrorSync(e).slice(0, 1000))
-    } catch (e) {
-      return Either.left(`invalid JSON (${e instanceof Error ? e.message : String(e)})`)
-    }
+    const json = JsonText.parseJson(text)
+    if (Either.isLeft(json)) return Either.left(`invalid JSON (${json.left})`)
+    return Either.mapLeft(decode(json.right), (e) => ParseResult.TreeFormatter.formatErrorSync(e).slice(0, 1000))
   }
 }
 

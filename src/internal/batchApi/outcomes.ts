@@ -16,6 +16,7 @@ import * as Pricing from "../../Pricing.js"
 import * as EmbeddingVectors from "../embeddingVectors.js"
 import { isResendableCode, isResendableStatus } from "../retryable.js"
 import type { Item } from "./plan.js"
+import * as JsonText from "../jsonText.js"
 
 /** The outcomes of a range and the ids left without one. */
 export interface Mapped {
@@ -38,12 +39,9 @@ const parseLines = (text: string | undefined): Array<OutputLine> => {
   const lines: Array<OutputLine> = []
   for (const raw of text.split("\n")) {
     if (raw.trim() === "") continue
-    try {
-      const value: unknown = JSON.parse(raw)
-      if (typeof value === "object" && value !== null) lines.push(value as OutputLine)
-    } catch {
-      // A damaged line: its id stays unfinished and is sent again.
-    }
+    // A damaged line is skipped: its id stays unfinished and is sent again.
+    const value = Either.getOrUndefined(JsonText.parseJson(raw))
+    if (typeof value === "object" && value !== null) lines.push(value as OutputLine)
   }
   return lines
 }

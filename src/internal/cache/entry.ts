@@ -8,7 +8,9 @@
  *   {"id":"chatcmpl-1", ...}
  * @internal
  */
+import * as Either from "effect/Either"
 import { createHash } from "node:crypto"
+import * as JsonText from "../jsonText.js"
 
 const MAGIC = "shepherd-cache/1 "
 
@@ -53,12 +55,7 @@ export const decode = (text: string, endpoint: string, nowMillis: number): Read 
   if (text.slice(MAGIC.length, headerEnd) !== sha256(body)) return undefined
   const metaEnd = body.indexOf("\n")
   if (metaEnd < 0) return undefined
-  let meta: unknown
-  try {
-    meta = JSON.parse(body.slice(0, metaEnd))
-  } catch {
-    return undefined
-  }
+  const meta = Either.getOrUndefined(JsonText.parseJson(body.slice(0, metaEnd)))
   if (!isMeta(meta) || meta.endpoint !== endpoint) return undefined
   if (meta.expiresAt !== null && meta.expiresAt <= nowMillis) return undefined
   return { meta, value: body.slice(metaEnd + 1) }

@@ -6,6 +6,7 @@
  * it (as hits), also across the fibers of a batch. Streams bypass the cache.
  * @internal
  */
+import * as Either from "effect/Either"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -27,6 +28,7 @@ import type * as Pipeline from "../pipeline.js"
 import * as Entry from "./entry.js"
 import * as Hold from "./hold.js"
 import * as Key from "./key.js"
+import * as JsonText from "../jsonText.js"
 
 type Received = Pipeline.Received<unknown>
 type Flight = Deferred.Deferred<Exit.Exit<Received, ChatError>>
@@ -168,12 +170,8 @@ const flight = <A, R>(ctx: Context, call: Pipeline.Call<A, R>, next: Pipeline.Di
 
 /** The request's body as an object, or undefined (a body the stage cannot read is sent uncached). */
 const parse = (body: string): Record<string, unknown> | undefined => {
-  try {
-    const value: unknown = JSON.parse(body)
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
-  } catch {
-    return undefined
-  }
+  const value = Either.getOrUndefined(JsonText.parseJson(body))
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
 }
 
 /**

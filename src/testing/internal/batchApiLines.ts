@@ -7,6 +7,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as ChatSchema from "../../ChatSchema.js"
 import type * as BatchApiSchema from "../../BatchApiSchema.js"
+import * as JsonText from "../../internal/jsonText.js"
 
 /** One part of a multipart body. */
 export interface Part {
@@ -72,12 +73,9 @@ const checkLine = (
   seen: Set<string>
 ): Either.Either<InputLine, BatchApiSchema.BatchError> => {
   const refuse = (code: string, message: string, param: string | null = null) => Either.left({ code, message, param, line })
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    return refuse("invalid_json", "This line is not valid JSON.")
-  }
+  const parsed = JsonText.parseJson(text)
+  if (Either.isLeft(parsed)) return refuse("invalid_json", "This line is not valid JSON.")
+  const value = parsed.right
   if (typeof value !== "object" || value === null || Array.isArray(value)) return refuse("invalid_json", "This line is not a JSON object.")
   const v = value as Record<string, unknown>
   if (typeof v["custom_id"] !== "string" || v["custom_id"] === "") return refuse("missing_required_parameter", "custom_id is required.", "custom_id")
