@@ -61,7 +61,18 @@ const viaGenerators = async () => {
   await Promise.all(Array.from({ length: concurrency }, worker))
 }
 
+/** The same elements and async boundaries without a Stream: a loop of effects. */
+const viaEffectLoop = () => {
+  const one = (): Effect.Effect<void> => {
+    let i = 0
+    const loop: Effect.Effect<void> = Effect.suspend(() => (i++ < per ? Effect.flatMap(later({ i }), () => loop) : Effect.void))
+    return loop
+  }
+  return Effect.runPromise(Effect.forEach(Array.from({ length: streams }), one, { concurrency, discard: true }))
+}
+
 const variants: ReadonlyArray<readonly [string, () => Promise<void>]> = [
+  ["Effect, no Stream: a loop over the same async boundaries", viaEffectLoop],
   ["Effect Stream: a channel, one chunk per read (ChatClient.stream's shape)", viaEffect(channelStream)],
   ["Effect Stream: repeatEffectChunkOption", viaEffect(repeatStream)],
   ["async generators, three deep (the SDK's shape)", viaGenerators]
