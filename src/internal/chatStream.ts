@@ -139,6 +139,10 @@ class ChunkReader {
   constructor(private readonly opened: Opened, received: Pipeline.Received<Opened>, private readonly settings: Settings) {
     this.bodyEnded = opened.ended
     this.context = { status: received.status, requestId: received.requestId, attempts: received.attempts }
+    this.read = Effect.matchEffect(opened.pull, {
+      onFailure: (error) => Option.isNone(error) ? this.onEnd() : Effect.fail(error.value),
+      onSuccess: (bytes) => this.onBytes(bytes)
+    })
   }
 
   /** The chunks in a piece of events, up to `[DONE]`. */
@@ -172,27 +176,29 @@ class ChunkReader {
     return chunks.right.length > 0 ? Effect.succeed(chunks.right) : this.done ? Effect.succeed(undefined) : next()
   }
 
-  private readonly onEnd = (): Step => {
+  private onEnd(): Step {
     this.bodyEnded = true
     return this.emit(this.opened.decoder.end(), () => this.endOfBody())
   }
 
-  private readonly onBytes = (bytes: Uint8Array): Step => {
+  private onBytes(bytes: Uint8Array): Step {
     const events = this.opened.decoder.feed(bytes)
     return this.opened.decoder.overflowed
       ? Effect.fail(Classify.eventTooLarge(this.settings.maxEventBytes, this.context.attempts))
-      : this.emit(events, () => this.next)
+      : this.emit(events, () => this.read)
   }
 
-  /** The next chunks (`undefined` once the stream is over): bytes are read until they complete an event that holds one. */
-  readonly next: Step = Effect.suspend(() => {
-    if (this.done) return Effect.succeed(undefined)
-    if (this.bodyEnded) return this.endOfBody()
-    return Effect.matchEffect(this.opened.pull, {
-      onFailure: (error) => Option.isNone(error) ? this.onEnd() : Effect.fail(error.value),
-      onSuccess: this.onBytes
-    })
-  })
+  /**
+   * The next chunks (`undefined` once the stream is over): bytes are read until they complete an
+   * event that holds one. Read only while neither `[DONE]` nor the body's end was seen
+   * ({@link after} decides, in the channel, without an effect per read).
+   */
+  readonly read: Step
+
+  /** What follows the chunks just read: nothing after `[DONE]`, the end-of-body check after the body's end, else `more`. */
+  after<A>(more: A): A | "done" | Effect.Effect<undefined, ChatError.ChatError> {
+    return this.done ? "done" : this.bodyEnded ? this.endOfBody() : more
+  }
 }
 
 /** One read of a stream: its next chunks, `undefined` at its end. */
@@ -201,12 +207,17 @@ type Step = Effect.Effect<Chunk.Chunk<ChatSchema.ChatCompletionChunk> | undefine
 /**
  * The reader's chunks as a channel, written as they are read: one `fromEffect` and one `write` per
  * read, with none of the wrapping `Stream.repeatEffectChunkOption` adds (an `Option` per read, a
- * `map` and a `catchAll`) nor the stream `concat` of the first events (bench/streaming).
+ * `map` and a `catchAll`) nor the stream `concat` of the first events (bench/streaming). Whether to
+ * read again is decided here, between reads, not by an effect of its own.
  */
 const channelOf = (reader: ChunkReader, first: Chunk.Chunk<ChatSchema.ChatCompletionChunk>) => {
-  const loop: Channel.Channel<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, unknown, ChatError.ChatError, unknown, void, unknown> =
-    Channel.flatMap(Channel.fromEffect(reader.next), (chunks) => chunks === undefined ? Channel.void : Channel.zipRight(Channel.write(chunks), loop))
-  return first.length > 0 ? Channel.zipRight(Channel.write(first), loop) : loop
+  type Out = Channel.Channel<Chunk.Chunk<ChatSchema.ChatCompletionChunk>, unknown, ChatError.ChatError, unknown, void, unknown>
+  const rest = (): Out => {
+    const next = reader.after(loop)
+    return next === "done" ? Channel.void : Effect.isEffect(next) ? Channel.asVoid(Channel.fromEffect(next)) : next
+  }
+  const loop: Out = Channel.flatMap(Channel.fromEffect(reader.read), (chunks) => chunks === undefined ? Channel.void : Channel.zipRight(Channel.write(chunks), rest()))
+  return first.length > 0 ? Channel.zipRight(Channel.write(first), rest()) : rest()
 }
 
 /**
