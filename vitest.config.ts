@@ -13,6 +13,9 @@ export default defineConfig({
     // file: measured on 18 unit files, 73 -> 34 s of CPU (npx vitest run --no-isolate). Tests must
     // not leave global state behind (process listeners, environment variables) for this.
     isolate: false,
+    // Tests of a file marked concurrent (the CLI files, whose tests mostly wait on child processes)
+    // run two at a time.
+    maxConcurrency: 2,
     testTimeout: 30_000,
     hookTimeout: 30_000
   }
