@@ -52,7 +52,8 @@ for (const transport of ["undici", "platform"] as const) describe(`ChatClient ag
     Effect.gen(function* () {
       const { chat, mock } = yield* setup(transport, {}, { timeout: "300 millis" })
       const cases: ReadonlyArray<readonly [MockServer.Fault, string, Record<string, unknown>]> = [
-        [{ type: "rate_limit", retryAfterSeconds: 3 }, "RateLimitError", { retryAfterMillis: 3000, code: "rate_limit_exceeded", requestId: "req_mock_1" }],
+        // The next call waits out this pause (the client's shared pause): 1 s, not more.
+        [{ type: "rate_limit", retryAfterSeconds: 1 }, "RateLimitError", { retryAfterMillis: 1000, code: "rate_limit_exceeded", requestId: "req_mock_1" }],
         [{ type: "rate_limit", retryAfterMillis: 250 }, "RateLimitError", { retryAfterMillis: 250 }],
         [{ type: "server_error", status: 503 }, "ApiError", { status: 503 }],
         [{ type: "server_error" }, "ApiError", { status: 502 }],
@@ -126,7 +127,7 @@ for (const transport of ["undici", "platform"] as const) describe(`ChatClient ag
     Effect.gen(function* () {
       const lines: Array<string> = []
       const logger = Logger.make(({ message }) => { lines.push(JSON.stringify(message)) })
-      const { chat, mock } = yield* setup(transport, { faultRate: 1, faults: [{ type: "rate_limit", retryAfterSeconds: 1 }, { type: "server_error" }, { type: "bad_request" }, { type: "malformed_json" }, { type: "reset" }] }, { timeout: "2 seconds" })
+      const { chat, mock } = yield* setup(transport, { faultRate: 1, faults: [{ type: "rate_limit", retryAfterMillis: 100 }, { type: "server_error" }, { type: "bad_request" }, { type: "malformed_json" }, { type: "reset" }] }, { timeout: "2 seconds" })
       const errors = yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i), () =>
         Effect.flip(chat.create(request)).pipe(Effect.tap((e) => Effect.logError("call failed", e))),
       { concurrency: 5 }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))

@@ -11,7 +11,7 @@ import { MockServer } from "../src/testing/index.js"
 import { env, expectComplete, fast, flags, okCount, readState } from "./batchApiCliHelpers.js"
 import { inputLines, KEY, questionOf, readOut, runToEnd, startCommand, tmp, waitFor, writeInput } from "./cliHelpers.js"
 
-describe("shepherd run --via batch-api", () => {
+describe("shepherd run --via batch-api", { concurrent: true }, () => {
   it.scopedLive("a whole run: split per endpoint and size, one upload and one batch per range, every id once in OUT; a rerun sends nothing", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ apiKey: KEY, batchApi: fast })
@@ -104,20 +104,23 @@ describe("shepherd run --via batch-api", () => {
       const mock = yield* MockServer.make({ batchApi: fast })
       const dir = tmp()
       const input = writeInput(dir, inputLines(3))
-      const out = Path.join(dir, "out.jsonl")
-      const noKey = yield* runToEnd(flags(input, out, mock.url))
+      const out = (name: string) => Path.join(dir, `${name}.jsonl`)
+      // At once, each with its own OUT (a refusal must not be another run's lock on it).
+      const [noKey, sharded, via] = yield* Effect.all([
+        runToEnd(flags(input, out("no-key"), mock.url)),
+        runToEnd(flags(input, out("sharded"), mock.url, ["--shard", "0/2"]), env),
+        runToEnd([input, "--out", out("via"), "--via", "post"], env)
+      ], { concurrency: "unbounded" })
       expect(noKey.code, noKey.stderr).toBe(2)
       expect(noKey.stderr).toContain("OPENAI_API_KEY")
-      const sharded = yield* runToEnd(flags(input, out, mock.url, ["--shard", "0/2"]), env)
       expect(sharded.code).toBe(2)
-      const via = yield* runToEnd([input, "--out", out, "--via", "post"], env)
       expect(via.code).toBe(2)
       expect(yield* mock.batchApi.journal).toEqual([])
     }))
 
 })
 
-describe("shepherd run --via auto", () => {
+describe("shepherd run --via auto", { concurrent: true }, () => {
   it.scopedLive("below --auto-threshold: live, no batch", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ apiKey: KEY, batchApi: fast })

@@ -20,7 +20,8 @@ describe("shepherd run --via batch-api, stopped and resumed", () => {
         ["retrieve", 1 + Math.floor(Math.random() * 10)],
         ["content", 1 + Math.floor(Math.random() * 4)]
       ] as const
-      for (const [action, count] of moments) {
+      // The four moments at once, each with its own server and files: each run mostly waits on its batches.
+      yield* Effect.forEach(moments, ([action, count]) => Effect.gen(function* () {
         const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { ...fast, validating: "300 millis" } })
         const dir = tmp()
         const input = writeInput(dir, inputLines(23))
@@ -36,16 +37,17 @@ describe("shepherd run --via batch-api, stopped and resumed", () => {
         const journal = yield* mock.batchApi.journal
         expect(okCount(journal, "upload"), `${action} ${count}`).toBe(ranges)
         expect(okCount(journal, "create"), `${action} ${count}`).toBe(ranges)
-      }
+      }), { concurrency: "unbounded" })
     }), 60_000)
 
 
   it.scopedLive("batches status shows each batch; batches cancel stops them; the run collects what they answered and the rerun completes the rest", () =>
     Effect.gen(function* () {
-      // Slow enough that the batch is still running while the two commands start.
-      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "1500 millis", finalizing: "50 millis" } })
+      // Slow enough that the batch is still running while the two commands start, on a loaded machine
+      // too (measured: over 10 s for both there); the cancel ends it, so its length costs nothing.
+      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "2000 millis", finalizing: "50 millis" } })
       const dir = tmp()
-      const input = writeInput(dir, inputLines(8))
+      const input = writeInput(dir, inputLines(9))
       const out = Path.join(dir, "out.jsonl")
       const missing = yield* startCommand("batches", ["status", out], env).ended
       expect(missing.code).toBe(2)
@@ -64,20 +66,21 @@ describe("shepherd run --via batch-api, stopped and resumed", () => {
       expect(ended.stderr).toContain("cancelled")
       const done = readOut(out).length
       expect(done).toBeGreaterThan(0)
-      expect(done).toBeLessThan(8)
+      expect(done).toBeLessThan(9)
       // The cancelled batch was delivered: the rerun needs only a server for the new batch of the rest.
       const fresh = yield* MockServer.make({ apiKey: KEY, batchApi: fast })
       const rerun = yield* runToEnd(flags(input, out, fresh.url, ["--max-requests-per-file", "100"]), env)
       expect(rerun.code, rerun.stderr).toBe(0)
-      expectComplete(out, 8)
+      expectComplete(out, 9)
       expect(okCount(yield* mock.batchApi.journal, "create")).toBe(1)
-      expect((yield* fresh.batchApi.batches).map((b) => b.request_counts?.total)).toEqual([8 - done])
+      expect((yield* fresh.batchApi.batches).map((b) => b.request_counts?.total)).toEqual([9 - done])
     }), 60_000)
 
 
   it.scopedLive("Ctrl-C while polling stops (exit 130) and leaves the batch running; the summary says how to resume or cancel; the rerun (--via auto, below its threshold) collects it, sending nothing live", () =>
     Effect.gen(function* () {
-      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "1500 millis", finalizing: "50 millis" } })
+      // The batch runs for 4 s: the Ctrl-C, sent at the first poll, comes long before its end; the rerun waits for that end.
+      const mock = yield* MockServer.make({ apiKey: KEY, batchApi: { validating: "50 millis", perRequest: "1000 millis", finalizing: "50 millis" } })
       const dir = tmp()
       const input = writeInput(dir, inputLines(4))
       const out = Path.join(dir, "out.jsonl")
@@ -96,5 +99,5 @@ describe("shepherd run --via batch-api, stopped and resumed", () => {
       const journal = yield* mock.batchApi.journal
       expect([okCount(journal, "upload"), okCount(journal, "create")]).toEqual([1, 1])
       expect((yield* mock.journal).filter((e) => e.path === "/v1/chat/completions" || e.path === "/v1/embeddings")).toEqual([])
-    }))
+    }), 60_000)
 })

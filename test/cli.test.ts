@@ -1,8 +1,8 @@
 /** The `shepherd` command, run as users run it: the built CLI in a child process. */
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { MockServer } from "../src/testing/index.js"
-import { spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { sharedRun } from "./helpers.js"
@@ -11,6 +11,24 @@ const cli = fileURLToPath(new URL("../dist/bin/shepherd.js", import.meta.url))
 
 const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 60_000, env: { ...process.env, OPENAI_BASE_URL: "", ...env } })
+
+/**
+ * `shepherd demo` against its embedded mock server, started before the first test: it runs for about
+ * ten seconds, mostly waiting on the mock's latency, while the other tests of this file run; its own
+ * tests (the last ones) read what it printed.
+ */
+let demoChild: ChildProcess | undefined
+let demoRun: Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }> | undefined
+beforeAll(() => {
+  demoRun = new Promise((resolve) => {
+    const child = execFile(process.execPath, [cli, "demo"], { encoding: "utf8", timeout: 60_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, OPENAI_BASE_URL: "" } }, (_error, stdout, stderr) =>
+      resolve({ status: child.exitCode, stdout, stderr }))
+    demoChild = child
+  })
+})
+afterAll(() => {
+  if (demoChild !== undefined && demoChild.exitCode === null && demoChild.signalCode === null) demoChild.kill("SIGKILL")
+})
 
 describe("shepherd mock", () => {
   it("prints its base URL first, serves completions, and stops on SIGTERM", async () => {
@@ -53,9 +71,58 @@ describe("shepherd mock", () => {
   })
 })
 
+describe("shepherd demo against a provider", () => {
+  it.scopedLive("with OPENAI_BASE_URL and OPENAI_API_KEY set it says so first and runs the small version there", () =>
+    Effect.gen(function* () {
+      const key = "sk-demo-provider-0a1b2c3d4e5f"
+      // The first request is refused as invalid (400), the second answered with a body that is not JSON.
+      const mock = yield* MockServer.make({ apiKey: key, latency: "5 millis", script: [{ type: "bad_request" }, { type: "malformed_json" }] })
+      const result = yield* Effect.async<{ code: number | null; stdout: string }>((resume) => {
+        const child = spawn(process.execPath, [cli, "demo"], { env: { ...process.env, OPENAI_BASE_URL: mock.url, OPENAI_API_KEY: key }, stdio: ["ignore", "pipe", "pipe"] })
+        let stdout = ""
+        child.stdout.setEncoding("utf8").on("data", (c: string) => { stdout += c })
+        child.stderr.resume()
+        child.once("exit", (code) => resume(Effect.succeed({ code, stdout })))
+      })
+      expect(result.code).toBe(0)
+      expect(result.stdout.split("\n")[0]).toBe(`Shepherd demo against ${mock.url} with model gpt-4.1-mini (a small run: it sends about 120 requests and analyses 5 documents;`)
+      expect(result.stdout).toContain("5 of 5 documents analysed")
+      // Each failure is explained by what happened to it.
+      expect(result.stdout).toContain("2 requests failed, each with a typed ChatError:")
+      const apiLine = result.stdout.split("\n").find((line) => line.startsWith("  ApiError 400 x1: "))
+      expect(apiLine).toMatch(/the server refused the request itself \(".+"\); final: the same request would be refused again$/)
+      expect(apiLine).not.toContain("not a chat completion")
+      expect(result.stdout).toMatch(/^ {2}ResponseDecodeError x1: a 200 answer whose body is not a chat completion/m)
+      const journal = yield* mock.journal
+      expect(journal.length).toBeGreaterThan(100)
+      expect(journal.every((e) => e.status !== 401)).toBe(true)
+      expect(result.stdout).not.toContain(key)
+    }), 60_000)
+})
+
+describe("shepherd json", () => {
+  it("prints the recovered value and how it was recovered; exits 1 with the reason when there is none", () => {
+    const good = spawnSync(process.execPath, [cli, "json"], { input: "Sure:\n```json\n{\"a\": 1, \"b\": [true,],}\n```", encoding: "utf8" })
+    expect(good.status).toBe(0)
+    expect(JSON.parse(good.stdout)).toEqual({ a: 1, b: [true] })
+    expect(good.stderr.trim()).toBe("recovery: repaired")
+    const bad = spawnSync(process.execPath, [cli, "json"], { input: "I cannot help with that.", encoding: "utf8" })
+    expect(bad.status).toBe(1)
+    expect(bad.stdout).toBe("")
+    expect(bad.stderr).toContain("no JSON found")
+  })
+})
+
+describe("shepherd --version", () => {
+  it("prints the package version", () => {
+    const result = run(["--version"])
+    expect(result.stdout.trim()).toContain("0.1.0")
+  })
+})
+
 describe("shepherd demo: the whole story against the embedded mock server", () => {
-  const demo = sharedRun(Effect.sync(() => {
-    const result = run(["demo"])
+  const demo = sharedRun(Effect.promise(async () => {
+    const result = await demoRun!
     const lines = result.stdout.split("\n")
     const rows = lines.filter((line) => /^\s+(sequential|\d+)\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+[\d.]+x$/.test(line))
     return { result, lines, rows }
@@ -146,54 +213,5 @@ describe("shepherd demo: the whole story against the embedded mock server", () =
     expect(new Set(sources.map((s) => s.score)).size).toBe(5)
     for (let i = 1; i < sources.length; i++) expect(sources[i]!.score).toBeLessThan(sources[i - 1]!.score)
     expect(result.stdout).toContain(`answer: Refunds for damaged items are paid within three working days of the return reaching our warehouse [${sources[0]!.id}].`)
-  })
-})
-
-describe("shepherd demo against a provider", () => {
-  it.scopedLive("with OPENAI_BASE_URL and OPENAI_API_KEY set it says so first and runs the small version there", () =>
-    Effect.gen(function* () {
-      const key = "sk-demo-provider-0a1b2c3d4e5f"
-      // The first request is refused as invalid (400), the second answered with a body that is not JSON.
-      const mock = yield* MockServer.make({ apiKey: key, latency: "5 millis", script: [{ type: "bad_request" }, { type: "malformed_json" }] })
-      const result = yield* Effect.async<{ code: number | null; stdout: string }>((resume) => {
-        const child = spawn(process.execPath, [cli, "demo"], { env: { ...process.env, OPENAI_BASE_URL: mock.url, OPENAI_API_KEY: key }, stdio: ["ignore", "pipe", "pipe"] })
-        let stdout = ""
-        child.stdout.setEncoding("utf8").on("data", (c: string) => { stdout += c })
-        child.stderr.resume()
-        child.once("exit", (code) => resume(Effect.succeed({ code, stdout })))
-      })
-      expect(result.code).toBe(0)
-      expect(result.stdout.split("\n")[0]).toBe(`Shepherd demo against ${mock.url} with model gpt-4.1-mini (a small run: it sends about 120 requests and analyses 5 documents;`)
-      expect(result.stdout).toContain("5 of 5 documents analysed")
-      // Each failure is explained by what happened to it.
-      expect(result.stdout).toContain("2 requests failed, each with a typed ChatError:")
-      const apiLine = result.stdout.split("\n").find((line) => line.startsWith("  ApiError 400 x1: "))
-      expect(apiLine).toMatch(/the server refused the request itself \(".+"\); final: the same request would be refused again$/)
-      expect(apiLine).not.toContain("not a chat completion")
-      expect(result.stdout).toMatch(/^ {2}ResponseDecodeError x1: a 200 answer whose body is not a chat completion/m)
-      const journal = yield* mock.journal
-      expect(journal.length).toBeGreaterThan(100)
-      expect(journal.every((e) => e.status !== 401)).toBe(true)
-      expect(result.stdout).not.toContain(key)
-    }), 60_000)
-})
-
-describe("shepherd json", () => {
-  it("prints the recovered value and how it was recovered; exits 1 with the reason when there is none", () => {
-    const good = spawnSync(process.execPath, [cli, "json"], { input: "Sure:\n```json\n{\"a\": 1, \"b\": [true,],}\n```", encoding: "utf8" })
-    expect(good.status).toBe(0)
-    expect(JSON.parse(good.stdout)).toEqual({ a: 1, b: [true] })
-    expect(good.stderr.trim()).toBe("recovery: repaired")
-    const bad = spawnSync(process.execPath, [cli, "json"], { input: "I cannot help with that.", encoding: "utf8" })
-    expect(bad.status).toBe(1)
-    expect(bad.stdout).toBe("")
-    expect(bad.stderr).toContain("no JSON found")
-  })
-})
-
-describe("shepherd --version", () => {
-  it("prints the package version", () => {
-    const result = run(["--version"])
-    expect(result.stdout.trim()).toContain("0.1.0")
   })
 })

@@ -28,8 +28,11 @@ export const startCommand = (command: string, args: ReadonlyArray<string>, env: 
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => { stderr += chunk })
   let stdout = ""
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => { stdout += chunk })
+  // Also when awaited after the child exited (e.g. after a kill, its fiber having yielded meanwhile).
   const ended = Effect.async<Ended>((resume) => {
-    child.once("exit", (code, signal) => setImmediate(() => resume(Effect.succeed({ code, signal, stderr, stdout }))))
+    const done = () => setImmediate(() => resume(Effect.succeed({ code: child.exitCode, signal: child.signalCode, stderr, stdout })))
+    if (child.exitCode !== null || child.signalCode !== null) done()
+    else child.once("exit", done)
   })
   return { child, ended, stderr: () => stderr }
 }

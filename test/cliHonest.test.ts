@@ -88,7 +88,7 @@ const helpOutput = () =>
     child.once("exit", () => resolve(text))
   })
 
-describe("14.3 shepherd run exits honestly and stops early when nothing can work", () => {
+describe("14.3 shepherd run exits honestly and stops early when nothing can work", { concurrent: true }, () => {
   it("14.3 --help and docs/batch.md state the exit status contract: 0, 1, 2, 130", async () => {
       const help = await helpOutput()
       const docs = Fs.readFileSync(new URL("../docs/batch.md", import.meta.url), "utf8")
@@ -283,7 +283,7 @@ describe("14.3 Batch.run stops when nothing can work", () => {
 })
 
 
-describe("14.4 messages and help", () => {
+describe("14.4 messages and help", { concurrent: true }, () => {
   it("14.4 run --help: the usage says shepherd run, every option shows its default, no filler, no ANSI escapes in a pipe", async () => {
     const help = await helpOutput()
     expect(help.split("\n")[0]).toBe("Usage: shepherd run IN.jsonl --out OUT.jsonl [options]")
@@ -345,7 +345,7 @@ describe("14.4 messages and help", () => {
     }), 60_000)
 })
 
-describe("14.5 progress and Ctrl-C", () => {
+describe("14.5 progress and Ctrl-C", { concurrent: true }, () => {
   it.scopedLive("14.5 the bar's ETA has a unit, and its last frame agrees with the summary's count and cost", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make({ latency: "10 millis" })

@@ -14,7 +14,7 @@ import { batchValidatorFor, sharedRun, validatorFor } from "./helpers.js"
 const validOutput = batchValidatorFor("BatchRequestOutput")
 const validInput = batchValidatorFor("BatchRequestInput")
 
-describe("shepherd run", () => {
+describe("shepherd run", { concurrent: true }, () => {
   describe("one run of 120 requests (chat and embeddings) with 15% faults: 429, 503, 400", () => {
     const lines = inputLines(120)
     const run = sharedRun(Effect.gen(function* () {

@@ -16,7 +16,7 @@ import { sharedRun } from "../helpers.js"
 import { args, noStackTrace, wholeLines } from "./files.js"
 
 // Each test starts several CLI processes (a few seconds each on a loaded 2-core machine).
-describe("shepherd run: its files", { timeout: 180_000 }, () => {
+describe("shepherd run: its files", { timeout: 180_000, concurrent: true }, () => {
   it.scopedLive("13.12 --out naming the input (directly or through a symlink) is refused with exit 2; the input is unchanged and nothing is sent", () =>
     Effect.gen(function* () {
       const mock = yield* MockServer.make()

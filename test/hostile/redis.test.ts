@@ -292,7 +292,7 @@ const costOfLine = (line: Line): number => {
   return Option.getOrElse(Pricing.cost(body.model, { prompt_tokens: body.usage.prompt_tokens, completion_tokens: body.usage.completion_tokens ?? 0 }), () => 0)
 }
 
-describe.runIf(available)("13.A.4 / 13.C.11 shepherd run with Redis", () => {
+describe.runIf(available)("13.A.4 / 13.C.11 shepherd run with Redis", { concurrent: true }, () => {
   for (const fallback of [false, true]) {
     it.scopedLive(`13.A.4 shepherd run --budget-usd 0.01 --redis${fallback ? " --redis-fallback" : ""}: FLUSHALL mid-run no longer lets it spend past $0.01 (it spent $0.0297 before): ${fallback ? "it stops at its own record" : "failing closed it stops, saying the record was lost"}`, () =>
       Effect.gen(function* () {
@@ -339,7 +339,8 @@ describe.runIf(available)("13.A.4 / 13.C.11 shepherd run with Redis", () => {
       }), 120_000)
   }
 
-  describe("13.C.11 the Redis URL from SHEPHERD_REDIS_URL or --redis-url-env NAME; a refused password", () => {
+  // One after another: these share a server and count what it received.
+  describe("13.C.11 the Redis URL from SHEPHERD_REDIS_URL or --redis-url-env NAME; a refused password", { sequential: true }, () => {
     const password = "pw-Secret-4711"
     const setup = sharedRun(Effect.gen(function* () {
       const redis = yield* startRedisWith({ password })
