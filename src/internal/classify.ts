@@ -22,15 +22,20 @@ export type Scrub = (text: string) => string
 
 const REDACTED = "[REDACTED]"
 
+/** The shortest key scrubbed: shorter ones are placeholders, not secrets. */
+const MIN_SECRET_LENGTH = 4
+
 /**
  * A scrubber for `secret`. It replaces the secret as written, JSON-escaped (`JSON.stringify`'s form)
  * and URL-encoded (`encodeURIComponent`'s form); and when a text writes some of the secret's own
  * characters as `\u0073` or `%73` escapes (a server can echo the key so, and JSON.parse would undo
  * it), those escapes are decoded first, so that the secret is found and replaced. A shorter piece of
- * the secret (OpenAI's own `sk-abc***xyz`) is left as it is.
+ * the secret (OpenAI's own `sk-abc***xyz`) is left as it is, and so is a key under 4 characters.
  */
 export const makeScrub = (secret: string | undefined): Scrub => {
-  if (secret === undefined || secret.length === 0) return (text) => text
+  // A key of one to three characters ("x", "-": what local servers such as vLLM or Ollama are
+  // often given) is no secret, and replacing it would rewrite every answer ("index" holds "x").
+  if (secret === undefined || secret.length < MIN_SECRET_LENGTH) return (text) => text
   const forms = [...new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)])]
   const replace = (text: string): string => {
     let out = text
