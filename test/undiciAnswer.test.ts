@@ -38,9 +38,8 @@ const started = (maxResponseBytes?: number) =>
     const fiber = yield* Effect.fork(sendOf(dispatcher, reading(done, maxResponseBytes), () => {}))
     yield* Effect.yieldNow()
     const controller = new Controller()
-    const c = controller as unknown as Dispatcher.DispatchController
-    handler().onRequestStart!(c, {})
-    return { fiber, h: handler(), controller, c, done }
+    handler().onRequestStart!(controller.as, {})
+    return { fiber, h: handler(), controller, c: controller.as, done }
   })
 
 describe("undiciAnswer.send", () => {
@@ -105,7 +104,7 @@ describe("undiciAnswer.send", () => {
       abort()
       expect(yield* Effect.flip(Fiber.join(fiber))).toMatchObject({ detail: "RequestAbortedError" })
       const controller = new Controller()
-      handler().onRequestStart!(controller as unknown as Dispatcher.DispatchController, {})
+      handler().onRequestStart!(controller.as, {})
       expect(controller.calls).toEqual(["abort"])
       expect(done).toEqual(["done"])
     }))

@@ -7,6 +7,10 @@ export class Controller {
   paused = false
   reason: Error | null = null
   readonly calls: Array<string> = []
+  /** This controller as undici's type. */
+  get as(): Dispatcher.DispatchController {
+    return this as unknown as Dispatcher.DispatchController
+  }
   abort(reason: Error) {
     this.calls.push("abort")
     this.aborted = true

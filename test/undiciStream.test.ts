@@ -7,13 +7,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import type { Dispatcher } from "undici"
 import * as ChatError from "../src/ChatError.js"
 import * as UndiciStream from "../src/internal/undiciStream.js"
 import { Controller, recorder } from "./undiciHelpers.js"
 
 const log: Array<string> = []
-const reading = (maxResponseBytes = 1_000): UndiciStream.Reading => ({
+const reading = (maxResponseBytes: number = 1_000): UndiciStream.Reading => ({
   failure: (error) => new ChatError.TransportError({ code: "X", detail: error instanceof Error ? error.constructor.name : String(error), attempts: 1 }),
   tooLarge: () => new ChatError.TransportError({ code: "RESPONSE_TOO_LARGE", detail: "too large", attempts: 1 }),
   maxResponseBytes,
@@ -24,39 +23,52 @@ const options = { origin: "http://127.0.0.1:1", path: "/v1/chat/completions", me
 const bytes = (text: string) => Buffer.from(text)
 const text = (piece: Uint8Array) => Buffer.from(piece).toString()
 
+/** An open whose request has its socket: the handler, and the controller given to it. */
+const opening = (maxResponseBytes?: number) =>
+  Effect.gen(function* () {
+    const { dispatcher, handler } = recorder()
+    const fiber = yield* Effect.fork(UndiciStream.open(dispatcher, options, reading(maxResponseBytes), () => {}))
+    yield* Effect.yieldNow()
+    const controller = new Controller()
+    handler().onRequestStart!(controller.as, {})
+    return { fiber, h: handler(), controller, c: controller.as }
+  })
+
+/** An open answered 200: its pull, the handler, the controller. */
+const opened = (maxResponseBytes?: number) =>
+  Effect.gen(function* () {
+    const { c, controller, fiber, h } = yield* opening(maxResponseBytes)
+    h.onResponseStart!(c, 200, {})
+    return { started: yield* Fiber.join(fiber), h, controller, c }
+  })
+
 describe("undiciStream.open", () => {
   it.effect("the pieces one socket read completed come in one pull; the end after them", () =>
     Effect.gen(function* () {
-      const { dispatcher, handler } = recorder()
-      const controller = new Controller()
-      const fiber = yield* Effect.fork(UndiciStream.open(dispatcher, options, reading(), () => {}))
-      yield* Effect.yieldNow()
-      handler().onRequestStart!(controller as unknown as Dispatcher.DispatchController, {})
-      handler().onResponseStart!(controller as unknown as Dispatcher.DispatchController, 200, { "x-request-id": "r1" })
+      const { c, fiber, h } = yield* opening()
+      h.onResponseStart!(c, 200, { "x-request-id": "r1" })
       const started = yield* Fiber.join(fiber)
       expect(started.status).toBe(200)
       expect(started.headers["x-request-id"]).toBe("r1")
       // The reader waits; then one socket read delivers three pieces before it runs again.
       const read = yield* Effect.fork(started.pull)
       yield* Effect.yieldNow()
-      for (const piece of ["a", "b", "c"]) handler().onResponseData!(controller as unknown as Dispatcher.DispatchController, bytes(piece))
+      for (const piece of ["a", "b", "c"]) h.onResponseData!(c, bytes(piece))
       expect(text(yield* Fiber.join(read))).toBe("abc")
-      handler().onResponseData!(controller as unknown as Dispatcher.DispatchController, bytes("d"))
-      handler().onResponseEnd!(controller as unknown as Dispatcher.DispatchController, {})
+      h.onResponseData!(c, bytes("d"))
+      h.onResponseEnd!(c, {})
+      // An error undici reports after the end changes nothing.
+      h.onResponseError!(c, new Error("late"))
       expect(text(yield* started.pull)).toBe("d")
       expect(yield* Effect.flip(started.pull)).toEqual(Option.none())
     }))
 
   it.effect("an informational 1xx answer is not the answer", () =>
     Effect.gen(function* () {
-      const { dispatcher, handler } = recorder()
-      const controller = new Controller() as unknown as Dispatcher.DispatchController
-      const fiber = yield* Effect.fork(UndiciStream.open(dispatcher, options, reading(), () => {}))
-      yield* Effect.yieldNow()
-      handler().onRequestStart!(controller, {})
-      handler().onResponseStart!(controller, 103, {})
+      const { c, fiber, h } = yield* opening()
+      h.onResponseStart!(c, 103, {})
       expect(fiber.unsafePoll()).toBeNull()
-      handler().onResponseStart!(controller, 429, { "retry-after": "1" })
+      h.onResponseStart!(c, 429, { "retry-after": "1" })
       expect((yield* Fiber.join(fiber)).status).toBe(429)
     }))
 
@@ -72,33 +84,22 @@ describe("undiciStream.open", () => {
       const error = yield* Effect.flip(Fiber.join(fiber))
       expect(error).toMatchObject({ _tag: "TransportError", detail: "RequestAbortedError" })
       const controller = new Controller()
-      handler().onRequestStart!(controller as unknown as Dispatcher.DispatchController, {})
+      handler().onRequestStart!(controller.as, {})
       expect(controller.calls).toEqual(["abort"])
     }))
 
   it.effect("an interruption while waiting for the answer aborts the request", () =>
     Effect.gen(function* () {
-      const { dispatcher, handler } = recorder()
-      const controller = new Controller()
-      const fiber = yield* Effect.fork(UndiciStream.open(dispatcher, options, reading(), () => {}))
-      yield* Effect.yieldNow()
-      handler().onRequestStart!(controller as unknown as Dispatcher.DispatchController, {})
+      const { controller, fiber } = yield* opening()
       expect(Exit.isInterrupted(yield* Fiber.interrupt(fiber))).toBe(true)
       expect(controller.calls).toEqual(["abort"])
     }))
 
   it.effect("past maxResponseBytes: the size error, the request aborted, what was kept dropped", () =>
     Effect.gen(function* () {
-      const { dispatcher, handler } = recorder()
-      const controller = new Controller()
-      const c = controller as unknown as Dispatcher.DispatchController
-      const fiber = yield* Effect.fork(UndiciStream.open(dispatcher, options, reading(10), () => {}))
-      yield* Effect.yieldNow()
-      handler().onRequestStart!(c, {})
-      handler().onResponseStart!(c, 200, {})
-      const started = yield* Fiber.join(fiber)
-      handler().onResponseData!(c, bytes("123456"))
-      handler().onResponseData!(c, bytes("789012"))
+      const { c, controller, h, started } = yield* opened(10)
+      h.onResponseData!(c, bytes("123456"))
+      h.onResponseData!(c, bytes("789012"))
       const error = yield* Effect.flip(started.pull)
       expect(Option.getOrUndefined(error)).toMatchObject({ code: "RESPONSE_TOO_LARGE" })
       expect(controller.calls).toEqual(["abort"])
@@ -106,18 +107,11 @@ describe("undiciStream.open", () => {
 
   it.effect("unread pieces past the high-water mark pause the socket; a pull resumes it", () =>
     Effect.gen(function* () {
-      const { dispatcher, handler } = recorder()
-      const controller = new Controller()
-      const c = controller as unknown as Dispatcher.DispatchController
-      const fiber = yield* Effect.fork(UndiciStream.open(dispatcher, options, reading(10_000_000), () => {}))
-      yield* Effect.yieldNow()
-      handler().onRequestStart!(c, {})
-      handler().onResponseStart!(c, 200, {})
-      const started = yield* Fiber.join(fiber)
+      const { c, controller, h, started } = yield* opened(10_000_000)
       const big = Buffer.alloc(200 * 1024, 97)
-      handler().onResponseData!(c, big)
+      h.onResponseData!(c, big)
       expect(controller.paused).toBe(false)
-      handler().onResponseData!(c, big)
+      h.onResponseData!(c, big)
       expect(controller.paused).toBe(true)
       expect((yield* started.pull).length).toBe(400 * 1024)
       expect(controller.calls).toEqual(["pause", "resume"])
@@ -126,16 +120,10 @@ describe("undiciStream.open", () => {
   it.effect("an error after the start fails the next pull with the attempt's mapping; data after it is ignored", () =>
     Effect.gen(function* () {
       log.length = 0
-      const { dispatcher, handler } = recorder()
-      const c = new Controller() as unknown as Dispatcher.DispatchController
-      const fiber = yield* Effect.fork(UndiciStream.open(dispatcher, options, reading(), () => {}))
-      yield* Effect.yieldNow()
-      handler().onRequestStart!(c, {})
-      handler().onResponseStart!(c, 200, {})
-      const started = yield* Fiber.join(fiber)
-      handler().onResponseData!(c, bytes("x"))
-      handler().onResponseError!(c, new TypeError("socket hang up"))
-      handler().onResponseData!(c, bytes("y"))
+      const { c, h, started } = yield* opened()
+      h.onResponseData!(c, bytes("x"))
+      h.onResponseError!(c, new TypeError("socket hang up"))
+      h.onResponseData!(c, bytes("y"))
       expect(text(yield* started.pull)).toBe("x")
       const error = yield* Effect.flip(started.pull)
       expect(Option.getOrUndefined(error)).toMatchObject({ detail: "TypeError" })
