@@ -7,7 +7,6 @@
  * @internal
  */
 import * as Either from "effect/Either"
-import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -141,16 +140,21 @@ const lead = <A, R>(ctx: Context, call: Pipeline.Call<A, R>, next: Pipeline.Disp
     return received
   })
 
-/** Joins the flight for the key, or leads a new one; a follower shares the leader's answer as a hit. */
+/**
+ * Joins the flight for the key, or leads a new one. A follower shares the leader's answer as a hit;
+ * a leader that failed (its budget, its deadline, its retries, an interruption) leaves no answer,
+ * and the follower's own call goes on, leading the next flight: a failure is the leader's, not the
+ * request's. The flight is registered and its end installed in one uninterruptible step, so no
+ * interruption can leave a flight that never completes.
+ */
 const flight = <A, R>(ctx: Context, call: Pipeline.Call<A, R>, next: Pipeline.Dispatch): Effect.Effect<Pipeline.Received<A>, ChatError, R> =>
-  Effect.suspend(() => {
+  Effect.uninterruptibleMask((restore) => {
     const flights = flightsOf(ctx.cache)
     const existing = flights.get(ctx.key)
     if (existing !== undefined) {
       const startMillis = call.clock.unsafeCurrentTimeMillis()
-      return Effect.flatMap(Deferred.await(existing), (exit): Effect.Effect<Pipeline.Received<A>, ChatError, R> => {
-        // A leader interrupted before it ended leaves no answer: the next in line leads.
-        if (Exit.isFailure(exit)) return Cause.isInterruptedOnly(exit.cause) ? flight(ctx, call, next) : (exit as Exit.Exit<never, ChatError>)
+      return Effect.flatMap(restore(Deferred.await(existing)), (exit): Effect.Effect<Pipeline.Received<A>, ChatError, R> => {
+        if (Exit.isFailure(exit)) return restore(flight(ctx, call, next))
         const received = exit.value as Pipeline.Received<A>
         countHit(call, received.value)
         return Effect.flatMap(FiberRef.get(Hold.current), (held) => {
@@ -161,7 +165,7 @@ const flight = <A, R>(ctx: Context, call: Pipeline.Call<A, R>, next: Pipeline.Di
     }
     const mine: Flight = Deferred.unsafeMake(FiberId.none)
     flights.set(ctx.key, mine)
-    return Effect.onExit(lead(ctx, call, next), (exit) =>
+    return Effect.onExit(restore(lead(ctx, call, next)), (exit) =>
       Effect.sync(() => {
         if (flights.get(ctx.key) === mine) flights.delete(ctx.key)
         Deferred.unsafeDone(mine, Exit.succeed(exit as Exit.Exit<Received, ChatError>))
