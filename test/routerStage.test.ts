@@ -246,3 +246,13 @@ describe("route stage: fallbacks, one per cause", () => {
       expect(reservedMicroUsd).toBe(0)
     }))
 })
+
+describe("breaker verdicts", () => {
+  it("a 429 neither opens nor closes the breaker; a 503 opens it, an answer closes it", async () => {
+    const { verdictOf } = await import("../src/internal/router/breaker.js")
+    const { Exit } = await import("effect")
+    expect(verdictOf(Exit.fail(new ChatError.RateLimitError({ retryAfterMillis: 1_000, attempts: 1 })))).toBe("neither")
+    expect(verdictOf(Exit.fail(new ChatError.ApiError({ status: 503, detail: "down", attempts: 1 })))).toBe("down")
+    expect(verdictOf(Exit.succeed(1))).toBe("up")
+  })
+})

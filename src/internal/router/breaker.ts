@@ -7,10 +7,7 @@
 import * as Cause from "effect/Cause"
 import * as Exit from "effect/Exit"
 import type { ChatError } from "../../ChatError.js"
-import { isKeyRefusal } from "../errorRules.js"
-
-/** `isKeyRefusal` as a plain test (its type guard would narrow the error to `never` when false). */
-const keyRefused = (error: ChatError): boolean => isKeyRefusal(error)
+import { keyRefused } from "./causes.js"
 
 /** The breaker's settings, in ms. */
 export interface Settings {
@@ -39,7 +36,9 @@ export const verdictOf = (exit: Exit.Exit<unknown, ChatError>): Verdict => {
       if (keyRefused(error)) return "keyRefused"
       return error.status >= 500 ? "down" : "up"
     case "RateLimitError":
-      return "up"
+      // A 429 says the deployment is busy, not that it works: it neither opens nor closes the breaker
+      // (a server alternating 503 and 429 would otherwise never be taken out).
+      return "neither"
     case "TransportError":
       return error.code === "RESPONSE_TOO_LARGE" || error.code === "EVENT_TOO_LARGE" ? "up" : "down"
     case "TimeoutError":
