@@ -129,4 +129,21 @@ describe("undiciStream.open", () => {
       expect(Option.getOrUndefined(error)).toMatchObject({ detail: "TypeError" })
       expect(log).toEqual(["touch", "done"])
     }))
+
+  it.effect("a response that ends with only a 1xx fails the open instead of waiting for ever", () =>
+    Effect.gen(function* () {
+      const { c, fiber, h } = yield* opening()
+      h.onResponseStart!(c, 100, {})
+      h.onResponseEnd!(c, {})
+      expect(yield* Effect.flip(Fiber.join(fiber))).toMatchObject({ _tag: "TransportError", detail: "SocketError" })
+    }))
+
+  it.effect("a pull that resumes a paused socket starts the idle clock again (the pause was the reader's, not the server's)", () =>
+    Effect.gen(function* () {
+      const { c, h, started } = yield* opened(10_000_000)
+      log.length = 0
+      h.onResponseData!(c, Buffer.alloc(300 * 1024, 97))
+      yield* started.pull
+      expect(log).toEqual(["touch", "touch"])
+    }))
 })

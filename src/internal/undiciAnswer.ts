@@ -78,6 +78,8 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    // An end without an answer (only 1xx): a transport failure, not an answer with status 0.
+    if (this.status === 0) return this.fail(this.reading.failure(new errors.SocketError("the response ended before its status")))
     if (this.settle()) this.settled_.answered({ status: this.status, headers: this.headers, chunks: this.chunks, size: this.size })
   }
 

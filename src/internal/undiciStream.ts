@@ -96,6 +96,8 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    // An end without an answer (only 1xx): the open fails instead of waiting for a start that never comes.
+    if (this.opened !== undefined) return this.fail(new errors.SocketError("the response ended before its status"))
     this.ended = true
     this.reading.done()
     this.wake()
@@ -130,7 +132,11 @@ class StreamHandler implements Dispatcher.DispatchHandler {
       const bytes = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.buffered)
       this.pieces = []
       this.buffered = 0
-      if (this.controller?.paused === true) this.controller.resume()
+      if (this.controller?.paused === true) {
+        // The pause was the reader's: the idle deadline starts again from here, not from the last piece.
+        this.reading.touch()
+        this.controller.resume()
+      }
       return Effect.succeed(bytes)
     }
     if (this.failed !== undefined) return Effect.fail(Option.some(this.failed))

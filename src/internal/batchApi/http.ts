@@ -22,6 +22,7 @@ import { FileTooLargeError, ProviderError, QuotaError } from "../../BatchApiErro
 import * as ChatSchema from "../../ChatSchema.js"
 import * as Classify from "../classify.js"
 import * as JsonText from "../jsonText.js"
+import { announcedLength, utf8 } from "../transport.js"
 import { isRetryableStatus } from "../retryable.js"
 import { parseRetryAfter } from "../retryAfter.js"
 
@@ -34,8 +35,8 @@ const TOO_LARGE = "response_too_large"
 const boundedText = (response: HttpClientResponse.HttpClientResponse, maxBytes: number, operation: string, attempts: number) => {
   const tooLarge = (what: string) =>
     new ProviderError({ operation, status: response.status, code: TOO_LARGE, detail: `the answer is ${what}, more than the ${maxBytes} bytes read`, attempts })
-  const announced = Number(response.headers["content-length"])
-  if (Number.isFinite(announced) && announced > maxBytes) return Effect.fail(tooLarge(`${announced} bytes`))
+  const announced = announcedLength(response.headers)
+  if (announced !== undefined && announced > maxBytes) return Effect.fail(tooLarge(`${announced} bytes`))
   return response.stream.pipe(
     Stream.runFoldEffect({ chunks: [] as Array<Uint8Array>, size: 0 }, (read, chunk) => {
       if (read.size + chunk.length > maxBytes) return Effect.fail(tooLarge("longer"))
@@ -43,7 +44,7 @@ const boundedText = (response: HttpClientResponse.HttpClientResponse, maxBytes: 
       read.size += chunk.length
       return Effect.succeed(read)
     }),
-    Effect.map((read) => Buffer.concat(read.chunks, read.size).toString("utf8"))
+    Effect.map((read) => utf8(read.chunks, read.size))
   )
 }
 
