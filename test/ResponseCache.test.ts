@@ -316,6 +316,22 @@ describe("ResponseCache single flight (MockServer)", () => {
         expect((yield* mock.journal).length).toBe(2)
       }).pipe(Effect.provide(ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provideMerge(memory()))))
     }).pipe(Effect.scoped))
+
+  it.live("a leader that fails leaves its followers to send their own calls: its error is not shared", () =>
+    Effect.gen(function* () {
+      // The first request is refused (400, not retried); the others would have been answered.
+      const mock = yield* MockServer.make({ latency: "100 millis", script: [{ type: "bad_request" }] })
+      yield* Effect.gen(function* () {
+        const chat = yield* ChatClient.ChatClient
+        const leader = yield* Effect.fork(Effect.either(chat.create(request("x"))))
+        yield* Effect.sleep("20 millis")
+        const followers = yield* Effect.all([chat.create(request("x")), chat.create(request("x"))], { concurrency: "unbounded" })
+        expect((yield* Fiber.join(leader))._tag).toBe("Left")
+        expect(followers).toHaveLength(2)
+        // The refused leader, then one follower leading the next flight; the other shares its answer.
+        expect((yield* mock.journal).length).toBe(2)
+      }).pipe(Effect.provide(ChatClient.layer({ baseUrl: mock.url }).pipe(Layer.provideMerge(memory()))))
+    }).pipe(Effect.scoped))
 })
 
 describe.skipIf(!redisAvailable("response cache on Redis"))("ResponseCache on Redis", () => {
