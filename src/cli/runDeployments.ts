@@ -61,12 +61,22 @@ const decode = Schema.decodeUnknownEither(DeploymentsFile, { errors: "first", on
 
 const usage = (file: string, detail: string) => new CliError({ detail: `--deployments ${file}: ${detail}`, exitCode: ExitStatus.USAGE })
 
+/** Header names that carry a key. */
+const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|api-key|x-api-key)$/i
+
 /** A key written in the file is refused before anything else is read: it would sit on disk. */
 const keyInFile = (raw: unknown): string | undefined => {
   const list = (raw as { deployments?: unknown } | null)?.deployments
   if (!Array.isArray(list)) return undefined
   const at = list.findIndex((d) => typeof d === "object" && d !== null && "apiKey" in d)
-  return at < 0 ? undefined : `deployments.${at}.apiKey: keys are never written in the file; put the key in an environment variable and name it with apiKeyEnv`
+  if (at >= 0) return `deployments.${at}.apiKey: keys are never written in the file; put the key in an environment variable and name it with apiKeyEnv`
+  for (const [i, d] of list.entries()) {
+    const headers = (d as { headers?: unknown } | null)?.headers
+    if (typeof headers !== "object" || headers === null) continue
+    const name = Object.keys(headers).find((h) => CREDENTIAL_HEADER.test(h))
+    if (name !== undefined) return `deployments.${i}.headers.${name}: keys are never written in the file; put the key in an environment variable and name it with apiKeyEnv`
+  }
+  return undefined
 }
 
 /** Where JSON.parse stopped (` at position N`), without the text it quotes. */

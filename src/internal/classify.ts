@@ -63,6 +63,27 @@ export const makeScrub = (secret: string | undefined): Scrub => {
   }
 }
 
+/** Headers that carry a credential: their values are scrubbed as the API key is. */
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(["authorization", "api-key", "x-api-key", "proxy-authorization"])
+
+/**
+ * The scrubber of a client: its API key, and the value of every credential header it sends
+ * (`api-key` for Azure, `authorization` or `x-api-key` given in `headers`, with or without a scheme
+ * such as `Bearer `), each as {@link makeScrub} finds it.
+ */
+export const makeClientScrub = (apiKey: string | undefined, headers: Readonly<Record<string, string>>): Scrub => {
+  const secrets = [apiKey]
+  for (const [name, value] of Object.entries(headers)) {
+    if (!CREDENTIAL_HEADERS.has(name.toLowerCase())) continue
+    secrets.push(value)
+    const space = value.indexOf(" ")
+    if (space > 0) secrets.push(value.slice(space + 1).trim())
+  }
+  const scrubs = secrets.filter((s): s is string => s !== undefined && s.length >= MIN_SECRET_LENGTH).map(makeScrub)
+  if (scrubs.length <= 1) return scrubs[0] ?? makeScrub(undefined)
+  return (text) => scrubs.reduce((t, scrub) => scrub(t), text)
+}
+
 /**
  * An answer's headers with every name and value scrubbed: the same object when nothing held the
  * secret (no copy on the common path).

@@ -49,7 +49,7 @@ const noRoute: Pipeline.Stage = (next) => next
 /** The cache stage of a client of one deployment: entries keyed by its base URL and a hash of its key. */
 const cacheStageOf = (resolved: Options): Pipeline.Stage => {
   const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
-  return CacheStage.stage(CacheKey.identity(resolved.baseUrl, secret), Classify.makeScrub(secret))
+  return CacheStage.stage(CacheKey.identity(resolved.baseUrl, secret), Classify.makeClientScrub(secret, resolved.headers))
 }
 
 /**
@@ -58,7 +58,7 @@ const cacheStageOf = (resolved: Options): Pipeline.Stage => {
  */
 export const routerCacheStage = (clients: ReadonlyArray<Options>): Pipeline.Stage => {
   const secrets = clients.map((c) => (c.apiKey === undefined ? "" : Redacted.value(c.apiKey)))
-  const scrubs = secrets.map((secret) => Classify.makeScrub(secret === "" ? undefined : secret))
+  const scrubs = clients.map((c, i) => Classify.makeClientScrub(secrets[i] === "" ? undefined : secrets[i], c.headers))
   return CacheStage.stage(
     CacheKey.identity(clients.map((c) => c.baseUrl.replace(/\/+$/, "")).join(" "), secrets.join("\n")),
     (text) => scrubs.reduce((t, scrub) => scrub(t), text)
@@ -88,7 +88,7 @@ export interface Endpoints {
 /** The endpoints for these options over `transports`. */
 export const endpointsFor = (resolved: Options, transports: Transports, deadlines: Deadlines.Deadlines): Endpoints => {
   const secret = resolved.apiKey === undefined ? undefined : Redacted.value(resolved.apiKey)
-  const scrub = Classify.makeScrub(secret)
+  const scrub = Classify.makeClientScrub(secret, resolved.headers)
   const client = { ...resolved, apiKey: secret }
   const chatSettings = Exchange.settingsFor(client, "/chat/completions", deadlines, scrub)
   const streamSettings: ChatStream.Settings = {

@@ -18,7 +18,7 @@ import * as Path from "node:path"
 import { ChatClient, Json, JsonParser, Metrics, Structured } from "../../src/index.js"
 import { readOut, runToEnd, tmp, writeInput } from "../cliHelpers.js"
 import { batchValidatorFor, recordingTracer, validatorFor } from "../helpers.js"
-import { makeScrub } from "../../src/internal/classify.js"
+import { makeClientScrub, makeScrub } from "../../src/internal/classify.js"
 import * as Modes from "./modes/secrecy.js"
 import * as Hostile from "./server.js"
 
@@ -48,6 +48,11 @@ describe("13.10 the key a server echoes is stored nowhere", () => {
     }
     // Escapes that spell no key are kept as written.
     expect(scrub(`{"a": "\\u0073k-%70roj"}`)).toBe(`{"a": "\\u0073k-%70roj"}`)
+  })
+
+  it("13.10 a key given as a credential header (Azure's api-key, an authorization with its scheme) is scrubbed as the API key is; other headers are not", () => {
+    const scrub = makeClientScrub(undefined, { "api-key": "azure-secret-1234", Authorization: "Bearer proxy-token-5678", "OpenAI-Organization": "org-visible" })
+    expect(scrub("a azure-secret-1234 b proxy-token-5678 c org-visible")).toBe("a [REDACTED] b [REDACTED] c org-visible")
   })
 
   it("13.10 a placeholder key under 4 characters (\"x\", as local servers are given) is not scrubbed: answers keep their text; from 4 characters it is", () => {

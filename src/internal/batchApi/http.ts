@@ -256,7 +256,7 @@ const findBatchWith = (call: Call, url: (path: string) => string): Provider["fin
 
 /** The Batch API of `settings.baseUrl` through `client`. */
 export const make = (client: HttpClient.HttpClient, settings: Settings): Provider => {
-  const call = makeCall(client, settings, Classify.makeScrub(Redacted.value(settings.apiKey)))
+  const call = makeCall(client, settings, Classify.makeClientScrub(Redacted.value(settings.apiKey), settings.headers))
   const base = settings.baseUrl.replace(/\/+$/, "")
   const url = (path: string) => `${base}${path}`
   const findFile = findFileWith(call, url)
