@@ -9,7 +9,7 @@
  * @internal
  */
 import * as Either from "effect/Either"
-import { createHash } from "node:crypto"
+import { sha256 } from "./key.js"
 import * as JsonText from "../jsonText.js"
 
 const MAGIC = "shepherd-cache/1 "
@@ -29,7 +29,6 @@ export interface Read {
   readonly value: string
 }
 
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 /** The entry's text. */
 export const encode = (meta: Meta, valueJson: string): string => {

@@ -20,7 +20,8 @@ export const canonical = (value: unknown): string => {
   return `{${parts.join(",")}}`
 }
 
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
+/** The SHA-256 of a text, in hex. */
+export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 /** Who answers: the base URL (without trailing slashes) and a hash of the key; the key itself is dropped here. */
 export interface Identity {
