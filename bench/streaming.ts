@@ -4,7 +4,7 @@
  * `openai` SDK's stream, same run, same mock server (a separate process).
  *
  *   npm run build && node dist/bench/streaming.js [--latency 20] [--interval 1] [--chunk-chars 4]
- *       [--concurrency 1,50] [--streams 400] [--rounds 3] [--clients shepherd,undici,openai] [--warmup 200]
+ *       [--concurrency 1,50] [--streams 400] [--rounds 3] [--clients shepherd,shepherd-each,undici,openai] [--warmup 200]
  *
  * The mock answers after `--latency` ms, then sends a chunk of `--chunk-chars` characters every
  * `--interval` ms (about 60 chunks per answer). For each client and concurrency it runs `--streams`
@@ -21,6 +21,8 @@ import * as Stream from "effect/Stream"
 import OpenAI from "openai"
 import { Agent, request as undiciRequest } from "undici"
 import * as ChatClient from "../src/ChatClient.js"
+import type * as ChatError from "../src/ChatError.js"
+import type * as ChatSchema from "../src/ChatSchema.js"
 import { flags, median, runPool, startMockProcess } from "./lib.js"
 
 const args = flags(process.argv.slice(2))
@@ -30,7 +32,7 @@ const chunkChars = Number(args.get("chunk-chars") ?? 4)
 const levels = (args.get("concurrency") ?? "1,50").split(",").map(Number)
 const streams = Number(args.get("streams") ?? 400)
 const rounds = Number(args.get("rounds") ?? 3)
-const clients = (args.get("clients") ?? "shepherd,undici,openai").split(",")
+const clients = (args.get("clients") ?? "shepherd,shepherd-each,undici,openai").split(",")
 const warmup = Number(args.get("warmup") ?? 200)
 
 const body = {
@@ -51,8 +53,12 @@ interface Contender {
   readonly setup: (url: string, concurrency: number) => Promise<{ one: () => Promise<One>; close: () => Promise<void> }>
 }
 
-const shepherd: Contender = {
-  name: "shepherd",
+/** Shepherd, its chunks consumed one way or the other (`consume` gets the service, the request and the per-chunk effect). */
+const shepherdWith = (
+  name: string,
+  consume: (chat: ChatClient.Service, onChunk: (chunk: ChatSchema.ChatCompletionChunk) => Effect.Effect<void>) => Effect.Effect<void, ChatError.ChatError>
+): Contender => ({
+  name,
   setup: async (url, concurrency) => {
     const runtime = ManagedRuntime.make(ChatClient.layer({ baseUrl: url, connections: Math.max(concurrency, 1) }).pipe(Layer.orDie))
     const chat = await runtime.runPromise(ChatClient.ChatClient)
@@ -61,7 +67,7 @@ const shepherd: Contender = {
       let ttft = -1
       let chunks = 0
       return runtime.runPromise(
-        Stream.runForEach(chat.stream(body), (chunk) =>
+        consume(chat, (chunk) =>
           Effect.sync(() => {
             chunks++
             if (ttft < 0 && (chunk.choices[0]?.delta.content ?? "") !== "") ttft = performance.now() - start
@@ -70,7 +76,12 @@ const shepherd: Contender = {
     }
     return { one, close: () => runtime.dispose() }
   }
-}
+})
+
+/** `Stream.runForEach(chat.stream(request), f)`: the answer as an Effect `Stream`. */
+const shepherd = shepherdWith("shepherd", (chat, onChunk) => Stream.runForEach(chat.stream(body), onChunk))
+/** `chat.streamForEach(request, f)`: the same pipeline and chunks, without a `Stream`. */
+const shepherdEach = shepherdWith("shepherd-each", (chat, onChunk) => chat.streamForEach(body, onChunk))
 
 const undici: Contender = {
   name: "undici",
@@ -158,7 +169,7 @@ const runCell = async (contender: Contender, url: string, concurrency: number): 
 
 const main = async () => {
   const mock = await startMockProcess(["--latency", `${latency}ms`, "--stream-interval", `${interval}ms`, "--stream-chunk-chars", String(chunkChars)])
-  const contenders = [shepherd, undici, openai].filter((c) => clients.includes(c.name))
+  const contenders = [shepherd, shepherdEach, undici, openai].filter((c) => clients.includes(c.name))
   try {
     console.log(`bench/streaming: mock server ${mock.url} (separate process), ${latency} ms to the first chunk, a chunk of ${chunkChars} characters every ${interval} ms; ${rounds} round(s), node ${process.version}\n`)
     const header = ["concurrency", ...contenders.flatMap((c) => [`${c.name} TTFT ms`, "stream ms", "chunks/s", "CPU us/chunk"])]

@@ -251,3 +251,29 @@ export const stream = <R>(
       }),
     (scope, exit) => Scope.close(scope, exit)
   ))
+
+/**
+ * As {@link stream} consumed with `Stream.runForEach`, without a `Stream`: the same opening (in a
+ * scope of its own, closed when the loop ends, fails or is interrupted) and the same reader, with `f`
+ * run on each chunk in a loop of effects. Effect's `Stream.run` forks a fiber and pipes each chunk
+ * through three more channels (bench/stream-floor); this does neither.
+ */
+export const forEach = <R, B, E2, R2>(
+  open: Effect.Effect<Pipeline.Received<Opened>, ChatError.ChatError, Scope.Scope | R>,
+  settings: Settings,
+  f: (chunk: ChatSchema.ChatCompletionChunk) => Effect.Effect<B, E2, R2>
+): Effect.Effect<void, ChatError.ChatError | E2, Exclude<R, Scope.Scope> | R2> =>
+  Effect.scoped(Effect.flatMap(open, (received) => {
+    const reader = new ChunkReader(received.value, received, settings)
+    const first = reader.toChunks(received.value.first)
+    if (Either.isLeft(first)) return Effect.fail(first.left)
+    const each = (chunks: Chunk.Chunk<ChatSchema.ChatCompletionChunk>): Effect.Effect<unknown, E2, R2> =>
+      chunks.length === 1 ? f(Chunk.unsafeGet(chunks, 0)) : Effect.forEach(chunks, f, { discard: true })
+    const rest = (): Effect.Effect<void, ChatError.ChatError | E2, R2> => {
+      const next = reader.after(loop)
+      return next === "done" ? Effect.void : next
+    }
+    const loop: Effect.Effect<void, ChatError.ChatError | E2, R2> = Effect.flatMap(reader.read, (chunks) =>
+      chunks === undefined ? Effect.void : Effect.flatMap(each(chunks), rest))
+    return first.right.length > 0 ? Effect.flatMap(each(first.right), rest) : rest()
+  }))

@@ -175,25 +175,27 @@ const assemble = (resolved: Options, { endpoints, start }: Assembly): Service =>
   const embedWithMetadata = (request: ChatSchema.EmbeddingRequest): Effect.Effect<EmbeddingResult, ChatError.ChatError> =>
     Effect.map(startEmbed(request), toEmbeddingResult)
 
-  const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
-    ChatStream.stream(
-      Observe.streamSpan(
-        start(
-          streaming,
-          request.model,
-          JSON.stringify({ ...request, stream: true }),
-          Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
-        ),
+  /** A streamed call opened up to its first event, in the caller's scope. */
+  const openStream = (request: ChatSchema.ChatCompletionRequest) =>
+    Observe.streamSpan(
+      start(
+        streaming,
         request.model,
-        resolved.tracing
+        JSON.stringify({ ...request, stream: true }),
+        Pipeline.Tokens.of(Tokens.completionAllowance(request), request.messages, countPrompt)
       ),
-      streamSettings
+      request.model,
+      resolved.tracing
     )
+  const stream = (request: ChatSchema.ChatCompletionRequest): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
+    ChatStream.stream(openStream(request), streamSettings)
+  const streamForEach: Service["streamForEach"] = (request, f) => ChatStream.forEach(openStream(request), streamSettings, f)
 
   return {
     create: (request) => Effect.map(startChat(request), valueOf),
     createWithMetadata,
     stream,
+    streamForEach,
     embed: (request) => Effect.map(startEmbed(request), valueOf),
     embedWithMetadata,
     options: resolved

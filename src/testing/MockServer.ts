@@ -75,7 +75,10 @@ export type Fault =
 export interface StreamingOptions {
   /** Characters of content per chunk. @default 8 */
   readonly chunkChars?: number
-  /** Delay between chunks. @default 0 */
+  /**
+   * Delay between chunks, kept on average: chunk `i` is sent `i` intervals after the first, so a
+   * timer that fires late is made up at the next chunk (none is sent early). @default 0
+   */
   readonly interval?: Duration.DurationInput
   /** Send a `: keep-alive` comment before the first chunk and between chunks. @default false */
   readonly keepAlive?: boolean

@@ -57,8 +57,14 @@ export const sendStream = (
     }
     res.write(keepAlive + event(chunks[i++]))
     if (interval <= 0) return void setImmediate(next)
-    state.later(interval, next)
+    // Chunk i is due `i` intervals after the first: a timer that fired late is made up at the next
+    // chunk, so the answer keeps the pace asked on average (waiting `interval` after each write
+    // made 1 ms about 1.7 ms, as a timer fires up to a millisecond late).
+    const wait = firstAt + i * interval - performance.now()
+    if (wait <= 0) return void setImmediate(next)
+    state.later(wait, next)
   }
   if (keepAlive !== "") res.write(keepAlive)
+  const firstAt = performance.now()
   next()
 }
