@@ -7,6 +7,7 @@
  *   npm run build && node dist/bench/stream-floor.js [--streams 2000] [--per 54] [--concurrency 50] [--rounds 3]
  *
  * Prints the client CPU per element of each variant (median of the rounds, each after a warm-up run).
+ * With `--per 1` the figure is what a stream of one element costs in all: the fixed cost of a run.
  */
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
@@ -61,6 +62,14 @@ const viaGenerators = async () => {
   await Promise.all(Array.from({ length: concurrency }, worker))
 }
 
+/** The channel stream read with `Stream.toPull` in a loop: no `Stream.run` (no forked fiber, no sink pipes). */
+const viaPull = (make: () => Stream.Stream<Item>) => () =>
+  Effect.runPromise(Effect.forEach(Array.from({ length: streams }), () =>
+    Effect.scoped(Effect.flatMap(Stream.toPull(make()), (pull) => {
+      const loop: Effect.Effect<void> = Effect.matchEffect(pull, { onFailure: () => Effect.void, onSuccess: () => loop })
+      return loop
+    })), { concurrency, discard: true }))
+
 /** The same elements and async boundaries without a Stream: a loop of effects. */
 const viaEffectLoop = () => {
   const one = (): Effect.Effect<void> => {
@@ -72,9 +81,10 @@ const viaEffectLoop = () => {
 }
 
 const variants: ReadonlyArray<readonly [string, () => Promise<void>]> = [
-  ["Effect, no Stream: a loop over the same async boundaries", viaEffectLoop],
-  ["Effect Stream: a channel, one chunk per read (ChatClient.stream's shape)", viaEffect(channelStream)],
+  ["Effect, no Stream: a loop over the same async boundaries (streamForEach's shape)", viaEffectLoop],
+  ["Effect Stream: a channel, one chunk per read (ChatClient.stream's shape), Stream.runForEach", viaEffect(channelStream)],
   ["Effect Stream: repeatEffectChunkOption", viaEffect(repeatStream)],
+  ["Effect Stream: the channel read with Stream.toPull, no Stream.run", viaPull(channelStream)],
   ["async generators, three deep (the SDK's shape)", viaGenerators]
 ]
 
