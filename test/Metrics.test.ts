@@ -2,6 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
@@ -81,5 +82,31 @@ describe("Metrics and spans", () => {
       expect(delta({ model, endpoint: "chat", outcome: "BudgetExceededError" })).toBe(1)
       expect(delta({ model, endpoint: "stream", outcome: "BudgetExceededError" })).toBe(1)
       expect(yield* mock.journal).toHaveLength(0)
+    }))
+
+  it.scopedLive("a stream ended by its consumer's failure is counted under that failure's tag, or `other` when it has none (null, a string); its span ends with it", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({})
+      const chat = Context.get(yield* Layer.build(ChatClient.layer({ baseUrl: mock.url })), ChatClient.ChatClient)
+      const model = `metrics-consumer-model-${Date.now()}`
+      const { spans, tracer } = recordingTracer()
+      const before = yield* Metrics.snapshot
+      const failures: ReadonlyArray<unknown> = [null, "stop", { _tag: "Stop" }]
+      for (const failure of failures) {
+        let n = 0
+        const exit = yield* Effect.exit(chat.streamForEach({ ...request, model }, () => (++n === 2 ? Effect.fail(failure) : Effect.void)).pipe(Effect.withTracer(tracer)))
+        // The consumer's own failure, and nothing else (no defect from reading a tag it lacks).
+        expect(exit).toEqual(Exit.fail(failure))
+      }
+      const viaStream = yield* Effect.exit(Stream.runForEach(chat.stream({ ...request, model }), () => Effect.fail(null)).pipe(Effect.withTracer(tracer)))
+      expect(viaStream).toEqual(Exit.fail(null))
+      const after = yield* Metrics.snapshot
+      const delta = (labels: Record<string, string>) => count(after, "shepherd_requests_total", { model, endpoint: "stream", ...labels }) - count(before, "shepherd_requests_total", { model, endpoint: "stream", ...labels })
+      expect(delta({ outcome: "other" })).toBe(3)
+      expect(delta({ outcome: "Stop" })).toBe(1)
+      const streamSpans = spans.filter((s) => s.name === "shepherd.stream")
+      expect(streamSpans).toHaveLength(4)
+      // Each ends with the stream's failure (the error attribute is set only by a failure to open).
+      expect(streamSpans.map((s) => s.status._tag === "Ended" && Exit.isFailure(s.status.exit))).toEqual([true, true, true, true])
     }))
 })

@@ -100,6 +100,14 @@ const handlesFor = (model: string, endpoint: string): Handles => {
   return found
 }
 
+/**
+ * The outcome label of a failure. A stream's call ends with its scope, so a failure of the code that
+ * consumes it (`streamForEach`'s `f`, a `Stream.runForEach` callback) ends it too, with any error:
+ * `_tag` when it has one, else `other` (`null` and strings included).
+ */
+const tagOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && typeof (error as { readonly _tag?: unknown })._tag === "string" ? (error as { readonly _tag: string })._tag : "other"
+
 /** Updates the metrics for a call that ended. */
 const record = <A, R>(call: Pipeline.Call<A, R>, startMillis: number, end: Pipeline.End<A>): void => {
   const { model, endpoint } = call
@@ -107,7 +115,7 @@ const record = <A, R>(call: Pipeline.Call<A, R>, startMillis: number, end: Pipel
   const metrics = handlesFor(model, endpoint.name)
   if (Exit.isSuccess(exit)) metrics.success.unsafeUpdate(1, NO_LABELS)
   else {
-    const outcome = Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (error) => error._tag })
+    const outcome = Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: tagOf })
     tagged(Metrics.requests, "model", model, "endpoint", endpoint.name, "outcome", outcome).unsafeUpdate(1, NO_LABELS)
   }
   metrics.latency.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
@@ -136,8 +144,9 @@ const annotateEnd = (span: Tracer.Span, exit: Exit.Exit<Pipeline.Received<unknow
   }
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) return
-  const error = failure.value
-  span.attribute("shepherd.error", error._tag)
+  const error: unknown = failure.value
+  span.attribute("shepherd.error", tagOf(error))
+  if (typeof error !== "object" || error === null) return
   if ("attempts" in error) span.attribute("shepherd.attempts", error.attempts)
   if ("status" in error && error.status !== undefined) span.attribute("http.response.status_code", error.status)
   if ("requestId" in error && error.requestId !== undefined) span.attribute("shepherd.request_id", error.requestId)

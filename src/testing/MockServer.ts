@@ -77,7 +77,8 @@ export interface StreamingOptions {
   readonly chunkChars?: number
   /**
    * Delay between chunks, kept on average: chunk `i` is sent `i` intervals after the first, so a
-   * timer that fires late is made up at the next chunk (none is sent early). @default 0
+   * timer that fires late is made up at the next chunk (none is sent early; the gap after a late one
+   * can be shorter than `interval`, the first gap never is). @default 0
    */
   readonly interval?: Duration.DurationInput
   /** Send a `: keep-alive` comment before the first chunk and between chunks. @default false */
