@@ -198,6 +198,19 @@ describe("route stage: fallbacks, one per cause", () => {
       expect(answer.route?.tries.map((t) => `${t.deployment}/${t.model}`)).toEqual(["a/m", "b/m", "c/n"])
     }))
 
+  it.effect("unavailable: a 404 saying the deployment does not serve the model (model_not_found, Azure's DeploymentNotFound) goes to the next deployment, then the next model; another 404 does not", () =>
+    Effect.gen(function* () {
+      const a = yield* deployment(0, "a", ["m"], [apiError(404, "model_not_found")])
+      const b = yield* deployment(1, "b", ["m"], [apiError(404, "DeploymentNotFound")], { priority: 1 })
+      const c = yield* deployment(2, "c", ["n"], ["ok"])
+      const answer = yield* send(tableOf([a.d, b.d, c.d], { fallbacks: { m: ["n"] } }))
+      expect(answer.route?.tries.map((t) => `${t.deployment}/${t.model}`)).toEqual(["a/m", "b/m", "c/n"])
+      const other = yield* deployment(0, "x", ["m"], [apiError(404, "not_found")])
+      const backup = yield* deployment(1, "y", ["m"], ["ok"], { priority: 1 })
+      expect(yield* Effect.flip(send(tableOf([other.d, backup.d])))).toMatchObject({ _tag: "ApiError", status: 404, code: "not_found" })
+      expect(backup.state.sent).toBe(0)
+    }))
+
   it.effect("unavailable: a deployment answering 200 with something that is not an answer goes to the next one, and is cooled down", () =>
     Effect.gen(function* () {
       const garbage = new ChatError.ResponseDecodeError({ status: 200, detail: "not a chat completion", bodyExcerpt: "<html>", attempts: 1 })

@@ -15,6 +15,9 @@ export const keyRefused = (error: ChatError): boolean => isKeyRefusal(error)
 export const COOLING_DOWN = "deployment_cooling_down"
 
 const CONTEXT_CODES = new Set(["context_length_exceeded", "string_above_max_length"])
+// The deployment does not serve the model it was sent (OpenAI's code; Azure's, for a deployment name
+// it does not have): another deployment of the model, or the next model, may.
+const MODEL_MISSING_CODES = new Set(["model_not_found", "DeploymentNotFound"])
 // vLLM and some relays answer 400 without a code; their message then names the context length.
 const CONTEXT_WORDS = /maximum context length|context[ _]length|context window/i
 
@@ -23,6 +26,7 @@ export const causeOf = (error: ChatError): FallbackCause | undefined => {
   switch (error._tag) {
     case "ApiError":
       if (error.code === COOLING_DOWN || keyRefused(error) || error.status >= 500) return "unavailable"
+      if (error.status === 404 && MODEL_MISSING_CODES.has(error.code ?? "")) return "unavailable"
       if (error.code === "content_filter" || error.code === "content_policy_violation") return "content_filter"
       if ((error.status === 400 || error.status === 413) && (CONTEXT_CODES.has(error.code ?? "") || (error.code === undefined && CONTEXT_WORDS.test(error.detail)))) {
         return "context_length"
