@@ -126,6 +126,51 @@ describe("ResponseCache stage", () => {
       }))
   }
 
+  const embeddingsReply = (indices: ReadonlyArray<number>, vector: ReadonlyArray<number> = [0.1, 0.2]) => ({
+    status: 200,
+    body: JSON.stringify({ object: "list", model: "text-embedding-3-small", data: indices.map((index) => ({ object: "embedding", index, embedding: vector })), usage: { prompt_tokens: 2, total_tokens: 2 } })
+  })
+  const incomplete: ReadonlyArray<readonly [string, ReturnType<typeof embeddingsReply>, ChatSchema.EmbeddingRequest["input"]]> = [
+    ["one vector for two inputs", embeddingsReply([0]), ["a", "b"]],
+    ["the same index twice", embeddingsReply([0, 0]), ["a", "b"]],
+    ["an index past the inputs", embeddingsReply([0, 2]), ["a", "b"]],
+    ["an empty vector", embeddingsReply([0], []), "a"],
+    ["two vectors for one string", embeddingsReply([0, 1]), "a"]
+  ]
+  for (const [what, reply, input] of incomplete) {
+    it.effect(`an embeddings answer with ${what} is never stored: the same request is sent again`, () =>
+      Effect.gen(function* () {
+        const stub = stubClient([reply])
+        yield* Effect.gen(function* () {
+          const chat = yield* ChatClient.ChatClient
+          const embedding = { model: "text-embedding-3-small", input }
+          yield* chat.embed(embedding)
+          yield* chat.embed(embedding)
+          expect(stub.count()).toBe(2)
+        }).pipe(Effect.provide(clientWith(stub, memory())))
+      }))
+  }
+
+  it.effect("an embeddings answer with one vector per input is stored, in any order, for strings and for token arrays", () =>
+    Effect.gen(function* () {
+      const cases: ReadonlyArray<readonly [ReturnType<typeof embeddingsReply>, ChatSchema.EmbeddingRequest["input"]]> = [
+        [embeddingsReply([1, 0]), ["a", "b"]],
+        [embeddingsReply([0]), "a"],
+        [embeddingsReply([0]), [1, 2, 3]],
+        [embeddingsReply([0, 1]), [[1, 2], [3]]]
+      ]
+      for (const [reply, input] of cases) {
+        const stub = stubClient([reply])
+        yield* Effect.gen(function* () {
+          const chat = yield* ChatClient.ChatClient
+          const embedding = { model: "text-embedding-3-small", input }
+          yield* chat.embed(embedding)
+          yield* chat.embed(embedding)
+          expect(stub.count()).toBe(1)
+        }).pipe(Effect.provide(clientWith(stub, memory())))
+      }
+    }))
+
   it.effect("cacheLength stores answers cut by max_tokens; a cacheable predicate overrides the default", () =>
     Effect.gen(function* () {
       const cut = { status: 200, body: JSON.stringify({ ...completion(), choices: [{ ...completion().choices[0]!, finish_reason: "length" }] }) }

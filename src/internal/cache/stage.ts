@@ -61,9 +61,35 @@ const quietly = <A>(store: ResponseCache.Store, effect: Effect.Effect<A, Respons
     }
   })
 
-/** Whether an answer may be replayed: no refusal, no content filter, not cut by `max_tokens` (unless `cacheLength`). */
-export const storable = (endpoint: "chat" | "embeddings", value: unknown, options: ResponseCache.Resolved): boolean => {
-  if (endpoint === "embeddings") return true
+/**
+ * How many vectors an embeddings request asks for: one per string or token array of `input` (a
+ * single string or token array is one); undefined when `input` is none of these.
+ */
+export const inputCount = (input: unknown): number | undefined => {
+  if (typeof input === "string") return 1
+  if (!Array.isArray(input)) return undefined
+  return input.length > 0 && input.every((item) => typeof item === "number") ? 1 : input.length
+}
+
+/** An embeddings answer with exactly one non-empty vector for each of `inputs`, indexed 0 to inputs - 1. */
+const completeEmbeddings = (value: unknown, inputs: number | undefined): boolean => {
+  const data = (value as ChatSchema.EmbeddingResponse).data
+  if (inputs === undefined || data.length !== inputs) return false
+  const seen = new Set<number>()
+  for (const item of data) {
+    if (!Number.isInteger(item.index) || item.index < 0 || item.index >= inputs || seen.has(item.index) || item.embedding.length === 0) return false
+    seen.add(item.index)
+  }
+  return true
+}
+
+/**
+ * Whether an answer may be replayed: for chat no refusal, no content filter, not cut by `max_tokens`
+ * (unless `cacheLength`); for embeddings one vector per input (a server that dropped or repeated one
+ * would otherwise answer every rerun the same way, from the store).
+ */
+export const storable = (endpoint: "chat" | "embeddings", value: unknown, options: ResponseCache.Resolved, inputs?: number): boolean => {
+  if (endpoint === "embeddings") return completeEmbeddings(value, inputs)
   const completion = value as ChatSchema.ChatCompletion
   return completion.choices.length > 0 && completion.choices.every((choice) =>
     choice.finish_reason !== "content_filter" &&
@@ -93,6 +119,8 @@ interface Context {
   readonly key: string
   readonly endpoint: "chat" | "embeddings"
   readonly scrub: Classify.Scrub
+  /** For embeddings: how many vectors the request asks for. */
+  readonly inputs: number | undefined
 }
 
 /** The leader: the store, then (on a miss) the next stages; the answer stored, or handed to a hold. */
@@ -115,7 +143,7 @@ const lead = <A, R>(ctx: Context, call: Pipeline.Call<A, R>, next: Pipeline.Disp
     }
     tagged(Metrics.cacheMisses, "endpoint", call.endpoint.name).unsafeUpdate(1, NO_LABELS)
     const received = yield* next(call)
-    if (!storable(endpoint, received.value, cache.options)) return received
+    if (!storable(endpoint, received.value, cache.options, ctx.inputs)) return received
     // A router's fallback answered with another model: not the answer to this request's model.
     if (received.route !== undefined && received.route.model !== call.model) return received
     const ttl = cache.options.ttlMillis
@@ -191,7 +219,8 @@ export const stage = (who: Key.Identity, scrub: Classify.Scrub): Pipeline.Stage 
     return Effect.suspend(() => {
       const body = parse(call.body)
       if (body === undefined || !cache.options.cacheable({ endpoint, body } as ResponseCache.Request)) return next(call)
-      return flight({ cache, endpoint, scrub, key: Key.of(endpoint, body, who, cache.options.sharedAcrossKeys) }, call, next)
+      const inputs = endpoint === "embeddings" ? inputCount(body["input"]) : undefined
+      return flight({ cache, endpoint, scrub, inputs, key: Key.of(endpoint, body, who, cache.options.sharedAcrossKeys) }, call, next)
     })
   }
 }
