@@ -234,15 +234,22 @@ const toStream = <R, E, Q>(requests: Stream.Stream<R, E, Q> | Iterable<R>): Stre
 
 /**
  * The ranges to run: the input's files, and for each file already delivered with unfinished ids, a
- * file of those (recursively); delivered files with none left are skipped.
+ * file of those (recursively); delivered files with none left are skipped. A file whose batch an
+ * earlier run saw refused for the account's quota or its enqueued-token limit (`QuotaError`,
+ * `TooManyRequestsError`: conditions that change) is sent again whole, as a retry of that file;
+ * one refused for its lines is not (the same lines would be refused again).
  */
-const pending = (ledger: Run.Ledger, range: Plan.Planned): Array<Plan.Planned> => {
+const pending = (ledger: Run.Ledger, range: Plan.Planned, reopen: boolean): Array<Plan.Planned> => {
   const state = ledger.get(range.key)
+  if (reopen && state?.step === "ended" && state.status === "failed") {
+    const refusal = Run.failedError(range, state)._tag
+    if (refusal === "QuotaError" || refusal === "TooManyRequestsError") return pending(ledger, Plan.planned(range.items, ledger.runId, range.key), reopen)
+  }
   if (state?.step !== "delivered") return [range]
   const unfinished = new Set(state.unfinished ?? [])
   if (unfinished.size === 0) return []
   const items = range.items.filter((it) => unfinished.has(it.request.custom_id))
-  return items.length === 0 ? [] : pending(ledger, Plan.planned(items, ledger.runId, range.key))
+  return items.length === 0 ? [] : pending(ledger, Plan.planned(items, ledger.runId, range.key), reopen)
 }
 
 /**
@@ -256,7 +263,8 @@ const pending = (ledger: Run.Ledger, range: Plan.Planned): Array<Plan.Planned> =
  * cannot hold is not created (its requests get `BudgetExceededError` outcomes); with `cancelWhen`,
  * the submission winds down when it completes.
  * A batch the provider refused (`failed`) fails the stream with `InvalidLinesError` (line numbers and
- * `custom_id`s), `TooManyRequestsError` or `QuotaError` after the other batches' outcomes; so does
+ * `custom_id`s), `TooManyRequestsError` or `QuotaError` after the other batches' outcomes (a rerun
+ * sends the requests of a batch refused for quota or too many tokens again, in a new batch); so does
  * a call that failed after its retries (`ProviderError`). Interrupting the stream stops polling and
  * leaves the batches running on the provider: the next `submit` picks them up.
  * @since 0.2.0
@@ -290,7 +298,8 @@ export const submit = <E = never, Q = never>(
       budget: r.maxMicroUsd === undefined ? undefined : Budget.make(r.maxMicroUsd, prices),
       closing
     }
-    const planned = groups.flatMap((group) => pending(ledger, Plan.planned(group, ledger.runId)))
+    // Collecting only (`shepherd batches status`) sends nothing, so a refused batch is reported, not reopened.
+    const planned = groups.flatMap((group) => pending(ledger, Plan.planned(group, ledger.runId), options.collectOnly !== true))
     const ranges = options.collectOnly === true
       ? planned.filter((range) => {
         const step = ledger.get(range.key)?.step

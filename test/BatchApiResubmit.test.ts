@@ -155,6 +155,51 @@ describe("BatchApi: the budget per batch file", () => {
       const rest = yield* drive(collect(BatchApi.submit(input.slice(0, 9), options(url, { maxRequestsPerFile: 3 }))))
       assert.deepStrictEqual(ids(rest), ids(failures))
     }).pipe(Effect.provide([BatchApi.layerMemory, httpLayer])))
+
+  for (const [code, tag] of [["insufficient_quota", "QuotaError"], ["token_limit_exceeded", "QuotaError"], ["too_many_requests", "TooManyRequestsError"]] as const) {
+    it.scoped(`a batch refused for ${code} is sent again, whole, by the next run; a third run sends nothing`, () =>
+      Effect.gen(function* () {
+        const api = yield* mockOnClock()
+        let refusing = true
+        // While refusing, every batch the provider is asked about has failed with this code.
+        const { url } = yield* serve(api, rewrite(api, (request, answer) => {
+          if (!refusing || request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
+          const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
+          const errors = { object: "list", data: [{ code, message: "refused (test)", param: null, line: null }] }
+          return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
+        }))
+        const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
+        const input = requests(3)
+        const submit = () => BatchApi.submit(input, options(url)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
+        const first = yield* drive(Effect.flip(submit()))
+        assert.strictEqual(first?._tag, tag)
+        refusing = false // the quota is raised
+        const second = yield* drive(submit())
+        assert.deepStrictEqual(ids(second), ["r-0", "r-1", "r-2"])
+        assert.isTrue(second!.every((o) => o._tag === "Success"))
+        assert.strictEqual(okEntries(api, "create").length, 2)
+        assert.deepStrictEqual(uploadedIds(api, 1), ["r-0", "r-1", "r-2"])
+        const third = yield* drive(submit())
+        assert.deepStrictEqual(third, [])
+        assert.strictEqual(okEntries(api, "create").length, 2)
+      }).pipe(Effect.provide(httpLayer)))
+  }
+
+  it.scoped("a batch refused for its lines is not sent again by the next run: the same refusal, no second batch", () =>
+    Effect.gen(function* () {
+      const api = yield* mockOnClock()
+      const { url } = yield* serve(api, rewrite(api, (request, answer) => {
+        if (request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
+        const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
+        const errors = { object: "list", data: [{ code: "invalid_request", message: "bad line (test)", param: "body", line: 2 }] }
+        return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
+      }))
+      const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
+      const submit = () => BatchApi.submit(requests(3), options(url)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
+      assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, "InvalidLinesError")
+      assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, "InvalidLinesError")
+      assert.strictEqual(okEntries(api, "create").length, 1)
+    }).pipe(Effect.provide(httpLayer)))
 })
 
 describe("BatchApi: winding down (cancelWhen)", () => {
