@@ -235,15 +235,16 @@ const toStream = <R, E, Q>(requests: Stream.Stream<R, E, Q> | Iterable<R>): Stre
 /**
  * The ranges to run: the input's files, and for each file already delivered with unfinished ids, a
  * file of those (recursively); delivered files with none left are skipped. A file whose batch an
- * earlier run saw refused for the account's quota or its enqueued-token limit (`QuotaError`,
- * `TooManyRequestsError`: conditions that change) is sent again whole, as a retry of that file;
- * one refused for its lines is not (the same lines would be refused again).
+ * earlier run saw refused for the account's quota or its enqueued-token limit (`QuotaError`: a
+ * condition that changes) is sent again whole, as a retry of that file; one refused for its lines
+ * or its size is not (the same file would be refused again). Without `reopen` (collecting only) no
+ * retry is made, but one an earlier run made is followed.
  */
 const pending = (ledger: Run.Ledger, range: Plan.Planned, reopen: boolean): Array<Plan.Planned> => {
   const state = ledger.get(range.key)
-  if (reopen && state?.step === "ended" && state.status === "failed") {
-    const refusal = Run.failedError(range, state)._tag
-    if (refusal === "QuotaError" || refusal === "TooManyRequestsError") return pending(ledger, Plan.planned(range.items, ledger.runId, range.key), reopen)
+  if (state?.step === "ended" && state.status === "failed" && Run.failedError(range, state)._tag === "QuotaError") {
+    const retry = Plan.planned(range.items, ledger.runId, range.key)
+    if (reopen || ledger.get(retry.key) !== undefined) return pending(ledger, retry, reopen)
   }
   if (state?.step !== "delivered") return [range]
   const unfinished = new Set(state.unfinished ?? [])
@@ -264,7 +265,7 @@ const pending = (ledger: Run.Ledger, range: Plan.Planned, reopen: boolean): Arra
  * the submission winds down when it completes.
  * A batch the provider refused (`failed`) fails the stream with `InvalidLinesError` (line numbers and
  * `custom_id`s), `TooManyRequestsError` or `QuotaError` after the other batches' outcomes (a rerun
- * sends the requests of a batch refused for quota or too many tokens again, in a new batch); so does
+ * sends the requests of a batch refused for quota or enqueued tokens again, in a new batch); so does
  * a call that failed after its retries (`ProviderError`). Interrupting the stream stops polling and
  * leaves the batches running on the provider: the next `submit` picks them up.
  * @since 0.2.0
@@ -298,7 +299,7 @@ export const submit = <E = never, Q = never>(
       budget: r.maxMicroUsd === undefined ? undefined : Budget.make(r.maxMicroUsd, prices),
       closing
     }
-    // Collecting only (`shepherd batches status`) sends nothing, so a refused batch is reported, not reopened.
+    // Collecting only sends nothing: a refused batch is reported, not sent again.
     const planned = groups.flatMap((group) => pending(ledger, Plan.planned(group, ledger.runId), options.collectOnly !== true))
     const ranges = options.collectOnly === true
       ? planned.filter((range) => {

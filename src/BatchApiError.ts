@@ -49,7 +49,7 @@ export class FileTooLargeError extends Schema.TaggedError<FileTooLargeError>()("
 }) {
   override get message(): string {
     return `a batch file of ${this.bytes} bytes was refused as too large (${clause(this.detail)}). ` +
-      `Lower maxBytesPerFile (shepherd run --max-batch-bytes) below the provider's limit.`
+      `Lower maxBytesPerFile (shepherd run --max-bytes-per-file) below the provider's limit.`
   }
 }
 
@@ -65,7 +65,7 @@ export class TooManyRequestsError extends Schema.TaggedError<TooManyRequestsErro
 }) {
   override get message(): string {
     return `a batch of ${this.requests} requests was refused: ${clause(this.detail)}. ` +
-      `Lower maxRequestsPerFile (shepherd run --max-batch-requests) below the provider's limit.`
+      `Lower maxRequestsPerFile (shepherd run --max-requests-per-file) below the provider's limit.`
   }
 }
 

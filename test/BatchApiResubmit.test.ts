@@ -106,6 +106,80 @@ describe("BatchApi: what is left unfinished is sent again", () => {
       assert.deepStrictEqual(ids(rest), ["r-2", "r-3"])
       assert.deepStrictEqual(patient.batches().map((b) => b.request_counts?.total), [2])
     }).pipe(Effect.provide([BatchApi.layerMemory, httpLayer])))
+
+  for (const [code, tag] of [["insufficient_quota", "QuotaError"], ["token_limit_exceeded", "QuotaError"]] as const) {
+    it.scoped(`a batch refused for ${code} is sent again, whole, by the next run; a third run sends nothing`, () =>
+      Effect.gen(function* () {
+        const api = yield* mockOnClock()
+        let refusing = true
+        // While refusing, every batch the provider is asked about has failed with this code.
+        const { url } = yield* serve(api, rewrite(api, (request, answer) => {
+          if (!refusing || request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
+          const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
+          const errors = { object: "list", data: [{ code, message: "refused (test)", param: null, line: null }] }
+          return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
+        }))
+        const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
+        const input = requests(3)
+        const submit = () => BatchApi.submit(input, options(url)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
+        const first = yield* drive(Effect.flip(submit()))
+        assert.strictEqual(first?._tag, tag)
+        refusing = false // the quota is raised
+        const second = yield* drive(submit())
+        assert.deepStrictEqual(ids(second), ["r-0", "r-1", "r-2"])
+        assert.isTrue(second!.every((o) => o._tag === "Success"))
+        assert.strictEqual(okEntries(api, "create").length, 2)
+        assert.deepStrictEqual(uploadedIds(api, 1), ["r-0", "r-1", "r-2"])
+        const third = yield* drive(submit())
+        assert.deepStrictEqual(third, [])
+        assert.strictEqual(okEntries(api, "create").length, 2)
+      }).pipe(Effect.provide(httpLayer)))
+  }
+
+  for (const [what, refusal, tag] of [
+    ["its lines", { code: "invalid_request", message: "bad line (test)", param: "body", line: 2 }, "InvalidLinesError"],
+    ["its size (too many requests for one batch)", { code: "too_many_requests", message: "too many requests in one batch (test)", param: null, line: null }, "TooManyRequestsError"]
+  ] as const) {
+    it.scoped(`a batch refused for ${what} is not sent again by the next run: the same refusal, no second batch`, () =>
+      Effect.gen(function* () {
+        const api = yield* mockOnClock()
+        const { url } = yield* serve(api, rewrite(api, (request, answer) => {
+          if (request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
+          const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
+          return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors: { object: "list", data: [refusal] } }) }
+        }))
+        const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
+        const submit = () => BatchApi.submit(requests(3), options(url)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
+        assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, tag)
+        assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, tag)
+        assert.strictEqual(okEntries(api, "create").length, 1)
+      }).pipe(Effect.provide(httpLayer)))
+  }
+
+  it.scoped("collecting only makes no retry of a batch refused for quota, but follows one a rerun made: it collects the retry's answers", () =>
+    Effect.gen(function* () {
+      const api = yield* mockOnClock()
+      let refusing = true
+      const { url } = yield* serve(api, rewrite(api, (request, answer) => {
+        if (!refusing || request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
+        const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
+        const errors = { object: "list", data: [{ code: "insufficient_quota", message: "refused (test)", param: null, line: null }] }
+        return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
+      }))
+      const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
+      const submit = (extra: Partial<BatchApi.Options> = {}) =>
+        BatchApi.submit(requests(3), options(url, extra)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
+      assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, "QuotaError")
+      // Collecting only: no retry is made; the refusal is reported again.
+      assert.strictEqual((yield* drive(Effect.flip(submit({ collectOnly: true }))))?._tag, "QuotaError")
+      assert.strictEqual(okEntries(api, "create").length, 1)
+      refusing = false
+      // A rerun makes the retry and is stopped once its batch exists; collecting only then follows it.
+      yield* drive(submit(), { until: () => okEntries(api, "create").length === 2 })
+      const collected = yield* drive(submit({ collectOnly: true }))
+      assert.deepStrictEqual(ids(collected), ["r-0", "r-1", "r-2"])
+      assert.strictEqual(okEntries(api, "create").length, 2)
+    }).pipe(Effect.provide(httpLayer)))
 })
 
 describe("BatchApi: the budget per batch file", () => {
@@ -156,50 +230,6 @@ describe("BatchApi: the budget per batch file", () => {
       assert.deepStrictEqual(ids(rest), ids(failures))
     }).pipe(Effect.provide([BatchApi.layerMemory, httpLayer])))
 
-  for (const [code, tag] of [["insufficient_quota", "QuotaError"], ["token_limit_exceeded", "QuotaError"], ["too_many_requests", "TooManyRequestsError"]] as const) {
-    it.scoped(`a batch refused for ${code} is sent again, whole, by the next run; a third run sends nothing`, () =>
-      Effect.gen(function* () {
-        const api = yield* mockOnClock()
-        let refusing = true
-        // While refusing, every batch the provider is asked about has failed with this code.
-        const { url } = yield* serve(api, rewrite(api, (request, answer) => {
-          if (!refusing || request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
-          const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
-          const errors = { object: "list", data: [{ code, message: "refused (test)", param: null, line: null }] }
-          return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
-        }))
-        const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
-        const input = requests(3)
-        const submit = () => BatchApi.submit(input, options(url)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
-        const first = yield* drive(Effect.flip(submit()))
-        assert.strictEqual(first?._tag, tag)
-        refusing = false // the quota is raised
-        const second = yield* drive(submit())
-        assert.deepStrictEqual(ids(second), ["r-0", "r-1", "r-2"])
-        assert.isTrue(second!.every((o) => o._tag === "Success"))
-        assert.strictEqual(okEntries(api, "create").length, 2)
-        assert.deepStrictEqual(uploadedIds(api, 1), ["r-0", "r-1", "r-2"])
-        const third = yield* drive(submit())
-        assert.deepStrictEqual(third, [])
-        assert.strictEqual(okEntries(api, "create").length, 2)
-      }).pipe(Effect.provide(httpLayer)))
-  }
-
-  it.scoped("a batch refused for its lines is not sent again by the next run: the same refusal, no second batch", () =>
-    Effect.gen(function* () {
-      const api = yield* mockOnClock()
-      const { url } = yield* serve(api, rewrite(api, (request, answer) => {
-        if (request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
-        const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
-        const errors = { object: "list", data: [{ code: "invalid_request", message: "bad line (test)", param: "body", line: 2 }] }
-        return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
-      }))
-      const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
-      const submit = () => BatchApi.submit(requests(3), options(url)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
-      assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, "InvalidLinesError")
-      assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, "InvalidLinesError")
-      assert.strictEqual(okEntries(api, "create").length, 1)
-    }).pipe(Effect.provide(httpLayer)))
 })
 
 describe("BatchApi: winding down (cancelWhen)", () => {
