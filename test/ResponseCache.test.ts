@@ -15,6 +15,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { Batch, Budget, ChatClient, Embeddings, Metrics, ResponseCache, Structured } from "../src/index.js"
 import type { ChatSchema } from "../src/index.js"
+import * as Entry from "../src/internal/cache/entry.js"
 import * as Key from "../src/internal/cache/key.js"
 import * as CacheStage from "../src/internal/cache/stage.js"
 import type * as Pipeline from "../src/internal/pipeline.js"
@@ -169,6 +170,24 @@ describe("ResponseCache stage", () => {
           expect(stub.count()).toBe(1)
         }).pipe(Effect.provide(clientWith(stub, memory())))
       }
+    }))
+
+  it.effect("an embeddings entry without a vector per input (as an older version stored one) is a miss, and is rewritten", () =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      const stub = stubClient([embeddingsReply([0, 1])])
+      const embed = Effect.flatMap(ChatClient.ChatClient, (chat) => chat.embed({ model: "text-embedding-3-small", input: ["a", "b"] }))
+        .pipe(Effect.provide(clientWith(stub, ResponseCache.layerFile(dir))))
+      yield* embed
+      const [file] = entryFiles(dir)
+      // The entry re-encoded (its checksum made right) with one of its two vectors dropped.
+      const body = Fs.readFileSync(file!, "utf8").split("\n").slice(1)
+      const value = JSON.parse(body.slice(1).join("\n")) as { data: ReadonlyArray<unknown> }
+      Fs.writeFileSync(file!, Entry.encode(JSON.parse(body[0]!) as Entry.Meta, JSON.stringify({ ...value, data: value.data.slice(0, 1) })))
+      expect((yield* embed).data).toHaveLength(2)
+      expect(stub.count()).toBe(2)
+      expect((yield* embed).data).toHaveLength(2)
+      expect(stub.count()).toBe(2)
     }))
 
   it.effect("cacheLength stores answers cut by max_tokens; a cacheable predicate overrides the default", () =>

@@ -99,12 +99,16 @@ export const storable = (endpoint: "chat" | "embeddings", value: unknown, option
 
 const decoders = { chat: Classify.decodeSuccess, embeddings: Classify.decodeEmbeddings } as const
 
-/** The answer an entry holds, decoded as the endpoint decodes its answers; undefined when it does not decode. */
-const read = (endpoint: "chat" | "embeddings", text: string, nowMillis: number): { value: unknown; meta: Entry.Meta } | undefined => {
+/**
+ * The answer an entry holds, decoded as the endpoint decodes its answers; undefined when it does not
+ * decode, or (embeddings) when it lacks a vector of the request's (an entry an older version stored).
+ */
+const read = (endpoint: "chat" | "embeddings", text: string, nowMillis: number, inputs: number | undefined): { value: unknown; meta: Entry.Meta } | undefined => {
   const entry = Entry.decode(text, endpoint, nowMillis)
   if (entry === undefined) return undefined
   const decoded = decoders[endpoint]({ status: 200, headers: {}, body: entry.value, nowMillis, attempts: 0 }, noScrub)
-  return decoded._tag === "Right" ? { value: decoded.right, meta: entry.meta } : undefined
+  if (decoded._tag === "Left" || (endpoint === "embeddings" && !completeEmbeddings(decoded.right, inputs))) return undefined
+  return { value: decoded.right, meta: entry.meta }
 }
 
 /** Counts a hit and what it saved (at the budget's prices, else the default table, as observe does). */
@@ -133,7 +137,7 @@ const lead = <A, R>(ctx: Context, call: Pipeline.Call<A, R>, next: Pipeline.Disp
     if (!cache.options.refresh) {
       const found = yield* quietly(store, store.get(key), Option.none())
       const now = call.clock.unsafeCurrentTimeMillis()
-      const hit = Option.isSome(found) ? read(endpoint, found.value, now) : undefined
+      const hit = Option.isSome(found) ? read(endpoint, found.value, now, ctx.inputs) : undefined
       if (hit !== undefined) {
         const value = hit.value as A
         countHit(call, value)
