@@ -202,6 +202,30 @@ describe("BatchApi: the budget per batch file", () => {
       assert.strictEqual(all!.filter((o) => o._tag === "Failure").length, 6)
     }).pipe(Effect.provide(httpLayer)))
 
+  it.scoped("a batch the provider refuses gives its hold back: the next file, which fits only then, is created", () =>
+    Effect.gen(function* () {
+      const api = yield* mockOnClock()
+      let refused = 0
+      // The first batch asked about is refused for its lines; the others run.
+      const firstBatch = { id: "" }
+      const { url } = yield* serve(api, rewrite(api, (request, answer) => {
+        if (request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
+        const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
+        if (firstBatch.id === "") firstBatch.id = String(batch["id"])
+        if (batch["id"] !== firstBatch.id) return undefined
+        refused++
+        const errors = { object: "list", data: [{ code: "invalid_request", message: "bad line (test)", param: "body", line: 1 }] }
+        return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
+      }))
+      // Room for one file's worst case at a time, one file at a time.
+      const maxUsd = (1.5 * Math.max(...worst)) / 1e6
+      const exit = yield* drive(Effect.exit(collect(BatchApi.submit(input.slice(0, 6), options(url, { maxRequestsPerFile: 3, concurrency: 1, maxUsd }))).pipe(Effect.provide(BatchApi.layerMemory))))
+      assert.isTrue(refused > 0)
+      assert.strictEqual(okEntries(api, "create").length, 2)
+      // The refusal still fails the submission, after the second file's outcomes.
+      assert.isTrue(exit !== undefined && exit._tag === "Failure")
+    }).pipe(Effect.provide(httpLayer)))
+
   it.scoped("a file the budget cannot hold is not uploaded nor created: its requests get BudgetExceededError, a NotSubmitted event says why; the others run", () =>
     Effect.gen(function* () {
       const api = yield* mockOnClock()

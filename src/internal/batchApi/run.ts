@@ -292,6 +292,11 @@ export const runRange = (c: Context, range: Planned): Effect.Effect<Result, Batc
       hold = yield* Effect.orDie(c.budget.hold(range.items, true))
     }
     if (state.step === "created") state = (yield* pollStep(c, range, state))[0]
+    // A batch the provider refused costs nothing: its hold goes back before its refusal is raised.
+    if (state.status === "failed" && hold !== undefined) {
+      yield* c.budget!.release(hold)
+      hold = undefined
+    }
     const result = yield* downloadStep(c, range, state)
     if (hold !== undefined) yield* c.budget!.settle(hold, result.outcomes)
     return result
