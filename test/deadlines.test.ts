@@ -85,4 +85,23 @@ describe("Deadlines", () => {
       expect(timers.expired()).toMatchObject({ _tag: "TimeoutError", phase: "idle", timeoutMillis: 30_000 })
       timers.cancel()
     }))
+
+  it.scoped("a stream paused by its reader is not idle: the idle deadline waits for the resume, then counts from it (TestClock)", () =>
+    Effect.gen(function* () {
+      const deadlines = yield* Deadlines.make
+      let aborts = 0
+      const timers = streamDeadlines(deadlines, 5_000, 30_000, { leftMillis: 600_000, timeoutMillis: 600_000 }, 1, () => { aborts++ })
+      timers.start()
+      yield* TestClock.adjust("10 seconds")
+      timers.pause(true)
+      yield* TestClock.adjust("100 seconds") // the reader is slow: no piece, and no abort
+      expect(aborts).toBe(0)
+      timers.pause(false)
+      yield* TestClock.adjust("29 seconds")
+      expect(aborts).toBe(0)
+      yield* TestClock.adjust("2 seconds")
+      expect(aborts).toBe(1)
+      expect(timers.expired()).toMatchObject({ _tag: "TimeoutError", phase: "idle" })
+      timers.cancel()
+    }))
 })

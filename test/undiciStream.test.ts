@@ -17,6 +17,7 @@ const reading = (maxResponseBytes: number = 1_000): UndiciStream.Reading => ({
   tooLarge: () => new ChatError.TransportError({ code: "RESPONSE_TOO_LARGE", detail: "too large", attempts: 1 }),
   maxResponseBytes,
   touch: () => log.push("touch"),
+  pause: (on) => log.push(on ? "pause" : "resume"),
   done: () => log.push("done")
 })
 const options = { origin: "http://127.0.0.1:1", path: "/v1/chat/completions", method: "POST" as const }
@@ -138,12 +139,13 @@ describe("undiciStream.open", () => {
       expect(yield* Effect.flip(Fiber.join(fiber))).toMatchObject({ _tag: "TransportError", detail: "SocketError" })
     }))
 
-  it.effect("a pull that resumes a paused socket starts the idle clock again (the pause was the reader's, not the server's)", () =>
+  it.effect("the reader's pause and resume of the socket are told to the deadlines once each (the pause was the reader's, not the server's)", () =>
     Effect.gen(function* () {
       const { c, h, started } = yield* opened(10_000_000)
       log.length = 0
       h.onResponseData!(c, Buffer.alloc(300 * 1024, 97))
+      h.onResponseData!(c, Buffer.alloc(10, 97))
       yield* started.pull
-      expect(log).toEqual(["touch", "touch"])
+      expect(log).toEqual(["touch", "pause", "touch", "resume"])
     }))
 })

@@ -171,15 +171,25 @@ export const streamDeadlines = (deadlines: Deadlines, timeoutMillis: number, idl
   // streams in flight): a piece notes its time, and the deadline, when it comes, looks at the last
   // piece and either aborts or waits again for what is left of the idle time.
   let lastPiece = 0
+  // The reader paused the socket (its unread pieces passed the high-water mark): the server is not
+  // the one that is quiet, so the idle deadline waits until the reader resumes it.
+  let paused = false
   const onIdle = () => {
     const quietMillis = deadlines.now() - lastPiece
-    if (quietMillis < idleMillis) current = deadlines.register(idleMillis - quietMillis, onIdle)
+    if (paused) current = deadlines.register(idleMillis, onIdle)
+    else if (quietMillis < idleMillis) current = deadlines.register(idleMillis - quietMillis, onIdle)
     else abort()
+  }
+  const touch = () => {
+    if (phase === "idle") lastPiece = deadlines.now()
   }
   return {
     /** Bytes arrived: once the answer started, the idle clock starts again. */
-    touch: () => {
-      if (phase === "idle") lastPiece = deadlines.now()
+    touch,
+    /** The reader paused the socket (`true`) or resumed it (`false`, which starts the idle clock again). */
+    pause: (on: boolean) => {
+      paused = on
+      if (!on) touch()
     },
     /** The first event arrived. */
     start: () => {

@@ -67,6 +67,7 @@ export const openViaUndici = (agent: Dispatcher, settings: Settings): Open => {
         tooLarge: () => Classify.responseTooLarge(maxResponseBytes, attempts),
         maxResponseBytes,
         touch: timers.touch,
+        pause: timers.pause,
         done: timers.cancel
       }
       const started = UndiciStream.open(agent, { origin, path, method: "POST", headers, body }, reading, (f) => {

@@ -24,6 +24,8 @@ export interface Reading {
   readonly maxResponseBytes: number
   /** Bytes arrived (the idle deadline's clock). */
   readonly touch: () => void
+  /** The reader paused the socket (`true`: the idle deadline waits) or resumed it (`false`: its clock starts again). */
+  readonly pause: (on: boolean) => void
   /** The body ended or failed: its deadlines are over. */
   readonly done: () => void
 }
@@ -91,7 +93,10 @@ class StreamHandler implements Dispatcher.DispatchHandler {
     this.reading.touch()
     this.pieces.push(chunk)
     this.buffered += chunk.length
-    if (this.buffered > HIGH_WATER_BYTES) controller.pause()
+    if (this.buffered > HIGH_WATER_BYTES && !controller.paused) {
+      controller.pause()
+      this.reading.pause(true)
+    }
     this.wake()
   }
 
@@ -134,7 +139,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
       this.buffered = 0
       if (this.controller?.paused === true) {
         // The pause was the reader's: the idle deadline starts again from here, not from the last piece.
-        this.reading.touch()
+        this.reading.pause(false)
         this.controller.resume()
       }
       return Effect.succeed(bytes)
