@@ -138,18 +138,15 @@ describe("ResponseCache stage", () => {
     ["an empty vector", embeddingsReply([0], []), "a"],
     ["two vectors for one string", embeddingsReply([0, 1]), "a"]
   ]
+  /** How many requests two identical embeddings calls send when the server answers `reply`. */
+  const sentTwice = (reply: ReturnType<typeof embeddingsReply>, input: ChatSchema.EmbeddingRequest["input"]) => {
+    const stub = stubClient([reply])
+    const embed = Effect.flatMap(ChatClient.ChatClient, (chat) => chat.embed({ model: "text-embedding-3-small", input }))
+    return Effect.zipRight(embed, embed).pipe(Effect.provide(clientWith(stub, memory())), Effect.map(() => stub.count()))
+  }
   for (const [what, reply, input] of incomplete) {
     it.effect(`an embeddings answer with ${what} is never stored: the same request is sent again`, () =>
-      Effect.gen(function* () {
-        const stub = stubClient([reply])
-        yield* Effect.gen(function* () {
-          const chat = yield* ChatClient.ChatClient
-          const embedding = { model: "text-embedding-3-small", input }
-          yield* chat.embed(embedding)
-          yield* chat.embed(embedding)
-          expect(stub.count()).toBe(2)
-        }).pipe(Effect.provide(clientWith(stub, memory())))
-      }))
+      Effect.map(sentTwice(reply, input), (sent) => expect(sent).toBe(2)))
   }
 
   it.effect("an embeddings answer with one vector per input is stored, in any order, for strings and for token arrays", () =>
@@ -160,16 +157,7 @@ describe("ResponseCache stage", () => {
         [embeddingsReply([0]), [1, 2, 3]],
         [embeddingsReply([0, 1]), [[1, 2], [3]]]
       ]
-      for (const [reply, input] of cases) {
-        const stub = stubClient([reply])
-        yield* Effect.gen(function* () {
-          const chat = yield* ChatClient.ChatClient
-          const embedding = { model: "text-embedding-3-small", input }
-          yield* chat.embed(embedding)
-          yield* chat.embed(embedding)
-          expect(stub.count()).toBe(1)
-        }).pipe(Effect.provide(clientWith(stub, memory())))
-      }
+      for (const [reply, input] of cases) expect(yield* sentTwice(reply, input)).toBe(1)
     }))
 
   it.effect("an embeddings entry without a vector per input (as an older version stored one) is a miss, and is rewritten", () =>

@@ -115,3 +115,24 @@ describe("base64 embeddings in batch files", () => {
     expect(outcome._tag === "Failure" && outcome.error._tag).toBe("ResponseDecodeError")
   })
 })
+
+describe("EmbeddingVectors.placed: one non-empty vector per input", () => {
+  const item = (index: number, embedding: ReadonlyArray<number> = [index]) => ({ index, embedding })
+  it("any order of the indexes 0 to n-1 places each vector at its index", () =>
+    FastCheck.assert(FastCheck.property(FastCheck.integer({ min: 0, max: 12 }).chain((n) => FastCheck.shuffledSubarray(Array.from({ length: n }, (_, i) => i), { minLength: n, maxLength: n })), (order) => {
+      expect(EmbeddingVectors.placed(order.map((i) => item(i)), order.length)).toEqual(Array.from({ length: order.length }, (_, i) => [i]))
+    })))
+
+  it("a vector missing, repeated, out of range, not an integer index, or empty: none placed", () => {
+    const cases: ReadonlyArray<readonly [ReadonlyArray<ReturnType<typeof item>>, number]> = [
+      [[item(0)], 2],
+      [[item(0), item(0)], 2],
+      [[item(0), item(2)], 2],
+      [[item(0), item(-1)], 2],
+      [[item(0), item(0.5)], 2],
+      [[item(0, [])], 1],
+      [[item(0), item(1)], 1]
+    ]
+    for (const [data, count] of cases) expect(EmbeddingVectors.placed(data, count)).toBeUndefined()
+  })
+})

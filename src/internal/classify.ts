@@ -79,7 +79,11 @@ export const makeClientScrub = (apiKey: string | undefined, headers: Readonly<Re
     const space = value.indexOf(" ")
     if (space > 0) secrets.push(value.slice(space + 1).trim())
   }
-  const scrubs = secrets.filter((s): s is string => s !== undefined && s.length >= MIN_SECRET_LENGTH).map(makeScrub)
+  return combineScrubs(secrets.filter((s): s is string => s !== undefined && s.length >= MIN_SECRET_LENGTH).map(makeScrub))
+}
+
+/** Scrubbers applied one after the other (a router's: every deployment's); one alone as it is. */
+export const combineScrubs = (scrubs: ReadonlyArray<Scrub>): Scrub => {
   if (scrubs.length <= 1) return scrubs[0] ?? makeScrub(undefined)
   return (text) => scrubs.reduce((t, scrub) => scrub(t), text)
 }

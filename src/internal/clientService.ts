@@ -61,7 +61,7 @@ export const routerCacheStage = (clients: ReadonlyArray<Options>): Pipeline.Stag
   const scrubs = clients.map((c, i) => Classify.makeClientScrub(secrets[i] === "" ? undefined : secrets[i], c.headers))
   return CacheStage.stage(
     CacheKey.identity(clients.map((c) => c.baseUrl.replace(/\/+$/, "")).join(" "), secrets.join("\n")),
-    (text) => scrubs.reduce((t, scrub) => scrub(t), text)
+    Classify.combineScrubs(scrubs)
   )
 }
 

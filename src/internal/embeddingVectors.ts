@@ -72,3 +72,23 @@ export const toWire = (response: ChatSchema.EmbeddingResponse): ChatSchema.Embed
     data: response.data.map((item) => item.embedding instanceof Float32Array ? { ...item, embedding: encodeBase64(item.embedding) } : { ...item, embedding: item.embedding })
   }
 }
+
+/**
+ * An answer's vectors placed by their `index`, one per input: undefined unless it holds exactly
+ * `count` non-empty vectors with the indexes 0 to count - 1, each once. The one check of an
+ * embeddings answer against its request (`Embeddings.embedMany`, and the response cache before it
+ * stores or replays one).
+ */
+export const placed = <V extends { readonly length: number }>(
+  data: ReadonlyArray<{ readonly index: number; readonly embedding: V }>,
+  count: number
+): Array<V> | undefined => {
+  if (data.length !== count) return undefined
+  const vectors = new Array<V | undefined>(count)
+  for (const item of data) {
+    const i = item.index
+    if (!Number.isInteger(i) || i < 0 || i >= count || vectors[i] !== undefined || item.embedding.length === 0) return undefined
+    vectors[i] = item.embedding
+  }
+  return vectors as Array<V>
+}

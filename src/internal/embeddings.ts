@@ -12,6 +12,7 @@ import type * as ChatClient from "../ChatClient.js"
 import * as ChatError from "../ChatError.js"
 import type * as ChatSchema from "../ChatSchema.js"
 import type { EmbeddingInputError, Outcome, TextError } from "../Embeddings.js"
+import * as EmbeddingVectors from "./embeddingVectors.js"
 import * as ErrorRules from "./errorRules.js"
 
 /** The limits and the request fields, checked (`Embeddings.validateOptions`). */
@@ -119,18 +120,11 @@ const bodyOf = (resolved: Resolved, texts: ReadonlyArray<string>): ChatSchema.Em
 
 /**
  * One vector per text, placed by each item's `index`, as `Float32Array`s; a `ResponseDecodeError`
- * when the answer does not hold exactly one vector for each text.
+ * when the answer does not hold exactly one non-empty vector for each text (`EmbeddingVectors.placed`).
  */
 export const vectorsOf = (result: ChatClient.EmbeddingResult, count: number): Either.Either<Array<Float32Array>, ChatError.ResponseDecodeError> => {
-  const vectors = new Array<Float32Array | undefined>(count)
-  let placed = 0
-  for (const item of result.embeddings.data) {
-    const i = item.index
-    if (!Number.isInteger(i) || i < 0 || i >= count || vectors[i] !== undefined) break
-    vectors[i] = item.embedding instanceof Float32Array ? item.embedding : Float32Array.from(item.embedding)
-    placed++
-  }
-  if (placed === count && result.embeddings.data.length === count) return Either.right(vectors as Array<Float32Array>)
+  const vectors = EmbeddingVectors.placed(result.embeddings.data, count)
+  if (vectors !== undefined) return Either.right(vectors.map((v) => (v instanceof Float32Array ? v : Float32Array.from(v))))
   return Either.left(
     new ChatError.ResponseDecodeError({
       status: result.status,

@@ -71,17 +71,9 @@ export const inputCount = (input: unknown): number | undefined => {
   return input.length > 0 && input.every((item) => typeof item === "number") ? 1 : input.length
 }
 
-/** An embeddings answer with exactly one non-empty vector for each of `inputs`, indexed 0 to inputs - 1. */
-const completeEmbeddings = (value: unknown, inputs: number | undefined): boolean => {
-  const data = (value as ChatSchema.EmbeddingResponse).data
-  if (inputs === undefined || data.length !== inputs) return false
-  const seen = new Set<number>()
-  for (const item of data) {
-    if (!Number.isInteger(item.index) || item.index < 0 || item.index >= inputs || seen.has(item.index) || item.embedding.length === 0) return false
-    seen.add(item.index)
-  }
-  return true
-}
+/** An embeddings answer with exactly one non-empty vector for each of `inputs` (`EmbeddingVectors.placed`). */
+const completeEmbeddings = (value: unknown, inputs: number | undefined): boolean =>
+  inputs !== undefined && EmbeddingVectors.placed((value as ChatSchema.EmbeddingResponse).data, inputs) !== undefined
 
 /**
  * Whether an answer may be replayed: for chat no refusal, no content filter, not cut by `max_tokens`

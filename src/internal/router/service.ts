@@ -10,6 +10,7 @@ import type * as Scope from "effect/Scope"
 import type { Options as ClientOptions, Overrides, Service } from "../../ChatClient.js"
 import type { LimiterUnavailableError } from "../../ChatError.js"
 import type * as Router from "../../Router.js"
+import * as Classify from "../classify.js"
 import * as ClientService from "../clientService.js"
 import * as Deadlines from "../deadlines.js"
 import * as Deployment from "./deployment.js"
@@ -35,10 +36,9 @@ export const make = (
     }
     const first = deployments[0]!
     // A stream's chunks are read after the route stage picked its deployment: scrub every key.
-    const scrubs = deployments.map((d) => d.endpoints.streamSettings.scrub)
     const endpoints: ClientService.Endpoints = {
       ...first.endpoints,
-      streamSettings: { ...first.endpoints.streamSettings, scrub: (text) => scrubs.reduce((t, scrub) => scrub(t), text) }
+      streamSettings: { ...first.endpoints.streamSettings, scrub: Classify.combineScrubs(deployments.map((d) => d.endpoints.streamSettings.scrub)) }
     }
     return yield* ClientService.routed(checked.clients[0]!, endpoints, route(table), first.limiter, ClientService.routerCacheStage(checked.clients))
   })
