@@ -27,6 +27,25 @@ const collect = (stream: Stream.Stream<Batch.BatchOutcome, unknown, BatchApi.Bat
 const uploadedIds = (api: MockBatchApi.BatchApi, n: number) =>
   api.content(api.files().filter((f) => f.purpose === "batch")[n]!.id)!.trim().split("\n").map((l) => (JSON.parse(l) as { custom_id: string }).custom_id).sort()
 
+/** A provider's refusal of a whole batch (`errors.data[]`), for the code given. */
+const refusal = (code: string, line: number | null = null) => ({ code, message: `refused: ${code} (test)`, param: line === null ? null : "body", line })
+
+/** The mock, with every batch `refuses(id)` picks answered as `failed` with `error` when it is asked about. */
+const serveRefusing = (api: MockBatchApi.BatchApi, error: ReturnType<typeof refusal>, refuses: (batchId: string) => boolean) =>
+  serve(api, rewrite(api, (request, answer) => {
+    if (request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
+    const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
+    if (!refuses(String(batch["id"]))) return undefined
+    return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors: { object: "list", data: [error] } }) }
+  }))
+
+/** Submits `input` to `url` with its state in a file of its own, the same file on every call (a rerun). */
+const submitOnFile = (url: string, input: ReadonlyArray<Batch.BatchRequest>) => {
+  const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
+  return (extra: Partial<BatchApi.Options> = {}) =>
+    BatchApi.submit(input, options(url, extra)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
+}
+
 describe("BatchApi: what is left unfinished is sent again", () => {
   it.scoped("429 and 5xx answers, server_error / rate_limit_exceeded codes and ids in neither file get no outcome; the rerun sends exactly those in a new range, once even across a crash", () =>
     Effect.gen(function* () {
@@ -113,43 +132,29 @@ describe("BatchApi: what is left unfinished is sent again", () => {
         const api = yield* mockOnClock()
         let refusing = true
         // While refusing, every batch the provider is asked about has failed with this code.
-        const { url } = yield* serve(api, rewrite(api, (request, answer) => {
-          if (!refusing || request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
-          const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
-          const errors = { object: "list", data: [{ code, message: "refused (test)", param: null, line: null }] }
-          return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
-        }))
-        const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
-        const input = requests(3)
-        const submit = () => BatchApi.submit(input, options(url)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
-        const first = yield* drive(Effect.flip(submit()))
-        assert.strictEqual(first?._tag, tag)
+        const { url } = yield* serveRefusing(api, refusal(code), () => refusing)
+        const submit = submitOnFile(url, requests(3))
+        assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, tag)
         refusing = false // the quota is raised
         const second = yield* drive(submit())
         assert.deepStrictEqual(ids(second), ["r-0", "r-1", "r-2"])
         assert.isTrue(second!.every((o) => o._tag === "Success"))
         assert.strictEqual(okEntries(api, "create").length, 2)
         assert.deepStrictEqual(uploadedIds(api, 1), ["r-0", "r-1", "r-2"])
-        const third = yield* drive(submit())
-        assert.deepStrictEqual(third, [])
+        assert.deepStrictEqual(yield* drive(submit()), [])
         assert.strictEqual(okEntries(api, "create").length, 2)
       }).pipe(Effect.provide(httpLayer)))
   }
 
-  for (const [what, refusal, tag] of [
-    ["its lines", { code: "invalid_request", message: "bad line (test)", param: "body", line: 2 }, "InvalidLinesError"],
-    ["its size (too many requests for one batch)", { code: "too_many_requests", message: "too many requests in one batch (test)", param: null, line: null }, "TooManyRequestsError"]
+  for (const [what, code, tag] of [
+    ["its lines", "invalid_request", "InvalidLinesError"],
+    ["its size (too many requests for one batch)", "too_many_requests", "TooManyRequestsError"]
   ] as const) {
     it.scoped(`a batch refused for ${what} is not sent again by the next run: the same refusal, no second batch`, () =>
       Effect.gen(function* () {
         const api = yield* mockOnClock()
-        const { url } = yield* serve(api, rewrite(api, (request, answer) => {
-          if (request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
-          const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
-          return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors: { object: "list", data: [refusal] } }) }
-        }))
-        const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
-        const submit = () => BatchApi.submit(requests(3), options(url)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
+        const { url } = yield* serveRefusing(api, refusal(code, code === "invalid_request" ? 2 : null), () => true)
+        const submit = submitOnFile(url, requests(3))
         assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, tag)
         assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, tag)
         assert.strictEqual(okEntries(api, "create").length, 1)
@@ -160,15 +165,8 @@ describe("BatchApi: what is left unfinished is sent again", () => {
     Effect.gen(function* () {
       const api = yield* mockOnClock()
       let refusing = true
-      const { url } = yield* serve(api, rewrite(api, (request, answer) => {
-        if (!refusing || request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
-        const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
-        const errors = { object: "list", data: [{ code: "insufficient_quota", message: "refused (test)", param: null, line: null }] }
-        return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
-      }))
-      const statePath = join(mkdtempSync(join(tmpdir(), "shepherd-batch-")), "out.batches.json")
-      const submit = (extra: Partial<BatchApi.Options> = {}) =>
-        BatchApi.submit(requests(3), options(url, extra)).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(BatchApi.layerFile(statePath)))
+      const { url } = yield* serveRefusing(api, refusal("insufficient_quota"), () => refusing)
+      const submit = submitOnFile(url, requests(3))
       assert.strictEqual((yield* drive(Effect.flip(submit())))?._tag, "QuotaError")
       // Collecting only: no retry is made; the refusal is reported again.
       assert.strictEqual((yield* drive(Effect.flip(submit({ collectOnly: true }))))?._tag, "QuotaError")
@@ -205,22 +203,16 @@ describe("BatchApi: the budget per batch file", () => {
   it.scoped("a batch the provider refuses gives its hold back: the next file, which fits only then, is created", () =>
     Effect.gen(function* () {
       const api = yield* mockOnClock()
-      let refused = 0
       // The first batch asked about is refused for its lines; the others run.
-      const firstBatch = { id: "" }
-      const { url } = yield* serve(api, rewrite(api, (request, answer) => {
-        if (request.method !== "GET" || !/^\/v1\/batches\/[^/?]+$/.test(request.url) || answer.status !== 200) return undefined
-        const batch = JSON.parse(typeof answer.body === "string" ? answer.body : Buffer.from(answer.body).toString("utf8")) as Record<string, unknown>
-        if (firstBatch.id === "") firstBatch.id = String(batch["id"])
-        if (batch["id"] !== firstBatch.id) return undefined
-        refused++
-        const errors = { object: "list", data: [{ code: "invalid_request", message: "bad line (test)", param: "body", line: 1 }] }
-        return { ...answer, body: JSON.stringify({ ...batch, status: "failed", failed_at: batch["created_at"], errors }) }
-      }))
+      const refused = new Set<string>()
+      const { url } = yield* serveRefusing(api, refusal("invalid_request", 1), (id) => {
+        if (refused.size === 0) refused.add(id)
+        return refused.has(id)
+      })
       // Room for one file's worst case at a time, one file at a time.
       const maxUsd = (1.5 * Math.max(...worst)) / 1e6
       const exit = yield* drive(Effect.exit(collect(BatchApi.submit(input.slice(0, 6), options(url, { maxRequestsPerFile: 3, concurrency: 1, maxUsd }))).pipe(Effect.provide(BatchApi.layerMemory))))
-      assert.isTrue(refused > 0)
+      assert.strictEqual(refused.size, 1)
       assert.strictEqual(okEntries(api, "create").length, 2)
       // The refusal still fails the submission, after the second file's outcomes.
       assert.isTrue(exit !== undefined && exit._tag === "Failure")

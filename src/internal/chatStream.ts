@@ -225,11 +225,16 @@ const channelOf = (reader: ChunkReader, first: Chunk.Chunk<ChatSchema.ChatComple
  * `[DONE]`, or at the body's end when every choice had finished (else `STREAM_ENDED_EARLY`); an error
  * event ends it with an `ApiError`; an event past `maxEventBytes` with a final `TransportError`.
  */
-export const chunks = (received: Pipeline.Received<Opened>, settings: Settings): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> => {
+export const chunks = (received: Pipeline.Received<Opened>, settings: Settings): Stream.Stream<ChatSchema.ChatCompletionChunk, ChatError.ChatError> =>
+  Either.match(begin(received, settings), { onLeft: Stream.fail, onRight: ({ first, reader }) => Stream.fromChannel(channelOf(reader, first)) })
+
+/** The reader of an opened stream, and the chunks of the events its first read completed. */
+const begin = (
+  received: Pipeline.Received<Opened>,
+  settings: Settings
+): Either.Either<{ readonly reader: ChunkReader; readonly first: Chunk.Chunk<ChatSchema.ChatCompletionChunk> }, ChatError.ChatError> => {
   const reader = new ChunkReader(received.value, received, settings)
-  const first = reader.toChunks(received.value.first)
-  if (Either.isLeft(first)) return Stream.fail(first.left)
-  return Stream.fromChannel(channelOf(reader, first.right))
+  return Either.map(reader.toChunks(received.value.first), (first) => ({ reader, first }))
 }
 
 /**
@@ -244,11 +249,8 @@ export const stream = <R>(
   Stream.fromChannel(Channel.acquireUseRelease(
     Scope.make(),
     (scope) =>
-      Channel.flatMap(Channel.fromEffect(Scope.extend(open, scope)), (received) => {
-        const reader = new ChunkReader(received.value, received, settings)
-        const first = reader.toChunks(received.value.first)
-        return Either.isLeft(first) ? Channel.fail(first.left) : channelOf(reader, first.right)
-      }),
+      Channel.flatMap(Channel.fromEffect(Scope.extend(open, scope)), (received) =>
+        Either.match(begin(received, settings), { onLeft: Channel.fail, onRight: ({ first, reader }) => channelOf(reader, first) })),
     (scope, exit) => Scope.close(scope, exit)
   ))
 
@@ -264,9 +266,9 @@ export const forEach = <R, B, E2, R2>(
   f: (chunk: ChatSchema.ChatCompletionChunk) => Effect.Effect<B, E2, R2>
 ): Effect.Effect<void, ChatError.ChatError | E2, Exclude<R, Scope.Scope> | R2> =>
   Effect.scoped(Effect.flatMap(open, (received) => {
-    const reader = new ChunkReader(received.value, received, settings)
-    const first = reader.toChunks(received.value.first)
-    if (Either.isLeft(first)) return Effect.fail(first.left)
+    const begun = begin(received, settings)
+    if (Either.isLeft(begun)) return Effect.fail(begun.left)
+    const { first, reader } = begun.right
     const each = (chunks: Chunk.Chunk<ChatSchema.ChatCompletionChunk>): Effect.Effect<unknown, E2, R2> =>
       chunks.length === 1 ? f(Chunk.unsafeGet(chunks, 0)) : Effect.forEach(chunks, f, { discard: true })
     const rest = (): Effect.Effect<void, ChatError.ChatError | E2, R2> => {
@@ -275,5 +277,5 @@ export const forEach = <R, B, E2, R2>(
     }
     const loop: Effect.Effect<void, ChatError.ChatError | E2, R2> = Effect.flatMap(reader.read, (chunks) =>
       chunks === undefined ? Effect.void : Effect.flatMap(each(chunks), rest))
-    return first.right.length > 0 ? Effect.flatMap(each(first.right), rest) : rest()
+    return first.length > 0 ? Effect.flatMap(each(first), rest) : rest()
   }))
