@@ -54,6 +54,22 @@ describe("against @copilotkit/aimock", () => {
       assert.strictEqual(completion.choices[0]?.message.content, "Paris is the capital of France.")
     }))
 
+  it.scopedLive("streamForEach over aimock's stream sees the chunks Stream.runCollect sees", () =>
+    Effect.gen(function* () {
+      const mock = yield* startMock()
+      const { viaEach, viaStream } = yield* Effect.flatMap(ChatClient.ChatClient, (chat) =>
+        Effect.gen(function* () {
+          const viaEach: Array<ChatSchema.ChatCompletionChunk> = []
+          yield* chat.streamForEach(ask(1), (chunk) => Effect.sync(() => { viaEach.push(chunk) }))
+          return { viaEach, viaStream: Array.from(yield* Stream.runCollect(chat.stream(ask(1)))) }
+        })).pipe(Effect.provide(client(mock)))
+      assert.isAbove(viaEach.length, 1)
+      // Each answer has its own id and time; the content, its pieces and the end are the same.
+      const content = (chunks: ReadonlyArray<ChatSchema.ChatCompletionChunk>) => chunks.map((c) => JSON.stringify(c.choices))
+      assert.deepStrictEqual(content(viaEach), content(viaStream))
+      assert.strictEqual(ChatSchema.accumulate(viaEach).choices[0]?.message.content, "Paris is the capital of France.")
+    }))
+
   it.scopedLive("embeddings from aimock decode", () =>
     Effect.gen(function* () {
       const mock = yield* startMock()
