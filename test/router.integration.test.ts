@@ -2,10 +2,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import * as Net from "node:net"
-import { ChatClient, Router } from "../src/index.js"
+import { ChatClient, Metrics, Router } from "../src/index.js"
 import { MockServer } from "../src/testing/index.js"
 
 /** A loopback port nobody listens on: connections to it are refused. */
@@ -67,6 +69,26 @@ describe("ChatClient.layerRouter against MockServers", () => {
       expect(stats.find((s) => s.deployment === "refused")?.cooldowns).toBeGreaterThanOrEqual(1)
       expect(stats.find((s) => s.deployment === "slow")?.succeeded).toBeGreaterThan(0)
     }), 30_000)
+
+  it.scopedLive("a routed stream its consumer fails (with null, a string or a tagged error) ends with that failure alone, counted per deployment by its tag or as other", () =>
+    Effect.gen(function* () {
+      const mock = yield* MockServer.make({})
+      const name = `consumer-${Date.now()}`
+      const chat = Context.get(yield* Layer.build(ChatClient.layerRouter({ deployments: [{ name, baseUrl: mock.url, models: ["gpt-4.1-mini"] }] })), ChatClient.ChatClient)
+      const before = yield* Metrics.snapshot
+      for (const failure of [null, "stop", { _tag: "Stop" }] as const) {
+        const viaEach = yield* Effect.exit(chat.streamForEach({ model: "gpt-4.1-mini", messages: [{ role: "user", content: "hi" }] }, () => Effect.fail(failure)))
+        expect(viaEach).toEqual(Exit.fail(failure))
+      }
+      const viaStream = yield* Effect.exit(Stream.runForEach(chat.stream({ model: "gpt-4.1-mini", messages: [{ role: "user", content: "hi" }] }), () => Effect.fail(null)))
+      expect(viaStream).toEqual(Exit.fail(null))
+      const after = yield* Metrics.snapshot
+      const count = (entries: ReadonlyArray<Metrics.SnapshotEntry>, outcome: string) =>
+        entries.filter((e) => e.name === "shepherd_deployment_requests_total" && e.labels["deployment"] === name && e.labels["outcome"] === outcome)
+          .reduce((sum, e) => sum + (e.value.type === "counter" ? e.value.count : 0), 0)
+      expect(count(after, "other") - count(before, "other")).toBe(3)
+      expect(count(after, "Stop") - count(before, "Stop")).toBe(1)
+    }))
 })
 
 describe("ChatClient.layerRouter options", () => {

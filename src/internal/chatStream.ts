@@ -111,7 +111,7 @@ const onEnd = (
   Effect.suspend(() => {
     const opened = MutableRef.make<Pipeline.Received<Opened> | undefined>(undefined)
     return Effect.zipRight(
-      Effect.addFinalizer((exit) => f({ exit: exit as Exit.Exit<unknown, ChatError.ChatError>, received: MutableRef.get(opened) })),
+      Effect.addFinalizer((exit) => f({ exit, received: MutableRef.get(opened) })),
       Effect.tap(effect, (received) => {
         MutableRef.set(opened, received)
       })

@@ -18,7 +18,7 @@ import * as Budget from "../Budget.js"
 import type { ChatError } from "../ChatError.js"
 import * as Metrics from "../Metrics.js"
 import * as Pricing from "../Pricing.js"
-import type * as Pipeline from "./pipeline.js"
+import * as Pipeline from "./pipeline.js"
 
 const taggedCache = new WeakMap<object, Map<string, unknown>>()
 
@@ -64,11 +64,11 @@ export const countAttempt: Pipeline.AttemptStage = (next) => (call, attempt) =>
     return Effect.tapError(next(call, attempt), countRateLimited)
   })
 
-/** The attempts a failure reports (0 when it was refused before sending). */
-const attemptsOf = (exit: Exit.Exit<unknown, ChatError>): number =>
+/** The attempts a failure reports (0 when it was refused before sending, or is not a `ChatError`: a stream consumer's own). */
+const attemptsOf = (exit: Exit.Exit<unknown, unknown>): number =>
   Option.match(Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none(), {
     onNone: () => 0,
-    onSome: (error) => ("attempts" in error ? error.attempts : 0)
+    onSome: (error) => (typeof error === "object" && error !== null && "attempts" in error && typeof error.attempts === "number" ? error.attempts : 0)
   })
 
 /** The metrics one call of a model and endpoint updates, tagged once. */
@@ -100,24 +100,13 @@ const handlesFor = (model: string, endpoint: string): Handles => {
   return found
 }
 
-/**
- * The outcome label of a failure. A stream's call ends with its scope, so a failure of the code that
- * consumes it (`streamForEach`'s `f`, a `Stream.runForEach` callback) ends it too, with any error:
- * `_tag` when it has one, else `other` (`null` and strings included).
- */
-const tagOf = (error: unknown): string =>
-  typeof error === "object" && error !== null && typeof (error as { readonly _tag?: unknown })._tag === "string" ? (error as { readonly _tag: string })._tag : "other"
-
 /** Updates the metrics for a call that ended. */
 const record = <A, R>(call: Pipeline.Call<A, R>, startMillis: number, end: Pipeline.End<A>): void => {
   const { model, endpoint } = call
   const exit = end.exit
   const metrics = handlesFor(model, endpoint.name)
   if (Exit.isSuccess(exit)) metrics.success.unsafeUpdate(1, NO_LABELS)
-  else {
-    const outcome = Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: tagOf })
-    tagged(Metrics.requests, "model", model, "endpoint", endpoint.name, "outcome", outcome).unsafeUpdate(1, NO_LABELS)
-  }
+  else tagged(Metrics.requests, "model", model, "endpoint", endpoint.name, "outcome", Pipeline.outcomeOf(exit)).unsafeUpdate(1, NO_LABELS)
   metrics.latency.unsafeUpdate(call.clock.unsafeCurrentTimeMillis() - startMillis, NO_LABELS)
   const attempts = end.received === undefined ? attemptsOf(exit) : end.received.attempts
   if (attempts > 1) Metrics.retries.unsafeUpdate(attempts - 1, NO_LABELS)
@@ -144,9 +133,8 @@ const annotateEnd = (span: Tracer.Span, exit: Exit.Exit<Pipeline.Received<unknow
   }
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) return
-  const error: unknown = failure.value
-  span.attribute("shepherd.error", tagOf(error))
-  if (typeof error !== "object" || error === null) return
+  const error = failure.value
+  span.attribute("shepherd.error", error._tag)
   if ("attempts" in error) span.attribute("shepherd.attempts", error.attempts)
   if ("status" in error && error.status !== undefined) span.attribute("http.response.status_code", error.status)
   if ("requestId" in error && error.requestId !== undefined) span.attribute("shepherd.request_id", error.requestId)

@@ -15,7 +15,9 @@
  */
 import type * as Clock from "effect/Clock"
 import type * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Cause from "effect/Cause"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import type * as Budget from "../Budget.js"
 import type { ChatError } from "../ChatError.js"
 import type * as ChatSchema from "../ChatSchema.js"
@@ -32,10 +34,26 @@ export interface Received<A> extends Metadata {
 /** The token counts a price is computed from. */
 export type Usage = Pick<ChatSchema.CompletionUsage, "prompt_tokens" | "completion_tokens" | "prompt_tokens_details">
 
-/** How a call ended: its exit (a stream's: the whole stream's), and what it received if it got an answer. */
+/**
+ * How a call ended: its exit, and what it received if it got an answer. A stream's exit is the whole
+ * stream's, and the code that consumes the stream can end it with a failure of its own, of any type
+ * (`null`, a string): hence `unknown`, read through {@link outcomeOf}.
+ */
 export interface End<A> {
-  readonly exit: Exit.Exit<unknown, ChatError>
+  readonly exit: Exit.Exit<unknown, unknown>
   readonly received: Received<A> | undefined
+}
+
+/**
+ * The outcome label of a call that ended: `success`, `interrupted`, its failure's `_tag`, or `other`
+ * for a failure without one.
+ */
+export const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "success"
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return "interrupted"
+  const error = failure.value
+  return typeof error === "object" && error !== null && typeof (error as { readonly _tag?: unknown })._tag === "string" ? (error as { readonly _tag: string })._tag : "other"
 }
 
 /**

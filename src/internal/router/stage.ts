@@ -7,9 +7,7 @@
  * stage, after it, holds each try at the price of the model tried.
  * @internal
  */
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Budget from "../../Budget.js"
 import { ApiError, type ChatError, type LimiterUnavailableError, TimeoutError } from "../../ChatError.js"
@@ -17,7 +15,7 @@ import * as Pricing from "../../Pricing.js"
 import * as RetryPolicy from "../../RetryPolicy.js"
 import { deploymentCostMicroUsd, deploymentRequests, type FallbackCause, type Route, type Try } from "../../Router.js"
 import { tagged } from "../observe.js"
-import type * as Pipeline from "../pipeline.js"
+import * as Pipeline from "../pipeline.js"
 import * as Causes from "./causes.js"
 import { choose } from "./choice.js"
 import type { Deployment } from "./deployment.js"
@@ -87,9 +85,7 @@ const attemptsOf = (error: ChatError): number => ("attempts" in error ? error.at
 
 /** A try's end in the deployment's metrics: its outcome, and the answer's cost at the tried model's price. */
 const record = <A, R>(d: Deployment, model: string, call: Pipeline.Call<A, R>, endpoint: Pipeline.Endpoint<A, R>, end: Pipeline.End<A>): Effect.Effect<void> => {
-  const exit = end.exit
-  const outcome = Exit.isSuccess(exit) ? "success" : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (error) => error._tag })
-  tagged(deploymentRequests, "deployment", d.name, "model", model, "outcome", outcome).unsafeUpdate(1, NO_LABELS)
+  tagged(deploymentRequests, "deployment", d.name, "model", model, "outcome", Pipeline.outcomeOf(end.exit)).unsafeUpdate(1, NO_LABELS)
   const usage = end.received === undefined ? undefined : endpoint.usage(end.received.value)
   if (usage !== undefined) {
     const cost = Budget.costOf(model, usage, call.budget?.prices ?? Pricing.defaultTable)
